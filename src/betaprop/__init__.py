@@ -1,0 +1,30 @@
+"""betaprop: multilayer perceptrons trained by backpropagation, in NumPy.
+
+The code follows the textbook algorithm step by step (see docs/algorithm.md):
+1 initialise, 2 forward pass, 3 output-layer error, 4 hidden-layer errors,
+5 gradients, 6 update.
+"""
+
+from . import activations, losses, optimizers, reference
+from .gradcheck import GradcheckReport, gradcheck
+from .network import Network
+from .training import Callback, DivergenceError, EarlyStopping, History, evaluate, fit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Network",
+    "fit",
+    "evaluate",
+    "History",
+    "Callback",
+    "EarlyStopping",
+    "DivergenceError",
+    "gradcheck",
+    "GradcheckReport",
+    "activations",
+    "losses",
+    "optimizers",
+    "reference",
+    "__version__",
+]

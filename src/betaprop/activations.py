@@ -1,0 +1,211 @@
+"""Activation functions f and their derivatives f', kept as a table (one entry each).
+
+Every function writes into a buffer that the caller allocated once (``out=``), so the
+training loop allocates nothing. Inside the engine a batch is a matrix (N_q, n): one column
+per example. f' is taken from what is cheapest and exact: sigmoid' = y(1 - y),
+tanh' = 1 - y^2, ReLU' = [s > 0].
+
+A new activation is one ``register(...)`` call here; the network, the estimators, the
+command line and the tests all read this registry.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import expit, ndtr
+
+__all__ = ["Activation", "Softmax", "register", "get_activation", "ACTIVATIONS", "names"]
+
+Array = np.ndarray
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An element-wise activation y = f(s) and its derivative f'(s).
+
+    Parameters
+    ----------
+    name : registry name.
+    forward : ``forward(s, out)`` writes f(s) into ``out``.
+    derivative : ``derivative(s, y, out)`` writes f'(s) into ``out``; it may read y = f(s)
+        where that is cheaper (sigmoid, tanh).
+    init : ``"glorot"`` or ``"he"``, the initialisation that suits the activation (step 1).
+    output_only : True for activations that are not element-wise (softmax).
+    """
+
+    name: str
+    forward_fn: Callable[[Array, Array], object]
+    derivative_fn: Callable[[Array, Array, Array], object]
+    init: str = "glorot"
+    output_only: bool = False
+
+    def forward(self, s: Array, out: Array, row: Array | None = None) -> None:
+        """Step 2: y = f(s) into ``out`` (``row`` is scratch for column-wise activations)."""
+        self.forward_fn(s, out)
+
+    def derivative(self, s: Array, y: Array, out: Array) -> None:
+        """f'(s) into ``out``, element by element."""
+        self.derivative_fn(s, y, out)
+
+    def multiply_derivative(self, s: Array, y: Array, beta: Array, tmp: Array, row: Array) -> None:
+        """beta <- f'(s) ⊙ beta, in place (the Hadamard product of steps 3 and 4)."""
+        self.derivative_fn(s, y, tmp)
+        beta *= tmp
+
+
+class Softmax(Activation):
+    """y_j = exp(s_j) / sum_r exp(s_r), column by column; output layer only.
+
+    Its Jacobian is not diagonal, so ``multiply_derivative`` applies the Jacobian
+    transpose: beta <- y ⊙ (beta - sum_j y_j beta_j). Paired with cross-entropy the engine
+    never calls it: the fused output error beta^Q = y^Q - d is used instead.
+    """
+
+    def forward(self, s: Array, out: Array, row: Array | None = None) -> None:
+        if row is None:
+            row = np.empty((1, s.shape[1]), dtype=s.dtype)
+        np.max(s, axis=0, keepdims=True, out=row)  # subtract the column max: no overflow
+        np.subtract(s, row, out=out)
+        np.exp(out, out=out)
+        np.sum(out, axis=0, keepdims=True, out=row)
+        out /= row
+
+    def derivative(self, s: Array, y: Array, out: Array) -> None:
+        raise TypeError(
+            "softmax has no element-wise derivative; use multiply_derivative (Jacobian product)"
+        )
+
+    def multiply_derivative(self, s: Array, y: Array, beta: Array, tmp: Array, row: Array) -> None:
+        np.multiply(y, beta, out=tmp)
+        np.sum(tmp, axis=0, keepdims=True, out=row)  # sum_j y_j beta_j, per example
+        beta -= row
+        beta *= y
+
+
+ACTIVATIONS: dict[str, Activation] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register(activation: Activation, aliases: tuple[str, ...] = ()) -> Activation:
+    """Add an activation to the registry under its name (and optional aliases)."""
+    ACTIVATIONS[activation.name] = activation
+    for alias in aliases:
+        _ALIASES[alias] = activation.name
+    return activation
+
+
+def names(hidden_only: bool = False) -> list[str]:
+    """Registered names (with aliases); ``hidden_only`` leaves out output-only ones."""
+    found = [n for n, a in ACTIVATIONS.items() if not (hidden_only and a.output_only)]
+    found += [a for a, n in _ALIASES.items() if not (hidden_only and ACTIVATIONS[n].output_only)]
+    return sorted(found)
+
+
+def get_activation(name: str | Activation) -> Activation:
+    """Look up an activation by name; the error lists the accepted names."""
+    if isinstance(name, Activation):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"activation must be a string, got {name!r}")
+    key = _ALIASES.get(name, name)
+    if key not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {names()}, got {name!r}")
+    return ACTIVATIONS[key]
+
+
+def _elu(s: Array, out: Array) -> None:
+    # elu(s) = s for s > 0, exp(s) - 1 otherwise; written as max(s, expm1(min(s, 0)))
+    # because expm1(s) >= s for s <= 0: no overflow at large s and no temporary.
+    np.minimum(s, 0.0, out=out)
+    np.expm1(out, out=out)
+    np.maximum(s, out, out=out)
+
+
+def _gelu_derivative(s: Array, y: Array, out: Array) -> None:
+    # gelu'(s) = Phi(s) + s * phi(s),  phi(s) = exp(-s^2 / 2) / sqrt(2 pi)
+    np.multiply(s, s, out=out)
+    out *= -0.5
+    np.exp(out, out=out)
+    out *= s
+    out *= _INV_SQRT_2PI
+    out += ndtr(s)  # the one temporary in the activation table
+
+
+def _leaky_relu_derivative(s: Array, y: Array, out: Array) -> None:
+    np.greater(s, 0.0, out=out)  # [s > 0]
+    out *= 1.0 - 0.01
+    out += 0.01
+
+
+def _sigmoid_derivative(s: Array, y: Array, out: Array) -> None:
+    np.subtract(1.0, y, out=out)  # y (1 - y)
+    out *= y
+
+
+def _tanh_derivative(s: Array, y: Array, out: Array) -> None:
+    np.square(y, out=out)  # 1 - y^2
+    np.subtract(1.0, out, out=out)
+
+
+def _elu_derivative(s: Array, y: Array, out: Array) -> None:
+    np.add(y, 1.0, out=out)  # exp(s) = y + 1 for s <= 0, and 1 for s > 0
+    np.minimum(out, 1.0, out=out)
+
+
+# fmt: off
+register(Activation(
+    "identity",
+    forward_fn=lambda s, out: np.copyto(out, s),                    # y = s
+    derivative_fn=lambda s, y, out: out.fill(1.0),                  # 1
+))
+register(Activation(
+    "sigmoid",
+    forward_fn=lambda s, out: expit(s, out=out),                    # 1 / (1 + e^-s), stable
+    derivative_fn=_sigmoid_derivative,                              # y (1 - y)
+), aliases=("logistic",))
+register(Activation(
+    "tanh",
+    forward_fn=lambda s, out: np.tanh(s, out=out),
+    derivative_fn=_tanh_derivative,                                 # 1 - y^2
+))
+register(Activation(
+    "relu",
+    forward_fn=lambda s, out: np.maximum(s, 0.0, out=out),          # max(s, 0)
+    derivative_fn=lambda s, y, out: np.greater(s, 0.0, out=out),    # [s > 0]
+    init="he",
+))
+register(Activation(
+    "leaky_relu",
+    forward_fn=lambda s, out: np.maximum(s, np.multiply(s, 0.01, out=out), out=out),
+    derivative_fn=_leaky_relu_derivative,                           # 1 if s > 0 else 0.01
+    init="he",
+))
+register(Activation(
+    "elu",
+    forward_fn=_elu,                                                # s or e^s - 1
+    derivative_fn=_elu_derivative,                                  # 1 or y + 1
+    init="he",
+))
+register(Activation(
+    "softplus",
+    forward_fn=lambda s, out: np.logaddexp(0.0, s, out=out),        # log(1 + e^s), stable
+    derivative_fn=lambda s, y, out: expit(s, out=out),              # sigmoid(s)
+))
+register(Activation(
+    "gelu",
+    forward_fn=lambda s, out: np.multiply(ndtr(s, out=out), s, out=out),  # s Phi(s), exact
+    derivative_fn=_gelu_derivative,                                 # Phi(s) + s phi(s)
+    init="he",
+))
+register(Softmax(
+    "softmax",
+    forward_fn=lambda s, out: None,
+    derivative_fn=lambda s, y, out: None,
+    output_only=True,
+))
+# fmt: on

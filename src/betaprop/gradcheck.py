@@ -1,0 +1,102 @@
+"""Verify steps 3-5 by central finite differences in float64.
+
+For every parameter p of the flat array, (E(p + h) - E(p - h)) / 2h is compared with the
+gradient that backpropagation computed. The report gives, per layer, the maximum
+element-wise and the norm-wise relative error of dW^q and db^q separately.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .network import Network
+
+__all__ = ["gradcheck", "GradcheckReport", "LayerError"]
+
+
+@dataclass(frozen=True)
+class LayerError:
+    """Relative errors of one block (W^q or b^q)."""
+
+    layer: int
+    name: str  # "W" or "b"
+    max_elementwise: float  # max_i |g_i - n_i| / max(|g_i| + |n_i|, floor)
+    normwise: float  # ||g - n|| / max(||g|| + ||n||, floor)
+
+
+@dataclass(frozen=True)
+class GradcheckReport:
+    """Per-layer errors, and whether every norm-wise error is within ``tolerance``."""
+
+    rows: list[LayerError]
+    tolerance: float
+
+    @property
+    def max_error(self) -> float:
+        return max(row.normwise for row in self.rows)
+
+    @property
+    def passed(self) -> bool:
+        return self.max_error <= self.tolerance
+
+    def __str__(self) -> str:
+        lines = [f"{'layer':>5} {'param':>5} {'max elementwise':>16} {'normwise':>12}"]
+        for row in self.rows:
+            lines.append(
+                f"{row.layer:>5} {row.name:>5} {row.max_elementwise:>16.3e} {row.normwise:>12.3e}"
+            )
+        verdict = "passed" if self.passed else "FAILED"
+        lines.append(
+            f"{verdict}: max norm-wise error {self.max_error:.3e} (tolerance {self.tolerance:.0e})"
+        )
+        return "\n".join(lines)
+
+
+def _relative(g: np.ndarray, n: np.ndarray, floor: float = 1e-12) -> tuple[float, float]:
+    elementwise = np.abs(g - n) / np.maximum(np.abs(g) + np.abs(n), floor)
+    normwise = np.linalg.norm(g - n) / max(np.linalg.norm(g) + np.linalg.norm(n), floor)
+    return float(elementwise.max()), float(normwise)
+
+
+def numerical_gradient(net: Network, X: np.ndarray, D: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """Central differences of the mean loss over every parameter (net must be float64)."""
+    x, d = X.T, D.T
+    ws = net.buffers(x.shape[1])
+    numeric = np.empty_like(net.params)
+    for i in range(net.n_params):
+        saved = net.params[i]
+        net.params[i] = saved + h
+        net._forward(ws, x)
+        plus = net._loss(ws, d)
+        net.params[i] = saved - h
+        net._forward(ws, x)
+        minus = net._loss(ws, d)
+        net.params[i] = saved
+        numeric[i] = (plus - minus) / (2.0 * h)
+    return numeric
+
+
+def gradcheck(
+    net: Network, X: np.ndarray, D: np.ndarray, h: float = 1e-6, tolerance: float = 1e-7
+) -> GradcheckReport:
+    """Compare backpropagation's gradients with central differences, in float64.
+
+    The check runs on a float64 copy of ``net`` (the network itself is not changed).
+    X has shape (n, N_0), D (n, N_Q). ``passed`` is true when every norm-wise relative
+    error is at most ``tolerance``.
+    """
+    twin = net.astype("float64")
+    X = twin._check_X(X)
+    D = twin._check_D(D, X.shape[0])
+    twin.loss_and_gradients(X, D)
+    analytic = twin.grads.copy()
+    numeric = numerical_gradient(twin, X, D, h)
+    dW_num, db_num = twin._layer_views(numeric)
+    dW, db = twin._layer_views(analytic)
+    rows = []
+    for q in range(1, twin.Q + 1):
+        rows.append(LayerError(q, "W", *_relative(dW[q], dW_num[q])))
+        rows.append(LayerError(q, "b", *_relative(db[q], db_num[q])))
+    return GradcheckReport(rows, tolerance)

@@ -1,0 +1,423 @@
+"""Step 6: optimizers and learning-rate schedules.
+
+An optimizer is frozen hyperparameters plus an explicit state (``init`` / ``update``), as in
+optax. ``update`` changes the flat parameter array in place with a handful of whole-array
+operations, whatever the depth of the network. The update rules are exactly those of
+``torch.optim`` (so trajectories can be compared step for step), except that
+``weight_decay`` applies to the weights only, ``params[:n_weights]``, never to the biases
+(as scikit-learn's ``alpha``).
+
+The current learning rate lives in the state (``state["lr"]``), where a schedule sets it
+between epochs. Keys of the state that start with ``_`` are scratch space, not state.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "Optimizer",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "RMSprop",
+    "OPTIMIZERS",
+    "get_optimizer",
+    "Schedule",
+    "Constant",
+    "InverseScaling",
+    "StepDecay",
+    "Cosine",
+    "ReduceOnPlateau",
+    "SCHEDULES",
+    "get_schedule",
+]
+
+Array = np.ndarray
+
+
+def _positive(name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def _in_range(name: str, value: float, low: float, high: float, high_open: bool = True) -> None:
+    ok = (
+        isinstance(value, (int, float))
+        and low <= value
+        and (value < high if high_open else value <= high)
+    )
+    if not ok:
+        bracket = ")" if high_open else "]"
+        raise ValueError(f"{name} must be in [{low}, {high}{bracket}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """Base class: ``state = opt.init(params)``, then ``opt.update(params, grads, state, n)``.
+
+    ``update`` reads the current learning rate from ``state["lr"]`` and counts steps in
+    ``state["t"]``; ``n_weights`` is the length of the weight block at the start of the
+    flat array (the part that ``weight_decay`` applies to), passed as ``n``.
+    """
+
+    learning_rate: float = 0.01
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        _positive("learning_rate", self.learning_rate)
+        _in_range("weight_decay", self.weight_decay, 0.0, math.inf)
+
+    def init(self, params: Array) -> dict:
+        """A fresh state for a flat parameter array."""
+        return {
+            "lr": float(self.learning_rate),
+            "t": 0,
+            "_g": np.zeros_like(params),  # scratch: the decayed gradient
+            "_h": np.zeros_like(params),  # scratch: the step
+        }
+
+    def update(self, params: Array, grads: Array, state: dict, n_weights: int) -> None:
+        """One step of the rule on the flat arrays, in place."""
+        raise NotImplementedError
+
+    def _decayed_gradient(self, params: Array, grads: Array, state: dict, n_weights: int) -> Array:
+        """g = grad + lambda p on the weights (the L2 penalty), in scratch space."""
+        g = state["_g"]
+        np.copyto(g, grads)
+        if self.weight_decay:
+            h = state["_h"][:n_weights]
+            np.multiply(params[:n_weights], self.weight_decay, out=h)
+            g[:n_weights] += h
+        return g
+
+
+@dataclass(frozen=True)
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum and Nesterov's variant (torch.optim.SGD).
+
+    g <- grad + lambda p (weights only);  v <- mu v + g;
+    p <- p - eta (g + mu v) with nesterov, p - eta v with momentum, p - eta g without.
+    eta: ``learning_rate``, mu: ``momentum``, lambda: ``weight_decay``.
+    """
+
+    learning_rate: float = 0.01
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _in_range("momentum", self.momentum, 0.0, 1.0)
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("momentum must be > 0 when nesterov=True, got 0")
+
+    def init(self, params: Array) -> dict:
+        state = super().init(params)
+        if self.momentum:
+            state["v"] = np.zeros_like(params)
+        return state
+
+    def update(self, params: Array, grads: Array, state: dict, n_weights: int) -> None:
+        state["t"] += 1
+        g, h = self._decayed_gradient(params, grads, state, n_weights), state["_h"]
+        if self.momentum:
+            v = state["v"]
+            v *= self.momentum  # v <- mu v + g
+            v += g
+            if self.nesterov:
+                np.multiply(v, self.momentum, out=h)  # g <- g + mu v
+                g += h
+            else:
+                g = v
+        np.multiply(g, state["lr"], out=h)  # p <- p - eta g
+        params -= h
+
+
+@dataclass(frozen=True)
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015) with torch.optim.Adam's bias correction.
+
+    g <- grad + lambda p (weights only);  m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
+    p <- p - eta / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+    """
+
+    learning_rate: float = 0.001
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-8
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _in_range("beta_1", self.beta_1, 0.0, 1.0)
+        _in_range("beta_2", self.beta_2, 0.0, 1.0)
+        _positive("epsilon", self.epsilon)
+
+    def init(self, params: Array) -> dict:
+        state = super().init(params)
+        state["m"] = np.zeros_like(params)
+        state["v"] = np.zeros_like(params)
+        return state
+
+    def update(self, params: Array, grads: Array, state: dict, n_weights: int) -> None:
+        state["t"] += 1
+        g = self._decayed_gradient(params, grads, state, n_weights)
+        self._adam_step(params, g, state)
+
+    def _adam_step(self, params: Array, g: Array, state: dict) -> None:
+        t, m, v, h = state["t"], state["m"], state["v"], state["_h"]
+        m *= self.beta_1  # m <- b1 m + (1 - b1) g
+        np.multiply(g, 1.0 - self.beta_1, out=h)
+        m += h
+        v *= self.beta_2  # v <- b2 v + (1 - b2) g^2
+        np.multiply(g, g, out=h)
+        h *= 1.0 - self.beta_2
+        v += h
+        step_size = state["lr"] / (1.0 - self.beta_1**t)
+        np.sqrt(v, out=h)  # sqrt(v) / sqrt(1 - b2^t) + eps
+        h /= math.sqrt(1.0 - self.beta_2**t)
+        h += self.epsilon
+        np.divide(m, h, out=h)
+        h *= step_size
+        params -= h
+
+
+@dataclass(frozen=True)
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019; torch.optim.AdamW).
+
+    p <- p (1 - eta lambda) on the weights only, then the Adam step without L2 term.
+    """
+
+    weight_decay: float = 0.01
+
+    def update(self, params: Array, grads: Array, state: dict, n_weights: int) -> None:
+        state["t"] += 1
+        if self.weight_decay:
+            params[:n_weights] *= 1.0 - state["lr"] * self.weight_decay
+        self._adam_step(params, grads, state)
+
+
+@dataclass(frozen=True)
+class RMSprop(Optimizer):
+    """RMSprop (torch.optim.RMSprop).
+
+    g <- grad + lambda p (weights only);  a <- alpha a + (1 - alpha) g^2;
+    centered: c <- alpha c + (1 - alpha) g, and a - c^2 replaces a below;
+    r = sqrt(a) + eps;  with momentum: u <- mu u + g / r, p <- p - eta u;
+    else p <- p - eta g / r.
+    """
+
+    learning_rate: float = 0.01
+    alpha: float = 0.99
+    epsilon: float = 1e-8
+    momentum: float = 0.0
+    centered: bool = False
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _in_range("alpha", self.alpha, 0.0, 1.0)
+        _in_range("momentum", self.momentum, 0.0, 1.0)
+        _positive("epsilon", self.epsilon)
+
+    def init(self, params: Array) -> dict:
+        state = super().init(params)
+        state["a"] = np.zeros_like(params)
+        if self.centered:
+            state["c"] = np.zeros_like(params)
+        if self.momentum:
+            state["u"] = np.zeros_like(params)
+        return state
+
+    def update(self, params: Array, grads: Array, state: dict, n_weights: int) -> None:
+        state["t"] += 1
+        g, h, a = self._decayed_gradient(params, grads, state, n_weights), state["_h"], state["a"]
+        a *= self.alpha  # a <- alpha a + (1 - alpha) g^2
+        np.multiply(g, g, out=h)
+        h *= 1.0 - self.alpha
+        a += h
+        if self.centered:
+            c = state["c"]
+            c *= self.alpha  # c <- alpha c + (1 - alpha) g
+            np.multiply(g, 1.0 - self.alpha, out=h)
+            c += h
+            np.multiply(c, c, out=h)  # r = sqrt(a - c^2) + eps
+            np.subtract(a, h, out=h)
+            np.sqrt(h, out=h)
+        else:
+            np.sqrt(a, out=h)  # r = sqrt(a) + eps
+        h += self.epsilon
+        np.divide(g, h, out=h)  # g / r
+        if self.momentum:
+            u = state["u"]
+            u *= self.momentum
+            u += h
+            h = u
+        np.multiply(h, state["lr"], out=state["_g"])
+        params -= state["_g"]
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    "sgd": SGD,
+    "adam": Adam,
+    "adamw": AdamW,
+    "rmsprop": RMSprop,
+}
+
+
+def get_optimizer(name: str | Optimizer, **hyperparameters: object) -> Optimizer:
+    """An optimizer from its registry name and hyperparameters (or the instance itself)."""
+    if isinstance(name, Optimizer):
+        return name
+    if not isinstance(name, str) or name.lower() not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}")
+    return OPTIMIZERS[name.lower()](**hyperparameters)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------ schedules
+@dataclass
+class Schedule:
+    """A learning-rate schedule, stepped once at the end of every epoch.
+
+    ``lr = schedule.step(base_lr, epoch, metric)`` gives the learning rate for the next
+    epoch, where ``epoch`` counts the epochs completed so far (1 after the first) and
+    ``metric`` is the monitored value of the epoch just ended (for ``ReduceOnPlateau``).
+    The same sequence as the matching ``torch.optim.lr_scheduler`` stepped once per epoch.
+    """
+
+    def reset(self) -> None:
+        """Forget what was seen (a schedule that keeps state overrides this)."""
+
+    def step(self, base_lr: float, epoch: int, metric: float | None = None) -> float:
+        raise NotImplementedError
+
+
+@dataclass
+class Constant(Schedule):
+    """lr_e = lr_0."""
+
+    def step(self, base_lr: float, epoch: int, metric: float | None = None) -> float:
+        return base_lr
+
+
+@dataclass
+class InverseScaling(Schedule):
+    """lr_e = lr_0 / (e + 1)^power_t  (torch: LambdaLR(lambda e: (e + 1) ** -power_t))."""
+
+    power_t: float = 0.5
+
+    def step(self, base_lr: float, epoch: int, metric: float | None = None) -> float:
+        return base_lr / (epoch + 1) ** self.power_t
+
+
+@dataclass
+class StepDecay(Schedule):
+    """lr_e = lr_0 gamma^floor(e / step_size)  (torch: StepLR)."""
+
+    step_size: int = 10
+    gamma: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.step_size, int) or self.step_size < 1:
+            raise ValueError(f"step_size must be an integer >= 1, got {self.step_size!r}")
+        _positive("gamma", self.gamma)
+
+    def step(self, base_lr: float, epoch: int, metric: float | None = None) -> float:
+        return base_lr * self.gamma ** (epoch // self.step_size)
+
+
+@dataclass
+class Cosine(Schedule):
+    """lr_e = eta_min + (lr_0 - eta_min) (1 + cos(pi e / T_max)) / 2  (torch: CosineAnnealingLR)."""
+
+    T_max: int = 100
+    eta_min: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.T_max, int) or self.T_max < 1:
+            raise ValueError(f"T_max must be an integer >= 1, got {self.T_max!r}")
+
+    def step(self, base_lr: float, epoch: int, metric: float | None = None) -> float:
+        return (
+            self.eta_min
+            + (base_lr - self.eta_min) * (1.0 + math.cos(math.pi * epoch / self.T_max)) / 2.0
+        )
+
+
+@dataclass
+class ReduceOnPlateau(Schedule):
+    """Multiply lr by ``factor`` when the metric has not improved for ``patience`` epochs.
+
+    Improvement (mode "min") means metric < best (1 - threshold) for threshold_mode "rel",
+    metric < best - threshold for "abs"; after a reduction, ``cooldown`` epochs pass before
+    counting again; lr never goes below ``min_lr`` (torch: ReduceLROnPlateau).
+    """
+
+    factor: float = 0.1
+    patience: int = 10
+    threshold: float = 1e-4
+    threshold_mode: str = "rel"
+    cooldown: int = 0
+    min_lr: float = 0.0
+    best: float = field(default=math.inf, init=False)
+    bad_epochs: int = field(default=0, init=False)
+    cooldown_left: int = field(default=0, init=False)
+    lr: float | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        _in_range("factor", self.factor, 0.0, 1.0)
+        if self.threshold_mode not in ("rel", "abs"):
+            raise ValueError(
+                f"threshold_mode must be one of ['rel', 'abs'], got {self.threshold_mode!r}"
+            )
+
+    def reset(self) -> None:
+        self.best, self.bad_epochs, self.cooldown_left, self.lr = math.inf, 0, 0, None
+
+    def step(self, base_lr: float, epoch: int, metric: float | None = None) -> float:
+        if metric is None:
+            raise ValueError("ReduceOnPlateau needs the monitored metric, got None")
+        lr = base_lr if self.lr is None else self.lr
+        if self.threshold_mode == "rel":
+            improved = metric < self.best * (1.0 - self.threshold)
+        else:
+            improved = metric < self.best - self.threshold
+        if improved:
+            self.best, self.bad_epochs = metric, 0
+        else:
+            self.bad_epochs += 1
+        if self.cooldown_left > 0:
+            self.cooldown_left -= 1
+            self.bad_epochs = 0
+        if self.bad_epochs > self.patience:
+            reduced = max(lr * self.factor, self.min_lr)
+            if lr - reduced > 1e-8:
+                lr = reduced
+            self.cooldown_left, self.bad_epochs = self.cooldown, 0
+        self.lr = lr
+        return lr
+
+
+SCHEDULES: dict[str, type[Schedule]] = {
+    "constant": Constant,
+    "invscaling": InverseScaling,
+    "step": StepDecay,
+    "cosine": Cosine,
+    "plateau": ReduceOnPlateau,
+}
+
+
+def get_schedule(name: str | Schedule | None, **settings: object) -> Schedule:
+    """A schedule from its registry name and settings (None: constant)."""
+    if name is None:
+        return Constant()
+    if isinstance(name, Schedule):
+        return name
+    if not isinstance(name, str) or name not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}, got {name!r}")
+    return SCHEDULES[name](**settings)  # type: ignore[arg-type]
