@@ -24,6 +24,7 @@ TORCH_F = {
     "softplus": torch.nn.functional.softplus,
     "gelu": lambda s: torch.nn.functional.gelu(s, approximate="none"),
     "softmax": lambda s: torch.softmax(s, dim=0),
+    "exp": torch.exp,
 }
 
 
@@ -95,6 +96,8 @@ def _loss_case(name: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndar
         d = np.eye(4)[:, rng.integers(0, 4, 6)]
     elif name == "binary_cross_entropy":
         d = (rng.random((4, 6)) > 0.5).astype(float)
+    elif name == "poisson":
+        d = rng.poisson(2.0, size=(4, 6)).astype(float)  # counts, zeros included
     else:
         d = rng.normal(size=(4, 6))
     return s, d
@@ -106,6 +109,7 @@ TORCH_LOSS = {
     "binary_cross_entropy": lambda s, d: (
         torch.nn.functional.binary_cross_entropy_with_logits(s, d, reduction="sum") / s.shape[1]
     ),
+    "poisson": lambda s, d: (torch.exp(s) - d * s + torch.xlogy(d, d) - d).sum(0).mean(),
 }
 
 
@@ -145,6 +149,8 @@ def test_output_gradient_equals_central_differences(name: str) -> None:
             return 0.5 * float(((yv - d) ** 2).sum())
         if name == "cross_entropy":
             return -float((d * np.log(yv)).sum())
+        if name == "poisson":
+            return float((yv - d * np.log(yv)).sum())
         return -float((d * np.log(yv) + (1 - d) * np.log(1 - yv)).sum())
 
     numeric = np.empty_like(y)

@@ -37,7 +37,8 @@ from betaprop import optimizers as opt
         (
             {"loss": "hinge"},
             ValueError,
-            r"loss must be one of \['binary_cross_entropy', 'cross_entropy', 'squared_error'\], "
+            r"loss must be one of \['binary_cross_entropy', 'cross_entropy', 'poisson', "
+            r"'squared_error'\], "
             r"got 'hinge'",
         ),
         (

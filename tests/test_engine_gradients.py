@@ -25,6 +25,8 @@ def _targets(loss: str, n: int, k: int, rng: np.random.Generator) -> np.ndarray:
         return np.eye(k)[rng.integers(0, k, n)]
     if loss == "binary_cross_entropy":
         return (rng.random((n, k)) > 0.5).astype(float)
+    if loss == "poisson":
+        return rng.poisson(2.0, size=(n, k)).astype(float)
     return rng.normal(size=(n, k))
 
 
@@ -122,7 +124,13 @@ TORCH_ACT = {
     "softplus": torch.nn.Softplus,
     "gelu": lambda: torch.nn.GELU(approximate="none"),
     "softmax": lambda: torch.nn.Softmax(dim=1),
+    "exp": lambda: _Exp(),
 }
+
+
+class _Exp(torch.nn.Module):
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        return torch.exp(s)
 
 
 def torch_model(net: bp.Network) -> torch.nn.Sequential:
@@ -146,6 +154,8 @@ def torch_loss(net: bp.Network, model: torch.nn.Sequential, X: np.ndarray, D: np
     elif net.loss.name == "binary_cross_entropy":
         value = torch.nn.functional.binary_cross_entropy_with_logits(logits, Dt, reduction="none")
         value = value.sum(1).mean()
+    elif net.loss.name == "poisson":
+        value = (torch.exp(logits) - Dt * logits + torch.xlogy(Dt, Dt) - Dt).sum(1).mean()
     else:
         value = 0.5 * ((y - Dt) ** 2).sum(1).mean()
     return value, y

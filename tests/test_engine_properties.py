@@ -31,6 +31,8 @@ def cases(draw: st.DrawFn) -> tuple[bp.Network, np.ndarray, np.ndarray]:
         D = np.eye(sizes[-1])[rng.integers(0, sizes[-1], n)]
     elif loss == "binary_cross_entropy":
         D = (rng.random((n, sizes[-1])) > 0.5).astype(float)
+    elif loss == "poisson":
+        D = rng.poisson(1.5, size=(n, sizes[-1])).astype(float)
     else:
         D = rng.normal(size=(n, sizes[-1]))
     return net, X, D

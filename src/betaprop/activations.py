@@ -126,6 +126,16 @@ def _elu(s: Array, out: Array) -> None:
     np.maximum(s, out, out=out)
 
 
+# exp is capped at e^{s_max}, s_max = log(largest float) − 20, so that y and the sums of a batch's
+# y stay finite (an overflow to inf would poison every later step); below the cap it is exact.
+_EXP_CAP = {np.dtype(t): math.log(float(np.finfo(t).max)) - 20.0 for t in (np.float32, np.float64)}
+
+
+def _exp(s: Array, out: Array) -> None:
+    np.minimum(s, _EXP_CAP.get(out.dtype, 689.0), out=out)  # y = e^min(s, s_max)
+    np.exp(out, out=out)
+
+
 def _gelu_derivative(s: Array, y: Array, out: Array) -> None:
     # gelu'(s) = Phi(s) + s * phi(s),  phi(s) = exp(-s^2 / 2) / sqrt(2 pi)
     np.multiply(s, s, out=out)
@@ -201,6 +211,12 @@ register(Activation(
     forward_fn=lambda s, out: np.multiply(ndtr(s, out=out), s, out=out),  # s Phi(s), exact
     derivative_fn=_gelu_derivative,                                 # Phi(s) + s phi(s)
     init="he",
+))
+register(Activation(
+    "exp",
+    forward_fn=_exp,                                                # e^s (Poisson's log link)
+    derivative_fn=lambda s, y, out: np.copyto(out, y),              # e^s = y
+    output_only=True,
 ))
 register(Softmax(
     "softmax",

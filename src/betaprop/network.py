@@ -177,12 +177,14 @@ class Network:
         self._last = ws
         return y[Q]
 
-    def _backward(self, ws: _Buffers, d: Array) -> None:
+    def _backward(self, ws: _Buffers, d: Array, w: Array | None = None) -> None:
         """Steps 3-4: local errors beta[q] for q = Q..1, the 1/n of the batch mean folded in.
 
         Deviation from the seed: beta^Q carries the factor 1/n of the batch mean, so every
         beta^q and the gradients of step 5 are those of the mean loss; and for the
         canonical pairs the fused delta^Q = y^Q - d replaces the chain (same value, stable).
+        With per-example weights ``w`` (1, n), column i of beta^Q is also multiplied by w_i:
+        the gradient of the weighted mean (1/n) sum_i w_i E_i.
         """
         Q, f, W, s, y, beta = self.Q, self.f, self.W, ws.s, ws.y, ws.beta
         # Step 3: delta^Q = (y^Q - d) ⊙ f'(s^Q)   (fused to y^Q - d for canonical pairs)
@@ -192,6 +194,8 @@ class Network:
             self.loss.output_gradient(y[Q], d, out=beta[Q])
             f[Q].multiply_derivative(s[Q], y[Q], beta[Q], ws.tmp[Q], ws.row[:1])  # type: ignore[union-attr]
         beta[Q] *= 1.0 / ws.n
+        if w is not None:
+            beta[Q] *= w  # weighted mean: column i times w_i
         # Step 4: beta^q = f'(s^q) ⊙ (W^{q+1})^T beta^{q+1},  q = Q-1 down to 1 (never q = 0)
         for q in range(Q - 1, 0, -1):
             np.matmul(W[q + 1].T, beta[q + 1], out=beta[q])
@@ -204,16 +208,20 @@ class Network:
             np.matmul(beta[q], y[q - 1].T, out=dW[q])
             np.sum(beta[q], axis=1, keepdims=True, out=db[q])
 
-    def _loss(self, ws: _Buffers, d: Array) -> float:
+    def _loss(self, ws: _Buffers, d: Array, w: Array | None = None) -> float:
         Q = self.Q
-        return self.loss.value(ws.s[Q], ws.y[Q], d, ws.tmp[Q], ws.row)
+        return self.loss.value(ws.s[Q], ws.y[Q], d, ws.tmp[Q], ws.row, w)
 
-    def _loss_and_gradients(self, x: Array, d: Array) -> float:
-        """Steps 2-5 on a batch of columns x (N_0, n), d (N_Q, n); no input checks."""
+    def _loss_and_gradients(self, x: Array, d: Array, w: Array | None = None) -> float:
+        """Steps 2-5 on a batch of columns x (N_0, n), d (N_Q, n); no input checks.
+
+        ``w``, optional per-example weights of shape (1, n), makes the loss and gradients
+        those of the weighted mean (1/n) sum_i w_i E_i (sample weights).
+        """
         ws = self.buffers(x.shape[1])
         self._forward(ws, x)
-        loss = self._loss(ws, d)
-        self._backward(ws, d)
+        loss = self._loss(ws, d, w)
+        self._backward(ws, d, w)
         self._gradients(ws)
         return loss
 

@@ -143,6 +143,10 @@ class Adam(Optimizer):
 
     g <- grad + lambda p (weights only);  m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
     p <- p - eta / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+
+    With ``epsilon_hat=True`` eps is the paper's eps-hat (Kingma & Ba, end of section 2),
+    added before the bias correction, as in scikit-learn's MLP and Keras:
+    p <- p - eta sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps).
     """
 
     learning_rate: float = 0.001
@@ -150,6 +154,7 @@ class Adam(Optimizer):
     beta_2: float = 0.999
     epsilon: float = 1e-8
     weight_decay: float = 0.0
+    epsilon_hat: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -179,7 +184,10 @@ class Adam(Optimizer):
         v += h
         step_size = state["lr"] / (1.0 - self.beta_1**t)
         np.sqrt(v, out=h)  # sqrt(v) / sqrt(1 - b2^t) + eps
-        h /= math.sqrt(1.0 - self.beta_2**t)
+        if self.epsilon_hat:  # eta sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
+            step_size *= math.sqrt(1.0 - self.beta_2**t)
+        else:
+            h /= math.sqrt(1.0 - self.beta_2**t)
         h += self.epsilon
         np.divide(m, h, out=h)
         h *= step_size

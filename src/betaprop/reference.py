@@ -74,6 +74,8 @@ def _output_gradient(net: Network, y_j: float, d_j: float) -> float:
         return -d_j / y_j  # E = -Σ d_j log y_j
     if name == "binary_cross_entropy":
         return (y_j - d_j) / (y_j * (1.0 - y_j))  # E = -Σ [d log y + (1 - d) log(1 - y)]
+    if name == "poisson":
+        return 1.0 - d_j / y_j  # E = Σ [y_j - d_j log y_j + d_j log d_j - d_j]
     raise ValueError(f"the reference knows no loss {name!r}")
 
 
@@ -129,6 +131,11 @@ def _example_loss(net: Network, y: list[float], d: np.ndarray) -> float:
         return 0.5 * sum((y_j - d_j) ** 2 for y_j, d_j in zip(y, d, strict=True))
     if name == "cross_entropy":
         return -sum(d_j * math.log(y_j) for y_j, d_j in zip(y, d, strict=True) if d_j)
+    if name == "poisson":
+        return sum(
+            y_j - d_j * math.log(y_j) + (d_j * math.log(d_j) if d_j else 0.0) - d_j
+            for y_j, d_j in zip(y, d, strict=True)
+        )
     return -sum(
         d_j * math.log(y_j) + (1.0 - d_j) * math.log(1.0 - y_j)
         for y_j, d_j in zip(y, d, strict=True)
