@@ -8,7 +8,16 @@ The code follows the textbook algorithm step by step (see docs/algorithm.md):
 from . import activations, losses, optimizers, reference
 from .gradcheck import GradcheckReport, gradcheck
 from .network import Network
-from .training import Callback, DivergenceError, EarlyStopping, History, evaluate, fit
+from .training import (
+    Callback,
+    DivergenceError,
+    EarlyStopping,
+    History,
+    InterruptedWarning,
+    TrainingState,
+    evaluate,
+    fit,
+)
 
 __version__ = "0.1.0"
 
@@ -20,6 +29,8 @@ __all__ = [
     "Callback",
     "EarlyStopping",
     "DivergenceError",
+    "InterruptedWarning",
+    "TrainingState",
     "gradcheck",
     "GradcheckReport",
     "activations",
