@@ -13,6 +13,7 @@ says ``W[q]`` exactly where the formulas say W^q.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +28,7 @@ __all__ = ["Network"]
 
 Array = np.ndarray
 _DTYPES = ("float32", "float64")
-_MEMORY = ("all",)
+_MEMORY = ("all", "checkpoint")
 
 
 class _Buffers:
@@ -49,6 +50,9 @@ class _Buffers:
         self.beta = views("beta")  # beta[0] is never computed (no gradient w.r.t. the input)
         self.tmp = views("tmp")
         self.row = flat["row"][0][: 2 * n].reshape(2, n)
+        # bytes of the flat arrays behind these views (arrays shared by layers count once)
+        arrays = {id(a): a for key in flat for a in flat[key] if a is not None}
+        self.nbytes = sum(a.nbytes for a in arrays.values())
 
 
 class Network:
@@ -64,6 +68,12 @@ class Network:
     loss : "squared_error", "cross_entropy" or "binary_cross_entropy".
     dtype : "float32" (default) or "float64".
     seed : seed of the generator that initialises the weights (step 1).
+    memory : "all" (default) keeps s^q and y^q of every layer for step 4. "checkpoint"
+        keeps them only at every k-th layer, k = ceil(sqrt(Q)) (and at Q), and recomputes
+        the layers between two checkpoints during step 4: work buffers O(sqrt(Q)) instead
+        of O(Q), about one more forward pass of time, bit-identical gradients. Then
+        ``s``, ``y`` and ``beta`` of layers between checkpoints share buffers: after a
+        pass they hold the values of the segment computed last.
 
     Attributes
     ----------
@@ -82,6 +92,7 @@ class Network:
         loss: str = "squared_error",
         dtype: str = "float32",
         seed: int | None = None,
+        memory: str = "all",
     ) -> None:
         self.sizes = _check_sizes(sizes)
         self.Q = len(self.sizes) - 1
@@ -96,6 +107,11 @@ class Network:
         # Fused step 3: delta^Q = y^Q - d, exact for the canonical pairs.
         self.fused = out_f.name == get_activation(self.loss.canonical_output).name
         self.seed = seed
+        if memory not in _MEMORY:
+            raise ValueError(f"memory must be one of {list(_MEMORY)}, got {memory!r}")
+        self.memory = memory
+        # checkpoint interval: s^q, y^q kept at q = k, 2k, ... and Q (Q/k + k buffers)
+        self.k = max(2, math.ceil(math.sqrt(self.Q)))
 
         shapes = [(self.sizes[q], self.sizes[q - 1]) for q in range(1, self.Q + 1)]
         self.n_weights = sum(r * c for r, c in shapes)
@@ -135,10 +151,7 @@ class Network:
     def buffers(self, n: int) -> _Buffers:
         """Work buffers for a batch of n examples, allocated the first time n exceeds capacity."""
         if n > self._capacity:
-            self._flat = {
-                key: [None] + [np.empty(N * n, dtype=self.dtype) for N in self.sizes[1:]]
-                for key in ("s", "y", "beta", "tmp")
-            }
+            self._flat = {key: self._allocate(key, n) for key in ("s", "y", "beta", "tmp")}
             self._flat["row"] = [np.empty(2 * n, dtype=self.dtype)]
             self._capacity = n
             self._cache.clear()
@@ -147,6 +160,33 @@ class Network:
                 self._cache.clear()
             self._cache[n] = _Buffers(self._flat, self.sizes, n)
         return self._cache[n]
+
+    def _kept(self, q: int) -> bool:
+        """Whether layer q keeps its own s^q, y^q (always with memory="all")."""
+        return self.memory == "all" or q % self.k == 0 or q == self.Q
+
+    def _allocate(self, key: str, n: int) -> list[Any]:
+        """Flat arrays behind ``key``'s views for batches of up to n; index 0 is None.
+
+        One array per layer, except that layers sharing a slot share one array (sized for
+        the largest of them): ``tmp`` is scratch, one slot for all; with "checkpoint",
+        s^q and y^q between checkpoints use the k - 1 segment slots q mod k, and beta^q
+        the two slots q mod 2 (step 4 reads beta^{q+1} only).
+        """
+
+        def slot(q: int) -> int:
+            if key == "tmp":
+                return 0
+            if self.memory == "checkpoint" and key == "beta":
+                return q % 2
+            return q if self._kept(q) else -(q % self.k)
+
+        slots = {q: slot(q) for q in range(1, self.Q + 1)}
+        largest: dict[int, int] = {}
+        for q, i in slots.items():
+            largest[i] = max(largest.get(i, 0), self.sizes[q])
+        arrays = {i: np.empty(N * n, dtype=self.dtype) for i, N in largest.items()}
+        return [None] + [arrays[slots[q]] for q in range(1, self.Q + 1)]
 
     @property
     def s(self) -> list:
@@ -168,16 +208,20 @@ class Network:
     # ----------------------------------------------------------------- the algorithm
     def _forward(self, ws: _Buffers, x: Array) -> Array:
         """Step 2 on a batch x of shape (N_0, n): s^q = W^q y^{q-1} + b^q, y^q = f_q(s^q)."""
-        Q, f, W, b, s, y = self.Q, self.f, self.W, self.b, ws.s, ws.y
-        y[0] = x
-        for q in range(1, Q + 1):
+        ws.y[0] = x
+        self._forward_layers(ws, 1, self.Q)
+        self._last = ws
+        return ws.y[self.Q]
+
+    def _forward_layers(self, ws: _Buffers, first: int, last: int) -> None:
+        """Step 2 for layers q = first..last, from y^{first-1}."""
+        f, W, b, s, y = self.f, self.W, self.b, ws.s, ws.y
+        for q in range(first, last + 1):
             np.matmul(W[q], y[q - 1], out=s[q])  # s^q = W^q y^{q-1} + b^q
             s[q] += b[q]
             f[q].forward(s[q], out=y[q], row=ws.row[:1])  # type: ignore[union-attr]
-        self._last = ws
-        return y[Q]
 
-    def _backward(self, ws: _Buffers, d: Array, w: Array | None = None) -> None:
+    def _backward(self, ws: _Buffers, d: Array, w: Array | None = None, down_to: int = 1) -> None:
         """Steps 3-4: local errors beta[q] for q = Q..1, the 1/n of the batch mean folded in.
 
         Deviation from the seed: beta^Q carries the factor 1/n of the batch mean, so every
@@ -197,7 +241,7 @@ class Network:
         if w is not None:
             beta[Q] *= w  # weighted mean: column i times w_i
         # Step 4: beta^q = f'(s^q) ⊙ (W^{q+1})^T beta^{q+1},  q = Q-1 down to 1 (never q = 0)
-        for q in range(Q - 1, 0, -1):
+        for q in range(Q - 1, down_to - 1, -1):
             np.matmul(W[q + 1].T, beta[q + 1], out=beta[q])
             f[q].multiply_derivative(s[q], y[q], beta[q], ws.tmp[q], ws.row[:1])  # type: ignore[union-attr]
 
@@ -205,6 +249,34 @@ class Network:
         """Step 5: dE/dW^q = beta^q (y^{q-1})^T and dE/db^q = sum over the batch of beta^q."""
         y, beta, dW, db = ws.y, ws.beta, self.dW, self.db
         for q in range(1, self.Q + 1):
+            np.matmul(beta[q], y[q - 1].T, out=dW[q])
+            np.sum(beta[q], axis=1, keepdims=True, out=db[q])
+
+    def _backward_checkpoint(self, ws: _Buffers, d: Array, w: Array | None = None) -> None:
+        """Steps 3-5 with memory="checkpoint", recomputing s^q, y^q between checkpoints.
+
+        Deviation from the seed ("if memory is short, recompute"): the forward pass kept
+        s^q, y^q only at the checkpoints q = k, 2k, ..., Q. Going down, before layer q
+        needs y^{q-1} of a segment c+1..c+k-1 that the slots do not hold, step 2 runs
+        again for that segment from y^c: the same operations on the same values, so the
+        same numbers. beta has two alternating buffers, so step 5 for layer q follows
+        step 4 for layer q at once.
+        """
+        Q, k, f, W, s, y, beta = self.Q, self.k, self.f, self.W, ws.s, ws.y, ws.beta
+        dW, db = self.dW, self.db
+        self._backward(ws, d, w, down_to=Q)  # step 3 only
+        # after step 2 the slots hold the segment of the last layer that is not kept
+        held = max((q for q in range(1, Q) if not self._kept(q)), default=0) // k * k
+        for q in range(Q, 0, -1):
+            if q < Q:
+                # Step 4: beta^q = f'(s^q) ⊙ (W^{q+1})^T beta^{q+1}
+                np.matmul(W[q + 1].T, beta[q + 1], out=beta[q])
+                f[q].multiply_derivative(s[q], y[q], beta[q], ws.tmp[q], ws.row[:1])  # type: ignore[union-attr]
+            c = (q - 1) // k * k  # the checkpoint below layer q-1
+            if not self._kept(q - 1) and c != held:
+                self._forward_layers(ws, c + 1, min(c + k - 1, Q - 1))  # recompute
+                held = c
+            # Step 5: dE/dW^q = beta^q (y^{q-1})^T, dE/db^q = sum over the batch of beta^q
             np.matmul(beta[q], y[q - 1].T, out=dW[q])
             np.sum(beta[q], axis=1, keepdims=True, out=db[q])
 
@@ -221,8 +293,11 @@ class Network:
         ws = self.buffers(x.shape[1])
         self._forward(ws, x)
         loss = self._loss(ws, d, w)
-        self._backward(ws, d, w)
-        self._gradients(ws)
+        if self.memory == "checkpoint":
+            self._backward_checkpoint(ws, d, w)
+        else:
+            self._backward(ws, d, w)
+            self._gradients(ws)
         return loss
 
     # ----------------------------------------------------------------- public API
@@ -259,7 +334,12 @@ class Network:
     def copy(self) -> Network:
         """An independent network with the same architecture and parameters."""
         twin = Network(
-            self.sizes, self.activations[:-1], self.activations[-1], self.loss.name, self.dtype
+            self.sizes,
+            self.activations[:-1],
+            self.activations[-1],
+            self.loss.name,
+            self.dtype,
+            memory=self.memory,
         )
         twin.params[...] = self.params
         twin.seed = self.seed
@@ -268,7 +348,12 @@ class Network:
     def astype(self, dtype: str) -> Network:
         """A copy of this network in another dtype ("float32" or "float64")."""
         twin = Network(
-            self.sizes, self.activations[:-1], self.activations[-1], self.loss.name, dtype
+            self.sizes,
+            self.activations[:-1],
+            self.activations[-1],
+            self.loss.name,
+            dtype,
+            memory=self.memory,
         )
         twin.params[...] = self.params
         twin.seed = self.seed
