@@ -196,7 +196,7 @@ def _header(data: bytes, where: str) -> dict[str, Any]:
         raise ModelFileError(f"{where}: not a betaprop model file ({detail})")
     try:
         header = json.loads(data[8 : 8 + length].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: [[[[...
         raise ModelFileError(
             f"{where}: not a betaprop model file (its header is not valid JSON)"
         ) from None
@@ -239,7 +239,7 @@ def read_model(path: str | os.PathLike[str]) -> ModelFile:
     text = info["betaprop"]
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ModelFileError(f"{where}: the betaprop metadata is not valid JSON") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise ModelFileError(f"{where}: not a betaprop model file (format is not {FORMAT!r})")
@@ -287,15 +287,25 @@ def _network(spec: Any, tensors: Mapping[str, np.ndarray], where: str) -> Networ
             f"{where}: network activations must be a list of {len(sizes) - 1} names, "
             f"got {activations!r}"
         )
-    unknown = [a for a in activations if a not in ACTIVATIONS]
+    unknown = [a for a in activations if not isinstance(a, str) or a not in ACTIVATIONS]
     if unknown:
         raise ModelFileError(
             f"{where}: activation must be one of {sorted(ACTIVATIONS)}, got {unknown[0]!r}"
         )
-    if loss not in LOSSES:
+    if not isinstance(loss, str) or loss not in LOSSES:
         raise ModelFileError(f"{where}: loss must be one of {sorted(LOSSES)}, got {loss!r}")
-    if dtype not in _DTYPES:
+    if not isinstance(dtype, str) or dtype not in _DTYPES:
         raise ModelFileError(f"{where}: dtype must be one of {list(_DTYPES)}, got {dtype!r}")
+    for q in range(1, len(sizes)):  # before allocating: a hand-edited size may be huge
+        name, wanted = tensor_names(q)[0], (sizes[q], sizes[q - 1])
+        weight = tensors.get(name)
+        if weight is not None and weight.shape != wanted:
+            raise ModelFileError(
+                f"{where}: tensor {name!r} must be {dtype} of shape {wanted}, got "
+                f"{weight.dtype} of shape {weight.shape}"
+            )
+        if weight is None:
+            raise ModelFileError(f"{where}: tensor {name!r} (layer {q}) is missing")
     seed = spec.get("seed")
     try:
         net = Network(sizes, activations[:-1], activations[-1], loss, dtype)
