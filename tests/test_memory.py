@@ -100,9 +100,9 @@ def test_checkpoint_work_buffers_grow_as_the_square_root_of_depth() -> None:
         k = math.ceil(math.sqrt(Q))
         all_bytes = _count_buffer_bytes(Q, "all")
         lean_bytes = _count_buffer_bytes(Q, "checkpoint")
-        row = 2 * n * item
-        assert all_bytes == (3 * Q + 1) * one + row  # s, y, beta per layer, shared scratch
-        assert lean_bytes == (2 * (Q // k + k - 1) + 3) * one + row
+        rows = 3 * n * item  # two rows of scratch and the ones vector 1_n
+        assert all_bytes == (3 * Q + 1) * one + rows  # s, y, beta per layer, shared scratch
+        assert lean_bytes == (2 * (Q // k + k - 1) + 3) * one + rows
     growth_all = _count_buffer_bytes(256, "all") / _count_buffer_bytes(64, "all")
     growth_lean = _count_buffer_bytes(256, "checkpoint") / _count_buffer_bytes(64, "checkpoint")
     assert growth_all > 3.9

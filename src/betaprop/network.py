@@ -50,6 +50,7 @@ class _Buffers:
         self.beta = views("beta")  # beta[0] is never computed (no gradient w.r.t. the input)
         self.tmp = views("tmp")
         self.row = flat["row"][0][: 2 * n].reshape(2, n)
+        self.ones = flat["ones"][0][:n].reshape(n, 1)  # 1_n: db^q = beta^q 1_n
         # bytes of the flat arrays behind these views (arrays shared by layers count once)
         arrays = {id(a): a for key in flat for a in flat[key] if a is not None}
         self.nbytes = sum(a.nbytes for a in arrays.values())
@@ -153,6 +154,7 @@ class Network:
         if n > self._capacity:
             self._flat = {key: self._allocate(key, n) for key in ("s", "y", "beta", "tmp")}
             self._flat["row"] = [np.empty(2 * n, dtype=self.dtype)]
+            self._flat["ones"] = [np.ones(n, dtype=self.dtype)]
             self._capacity = n
             self._cache.clear()
         if n not in self._cache:
@@ -246,11 +248,15 @@ class Network:
             f[q].multiply_derivative(s[q], y[q], beta[q], ws.tmp[q], ws.row[:1])  # type: ignore[union-attr]
 
     def _gradients(self, ws: _Buffers) -> None:
-        """Step 5: dE/dW^q = beta^q (y^{q-1})^T and dE/db^q = sum over the batch of beta^q."""
+        """Step 5: dE/dW^q = beta^q (y^{q-1})^T and dE/db^q = sum over the batch of beta^q.
+
+        The sum over the batch is written as the product beta^q 1_n with a ones vector: one
+        BLAS call, several times faster than NumPy's reduction along rows.
+        """
         y, beta, dW, db = ws.y, ws.beta, self.dW, self.db
         for q in range(1, self.Q + 1):
             np.matmul(beta[q], y[q - 1].T, out=dW[q])
-            np.sum(beta[q], axis=1, keepdims=True, out=db[q])
+            np.matmul(beta[q], ws.ones, out=db[q])
 
     def _backward_checkpoint(self, ws: _Buffers, d: Array, w: Array | None = None) -> None:
         """Steps 3-5 with memory="checkpoint", recomputing s^q, y^q between checkpoints.
@@ -276,9 +282,9 @@ class Network:
             if not self._kept(q - 1) and c != held:
                 self._forward_layers(ws, c + 1, min(c + k - 1, Q - 1))  # recompute
                 held = c
-            # Step 5: dE/dW^q = beta^q (y^{q-1})^T, dE/db^q = sum over the batch of beta^q
+            # Step 5: dE/dW^q = beta^q (y^{q-1})^T, dE/db^q = beta^q 1_n (sum over the batch)
             np.matmul(beta[q], y[q - 1].T, out=dW[q])
-            np.sum(beta[q], axis=1, keepdims=True, out=db[q])
+            np.matmul(beta[q], ws.ones, out=db[q])
 
     def _loss(self, ws: _Buffers, d: Array, w: Array | None = None) -> float:
         Q = self.Q
@@ -392,7 +398,9 @@ def _as_matrix(A: Array, name: str, dtype: str) -> Array:
     if A.shape[0] == 0:
         raise ValueError(f"{name} must have at least one row, got shape {A.shape}")
     A = A.astype(dtype, copy=False)
-    if not np.isfinite(A).all():
+    # one pass without a temporary first (the sum of finite values is finite unless it
+    # overflows); the element-wise test runs only when that sum is not finite
+    if not np.isfinite(np.sum(A)) and not np.isfinite(A).all():
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(A))[0])
         raise ValueError(f"{name} must be finite, got {A[bad]!r} at index {bad}")
     return A

@@ -85,13 +85,17 @@ class Optimizer:
         raise NotImplementedError
 
     def _decayed_gradient(self, params: Array, grads: Array, state: dict, n_weights: int) -> Array:
-        """g = grad + lambda p on the weights (the L2 penalty), in scratch space."""
+        """g = grad + lambda p on the weights (the L2 penalty), in scratch space.
+
+        Without weight decay g is ``grads`` itself (one pass fewer): callers only read it.
+        """
+        if not self.weight_decay:
+            return grads
         g = state["_g"]
         np.copyto(g, grads)
-        if self.weight_decay:
-            h = state["_h"][:n_weights]
-            np.multiply(params[:n_weights], self.weight_decay, out=h)
-            g[:n_weights] += h
+        h = state["_h"][:n_weights]
+        np.multiply(params[:n_weights], self.weight_decay, out=h)
+        g[:n_weights] += h
         return g
 
 
@@ -130,7 +134,7 @@ class SGD(Optimizer):
             v += g
             if self.nesterov:
                 np.multiply(v, self.momentum, out=h)  # g <- g + mu v
-                g += h
+                g = np.add(g, h, out=h)
             else:
                 g = v
         np.multiply(g, state["lr"], out=h)  # p <- p - eta g
