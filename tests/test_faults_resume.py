@@ -356,7 +356,7 @@ def test_scikit_learn_adam_at_1e6_finishes_silently_betaprop_stops() -> None:
 
 # ------------------------------------------------------------------------------ API edges
 def test_checkpoint_callback_and_save_checkpoint_refuse_bad_use(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"every must be an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"every must be an integer >= 1 or None, got 0"):
         Checkpoint(tmp_path, every=0)
     net = make_network("regression")
     with pytest.raises(ValueError, match="state must be the TrainingState of a run of fit"):

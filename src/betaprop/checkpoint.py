@@ -186,7 +186,7 @@ def save_checkpoint(
         "metadata": dict(metadata) if metadata is not None else {},
     }
     try:
-        text = json.dumps(document, sort_keys=True, default=_plain)
+        text = json.dumps(document, default=_plain)  # key order kept: history.extra's columns
     except (TypeError, ValueError) as error:
         raise ValueError(
             f"history.extra and metadata must be JSON-serialisable, got an error: {error}"
@@ -595,20 +595,25 @@ class Checkpoint(Callback):
     Parameters
     ----------
     directory : folder for the checkpoint (created if needed).
-    every : save after every ``every``-th epoch.
+    every : save after every ``every``-th epoch; None: only when training ends.
     metadata : JSON-serialisable mapping stored in every checkpoint.
+    final : save when training ends normally too; if False, only after Ctrl-C.
     """
 
     def __init__(
         self,
         directory: str | os.PathLike[str],
-        every: int = 1,
+        every: int | None = 1,
         metadata: Mapping[str, Any] | None = None,
+        final: bool = True,
     ) -> None:
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be an integer >= 1, got {every!r}")
+        if every is not None and (
+            isinstance(every, bool) or not isinstance(every, int) or every < 1
+        ):
+            raise ValueError(f"every must be an integer >= 1 or None, got {every!r}")
         self.directory = os.fspath(directory)
         self.every = every
+        self.final = final
         self.metadata = dict(metadata) if metadata is not None else {}
         self.path = os.path.join(self.directory, FILENAME)
         self.saved: int = 0  # how many checkpoints this callback wrote
@@ -617,12 +622,13 @@ class Checkpoint(Callback):
         os.makedirs(self.directory, exist_ok=True)
 
     def on_epoch_end(self, net: Network, epoch: int, history: History) -> bool | None:
-        if epoch % self.every == 0:
+        if self.every is not None and epoch % self.every == 0:
             self._save(net, history)
         return None
 
     def on_train_end(self, net: Network, history: History) -> None:
-        if self.training_state is not None and self.training_state.resumable:
+        state = self.training_state
+        if state is not None and state.resumable and (self.final or history.interrupted):
             self._save(net, history)
 
     def _save(self, net: Network, history: History) -> None:

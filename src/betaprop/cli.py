@@ -8,17 +8,25 @@ to stderr and stdout respectively; ``--quiet`` silences both.
 ``train`` writes a run folder (``write_run``): ``model.safetensors`` (weights, the
 standardisation and label encoding, the training settings and metrics), ``history.csv``
 (one row per epoch, with the per-layer diagnostics) and ``report.png``.
+
+``train --checkpoint-every N`` also keeps ``checkpoint.safetensors`` in the run folder
+(``betaprop.checkpoint``), replaced atomically every N epochs. Ctrl-C finishes the current
+mini-batch, writes the run folder with the best weights so far, writes a checkpoint, prints
+how to resume and exits with code 130; ``train --resume DIR`` continues the run with its
+own settings and ends bit for bit where the uninterrupted run would have.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import math
 import os
 import re
+import shlex
 import sys
 import time
 import warnings
@@ -37,7 +45,7 @@ from .losses import LOSSES
 from .network import Network
 from .optimizers import OPTIMIZERS, get_optimizer
 from .serialization import ModelFile, ModelFileError, atomic_write, read_model, save
-from .training import Callback, DivergenceError, History, evaluate, fit
+from .training import Callback, DivergenceError, History, InterruptedWarning, evaluate, fit
 
 __all__ = ["main", "build_parser", "train_run", "write_run", "TrainRun", "UserError"]
 
@@ -47,6 +55,8 @@ REPORT_FILE = "report.png"
 DEFAULT_DATA = "digits"
 EXIT_USER_ERROR = 2
 EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
+CHECKPOINT_FILE = "checkpoint.safetensors"  # betaprop.checkpoint.FILENAME
 
 
 class UserError(Exception):
@@ -211,6 +221,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATIENCE",
         help="stop after PATIENCE epochs without improvement (0: never); default 10",
     )
+    train.add_argument(
+        "--checkpoint-every",
+        type=_int_at_least(1),
+        metavar="N",
+        help=f"write {CHECKPOINT_FILE} to the run folder every N epochs (Ctrl-C always does)",
+    )
+    train.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the run whose checkpoint is in DIR, with that run's settings",
+    )
     train.add_argument("--out", help="run folder (default: runs/<timestamp>/)")
     train.add_argument("--quiet", action="store_true", help="print nothing")
     train.set_defaults(handler=_cmd_train)
@@ -287,10 +308,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_USER_ERROR
+        args.argv = args_list  # a checkpoint keeps the command line, for --resume
         return int(args.handler(args))
     except (UserError, DataError, ModelFileError) as error:
         _fail(str(error))
         return EXIT_USER_ERROR
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside training
+        print("betaprop: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # `betaprop predict ... | head`
         return 0
 
@@ -535,8 +560,12 @@ def train_run(args: argparse.Namespace, console: Any | None = None) -> TrainRun:
     Raises ``UserError``/``DataError`` before anything is written, ``DivergenceError``
     (nothing written) if training diverges.
     """
+    from .checkpoint import Checkpoint
     from .diagnostics import Diagnostics, GradientWarning
 
+    saved = None
+    if getattr(args, "resume", None):
+        saved, args = _resumed(args)
     out = args.out if args.out else _default_out()
     _check_out(out)
     data = load_data(args.data, args.target, seed=args.seed)
@@ -564,8 +593,24 @@ def train_run(args: argparse.Namespace, console: Any | None = None) -> TrainRun:
 
     X, D = arrays("train")
     validation = arrays("validation") if len(splits["validation"]) else None
+    fingerprint = hashlib.sha256(X.tobytes() + D.tobytes()).hexdigest()
+    settings: dict[str, Any] = {
+        "optimizer": optimizer,
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "early_stopping": args.early_stopping or None,
+    }
+    if saved is not None:
+        settings = _resume_settings(saved, net, fingerprint)
     diagnostics = Diagnostics(X, D, max_examples=256)
-    callbacks: list[Callback] = [diagnostics]
+    argv = getattr(args, "argv", None)
+    checkpoint = Checkpoint(
+        out,
+        every=getattr(args, "checkpoint_every", None),
+        metadata={"argv": _portable_argv(argv), "data_sha256": fingerprint},
+        final=getattr(args, "checkpoint_every", None) is not None,
+    )
+    callbacks: list[Callback] = [diagnostics, checkpoint]
     batch_size = min(args.batch_size, len(X))
     batches = math.ceil(len(X) / batch_size)
     score_name = "accuracy" if net.loss.classification or task == "classification" else "R²"
@@ -577,6 +622,7 @@ def train_run(args: argparse.Namespace, console: Any | None = None) -> TrainRun:
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GradientWarning)
+        warnings.simplefilter("ignore", InterruptedWarning)  # _cmd_train says it
         if progress is not None:
             progress.start()
         try:
@@ -584,13 +630,10 @@ def train_run(args: argparse.Namespace, console: Any | None = None) -> TrainRun:
                 net,
                 X,
                 D,
-                optimizer=optimizer,
-                epochs=args.epochs,
                 batch_size=batch_size,
-                seed=args.seed,
                 validation_data=validation,
-                early_stopping=args.early_stopping or None,
                 callbacks=callbacks,
+                **settings,
             )
         finally:
             if progress is not None:
@@ -620,6 +663,7 @@ def train_run(args: argparse.Namespace, console: Any | None = None) -> TrainRun:
         "learning_rate": float(optimizer.learning_rate),
         "epochs": args.epochs,
         "epochs_run": len(history.epoch),
+        "interrupted": history.interrupted,
         "best_epoch": history.best_epoch,
         "stopped_early": history.stopped_early,
         "early_stopping": args.early_stopping,
@@ -652,6 +696,80 @@ def train_run(args: argparse.Namespace, console: Any | None = None) -> TrainRun:
     )
     write_run(out, net, metadata, history, confusion=confusion, prep=prep)
     return run
+
+
+def _resumed(args: argparse.Namespace) -> tuple[Any, argparse.Namespace]:
+    """The checkpoint in ``--resume DIR`` and the arguments of the run that wrote it."""
+    from .checkpoint import load_checkpoint
+
+    defaults = vars(build_parser().parse_args(["train"]))
+    own = ("resume", "quiet", "checkpoint_every", "argv", "handler", "command")
+    changed = sorted(k for k, v in vars(args).items() if k not in own and v != defaults.get(k))
+    if changed:
+        option = "--" + changed[0].replace("_", "-")
+        raise UserError(f"--resume goes on with the run's own settings: drop {option}")
+    saved = load_checkpoint(args.resume)
+    argv = saved.metadata.get("argv")
+    if (
+        not isinstance(argv, list)
+        or not all(isinstance(token, str) for token in argv)
+        or argv[:1] != ["train"]
+        or any(token.startswith("--resume") for token in argv)
+    ):
+        raise UserError(
+            f"--resume: {saved.path} was not written by betaprop train (it holds no command line)"
+        )
+    restored = build_parser().parse_args(argv)
+    folder = os.path.dirname(saved.path) or "."
+    if saved.finished:
+        raise UserError(
+            f"--resume: the run in {folder} is finished (epoch {saved.state.epoch}"
+            f"{', stopped early' if saved.history.stopped_early else ''}); nothing to resume"
+        )
+    restored.out, restored.resume, restored.quiet, restored.argv = folder, None, args.quiet, argv
+    if args.checkpoint_every is not None:
+        restored.checkpoint_every = args.checkpoint_every
+    return saved, restored
+
+
+def _resume_settings(saved: Any, net: Network, fingerprint: str) -> dict[str, Any]:
+    """Arguments of ``fit`` that continue the saved run; checks it matches data and network."""
+    if saved.metadata.get("data_sha256") != fingerprint:
+        raise UserError(
+            f"--resume: the training data differ from those of {saved.path} (their SHA-256 "
+            "differs): resume with the same data file"
+        )
+    twin = saved.network
+    if (twin.sizes, twin.activations, twin.loss.name, twin.dtype) != (
+        net.sizes,
+        net.activations,
+        net.loss.name,
+        net.dtype,
+    ):
+        raise UserError(f"--resume: the network in {saved.path} does not match its settings")
+    net.params[...] = twin.params
+    state = saved.state
+    return {
+        "optimizer": state.optimizer,
+        "epochs": saved.remaining_epochs,
+        "early_stopping": state.early_stopping,
+        "schedule": state.schedule,
+        "history": saved.history,
+        "state": state,
+    }
+
+
+def _portable_argv(argv: list[str] | None) -> list[str] | None:
+    """The command line with ``--data`` made absolute when it names a file."""
+    if argv is None:
+        return None
+    portable = list(argv)
+    for i, token in enumerate(portable):
+        if token == "--data" and i + 1 < len(portable) and os.path.isfile(portable[i + 1]):
+            portable[i + 1] = os.path.abspath(portable[i + 1])
+        elif token.startswith("--data=") and os.path.isfile(token[len("--data=") :]):
+            portable[i] = "--data=" + os.path.abspath(token[len("--data=") :])
+    return portable
 
 
 def _finite(value: Any) -> Any:
@@ -729,11 +847,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
     try:
         run = train_run(args, console)
     except DivergenceError as error:
-        _fail(f"{error} Nothing was written.")
+        if args.checkpoint_every:
+            _fail(f"{error} Only the checkpoints from before it were written.")
+        else:
+            _fail(f"{error} Nothing was written.")
         return EXIT_FAILED
     if args.quiet:
-        return 0
+        return EXIT_INTERRUPTED if run.history.interrupted else 0
     _print_train_table(run)
+    if run.history.interrupted:
+        print(
+            "Training interrupted by user. Checkpoint: "
+            f"{os.path.join(run.out, CHECKPOINT_FILE)}\n"
+            f"resume with: betaprop train --resume {shlex.quote(run.out)}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     return 0
 
 

@@ -1,0 +1,248 @@
+"""Faults across processes: Ctrl-C and SIGKILL during training, resume, determinism.
+
+Every run here is a separate Python process, as a user's would be. The oracle for a
+resumed run is the same command left alone: model tensors and history (all columns but
+the wall-clock ``seconds``) must be equal bit for bit.
+
+To interrupt a run reliably in the middle, the interrupted runs are slowed down by a
+wrapper that sleeps after each checkpoint (``SLOW``); sleeping changes no number.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from betaprop.checkpoint import FILENAME, load_checkpoint
+from betaprop.serialization import read_model
+
+_SCRIPT = Path(sys.executable).with_name("betaprop")
+COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "betaprop.cli"]
+TIMEOUT = 120  # seconds: no test may hang
+
+# The betaprop command, slowed: sleeps SLOW seconds after every checkpoint it writes.
+SLOW_COMMAND = """
+import sys, time
+from betaprop import checkpoint
+saving = checkpoint.Checkpoint._save
+def slow_save(self, net, history):
+    saving(self, net, history)
+    time.sleep(float(sys.argv[1]))
+checkpoint.Checkpoint._save = slow_save
+from betaprop.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+TRAIN = [
+    "train",
+    "--data",
+    "digits",
+    "--hidden",
+    "24",
+    "--epochs",
+    "10",
+    "--batch-size",
+    "64",
+    "--early-stopping",
+    "0",
+    "--seed",
+    "3",
+]
+
+
+def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*COMMAND, *args], cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT
+    )
+
+
+def start_slow(args: list[str], cwd: Path, pause: float) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", SLOW_COMMAND, str(pause), *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_checkpoint(folder: Path, epoch: int, process: subprocess.Popen) -> int:
+    """Poll until the folder's checkpoint has reached ``epoch``; returns the epoch seen."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        if (folder / FILENAME).exists():
+            reached = load_checkpoint(folder).state.epoch  # saves are atomic: never partial
+            if reached >= epoch:
+                return reached
+        time.sleep(0.02)
+    raise AssertionError(f"no checkpoint of epoch {epoch} in {TIMEOUT} s")
+
+
+def run_record(folder: Path) -> tuple[dict[str, np.ndarray], list[list[str]]]:
+    """The model's tensors and the history table without its ``seconds`` column."""
+    tensors = load_file(folder / "model.safetensors")
+    with open(folder / "history.csv", newline="") as handle:
+        rows = list(csv.reader(handle))
+    keep = [i for i, name in enumerate(rows[0]) if name != "seconds"]
+    return tensors, [[row[i] for i in keep] for row in rows]
+
+
+def assert_same_run(folder: Path, reference: Path) -> None:
+    tensors, history = run_record(folder)
+    expected_tensors, expected_history = run_record(reference)
+    assert sorted(tensors) == sorted(expected_tensors)
+    for name, tensor in expected_tensors.items():
+        np.testing.assert_array_equal(tensors[name], tensor, err_msg=name)
+    assert history == expected_history
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The uninterrupted command, without checkpoints."""
+    cwd = tmp_path_factory.mktemp("reference")
+    result = run([*TRAIN, "--out", "run", "--quiet"], cwd)
+    assert result.returncode == 0, result.stderr
+    return cwd / "run"
+
+
+def test_the_command_is_deterministic_across_processes(reference: Path, tmp_path: Path) -> None:
+    result = run([*TRAIN, "--out", "again", "--quiet", "--checkpoint-every", "3"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert_same_run(tmp_path / "again", reference)  # checkpoints change nothing either
+
+
+def test_ctrl_c_saves_a_checkpoint_and_the_model_and_exits_130(
+    reference: Path, tmp_path: Path
+) -> None:
+    process = start_slow([*TRAIN, "--out", "run", "--checkpoint-every", "1"], tmp_path, 0.3)
+    wait_for_checkpoint(tmp_path / "run", 2, process)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 130, stderr
+    assert "Training interrupted by user." in stderr
+    assert "resume with: betaprop train --resume run" in stderr
+    assert "Traceback" not in stderr
+    saved = load_checkpoint(tmp_path / "run")
+    assert saved.history.interrupted and 2 <= saved.state.epoch < 10
+    model = read_model(tmp_path / "run" / "model.safetensors")
+    assert model.metadata["training"]["interrupted"] is True
+    assert np.isfinite(model.network.params).all()
+    # validating, so the model holds the best epoch so far
+    assert saved.state.best_params is not None
+    np.testing.assert_array_equal(model.network.params, saved.state.best_params)
+    _, history = run_record(tmp_path / "run")
+    assert len(history) - 1 == saved.state.epoch  # header + one row per completed epoch
+
+    resumed = run(["train", "--resume", "run", "--quiet"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_run(tmp_path / "run", reference)
+
+
+def test_sigkill_then_resume_equals_the_uninterrupted_run(reference: Path, tmp_path: Path) -> None:
+    process = start_slow([*TRAIN, "--out", "run", "--checkpoint-every", "2"], tmp_path, 0.3)
+    wait_for_checkpoint(tmp_path / "run", 4, process)
+    process.kill()
+    process.communicate(timeout=TIMEOUT)
+    assert process.returncode == -signal.SIGKILL
+    assert not (tmp_path / "run" / "model.safetensors").exists()  # it never got that far
+    saved = load_checkpoint(tmp_path / "run")
+    assert saved.state.epoch in (4, 6, 8) and not saved.history.interrupted
+
+    resumed = run(["train", "--resume", "run", "--quiet"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_run(tmp_path / "run", reference)
+
+
+def test_resume_refuses_other_settings_other_data_and_finished_runs(
+    reference: Path, tmp_path: Path
+) -> None:
+    result = run(["train", "--resume", str(reference), "--epochs", "3"], tmp_path)
+    assert result.returncode == 2
+    assert "--resume goes on with the run's own settings: drop --epochs" in result.stderr
+    result = run(["train", "--resume", str(tmp_path / "nothing")], tmp_path)
+    assert result.returncode == 2 and "does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------------------ the library
+LIBRARY_RUN = """
+import json, sys, time
+import numpy as np
+import betaprop as bp
+from betaprop.checkpoint import Checkpoint, resume
+
+mode, folder, seed, pause = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+rng = np.random.default_rng(0)
+X = rng.normal(size=(300, 8))
+D = np.eye(3)[(X[:, 0] + X[:, 1] ** 2 > 1).astype(int) + (X[:, 2] > 0.5)]
+validation = (X[:60] + 0.1, D[:60])
+
+class Slow(bp.Callback):
+    def on_epoch_end(self, net, epoch, history):
+        time.sleep(pause)
+
+if mode == "resume":
+    net, history = resume(folder, X, D, validation_data=validation)
+else:
+    net = bp.Network([8, 16, 16, 3], activation="tanh", loss="cross_entropy", seed=seed)
+    history = bp.fit(
+        net, X, D, optimizer=bp.optimizers.Adam(0.01), epochs=12, batch_size=16, seed=seed,
+        validation_data=validation, schedule=bp.optimizers.ReduceOnPlateau(patience=1),
+        early_stopping=bp.EarlyStopping(patience=20), callbacks=[Checkpoint(folder), Slow()],
+    )
+record = {
+    "params": net.params.tobytes().hex(),
+    "predictions": net.predict(X).tobytes().hex(),
+    "history": {k: v for k, v in history.columns().items() if k != "seconds"},
+    "best_epoch": history.best_epoch,
+}
+print(json.dumps(record))
+"""
+
+
+def library(mode: str, folder: Path, seed: int = 1, pause: float = 0.0) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-c", LIBRARY_RUN, mode, str(folder), str(seed), str(pause)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_library_fit_is_deterministic_across_processes_and_resumes_after_sigkill(
+    tmp_path: Path,
+) -> None:
+    first = library("fit", tmp_path / "a")
+    assert library("fit", tmp_path / "b") == first
+    assert library("fit", tmp_path / "c", seed=2)["params"] != first["params"]
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", LIBRARY_RUN, "fit", str(tmp_path / "killed"), "1", "0.3"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for_checkpoint(tmp_path / "killed", 3, process)
+    process.kill()
+    process.communicate(timeout=TIMEOUT)
+    assert process.returncode == -signal.SIGKILL
+    assert load_checkpoint(tmp_path / "killed").state.epoch < 12
+    assert library("resume", tmp_path / "killed") == first
+
+
+def test_nothing_half_written_is_left_behind_by_a_completed_run(reference: Path) -> None:
+    leftovers = [name for name in os.listdir(reference) if name.endswith(".tmp")]
+    assert leftovers == []
