@@ -379,3 +379,36 @@ def test_checkpoint_every_n_epochs(tmp_path: Path) -> None:
     assert saved_epochs == [3, 3, 3, 6, 6]
     assert callback.saved == 3  # epochs 3, 6 and the end of training
     assert load_checkpoint(tmp_path).state.epoch == 7
+
+
+def test_the_readme_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The code of the README's "Faults and resume" section, run as a reader would."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Faults and resume", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["history"].epoch == list(range(1, 21))
+    assert load_checkpoint(tmp_path / "run").state.epoch == 20
+
+
+def test_a_checkpoint_written_only_after_ctrl_c(tmp_path: Path) -> None:
+    """Checkpoint(every=None, final=False), as the command uses without --checkpoint-every."""
+    net = make_network("regression")
+    only_on_ctrl_c = Checkpoint(tmp_path, every=None, final=False)
+    bp.fit(net, X, D_REG, epochs=3, seed=0, batch_size=10, callbacks=[only_on_ctrl_c])
+    assert not (tmp_path / FILENAME).exists() and only_on_ctrl_c.saved == 0
+    with pytest.warns(bp.InterruptedWarning):
+        bp.fit(
+            net,
+            X,
+            D_REG,
+            epochs=3,
+            seed=0,
+            batch_size=10,
+            callbacks=[SigintAt(2, 3), only_on_ctrl_c],
+        )
+    saved = load_checkpoint(tmp_path)
+    assert only_on_ctrl_c.saved == 1
+    assert (saved.state.epoch, saved.state.batch, saved.state.position) == (1, 3, 30)
