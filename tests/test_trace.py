@@ -23,10 +23,13 @@ TORCH_F = {
 
 def _autograd(net: bp.Network, x: np.ndarray, d: np.ndarray) -> dict:
     """s^q, y^q, beta^q = dE/ds^q, dE/dW^q, dE/db^q for one example, by autograd."""
-    W = [None] + [torch.tensor(net.W[q], dtype=torch.float64, requires_grad=True)
-                  for q in range(1, net.Q + 1)]  # fmt: skip
-    b = [None] + [torch.tensor(net.b[q][:, 0], dtype=torch.float64, requires_grad=True)
-                  for q in range(1, net.Q + 1)]  # fmt: skip
+    W = [None] + [
+        torch.tensor(net.W[q], dtype=torch.float64, requires_grad=True) for q in range(1, net.Q + 1)
+    ]
+    b = [None] + [
+        torch.tensor(net.b[q][:, 0], dtype=torch.float64, requires_grad=True)
+        for q in range(1, net.Q + 1)
+    ]
     y = [torch.tensor(x, dtype=torch.float64)]
     s: list = [None]
     for q in range(1, net.Q + 1):

@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     trace.add_argument("--sizes", type=_sizes, default=[2, 3, 2])
     trace.add_argument("--activation", default="sigmoid")
-    trace.add_argument("--output", choices=sorted(ACTIVATIONS), default=None)
+    trace.add_argument("--output", choices=sorted(ACTIVATIONS), default="sigmoid")
     trace.add_argument("--loss", choices=sorted(LOSSES), default="squared_error")
     trace.add_argument("--seed", type=_int_at_least(0), default=0)
     trace.add_argument("--x", type=_floats, help="the example x (default: 1, 0.5, -0.5, ...)")
@@ -430,7 +430,11 @@ def _build_network(args: argparse.Namespace, n_inputs: int, prep: Preprocessing)
     classification = prep.task == "classification"
     loss = args.loss or ("cross_entropy" if classification else "squared_error")
     if LOSSES[loss].classification and not classification:
-        raise UserError(f"--loss must be squared_error for regression, got {loss!r}")
+        accepted = sorted(k for k, v in LOSSES.items() if not v.classification)
+        raise UserError(f"--loss must be one of {accepted} for regression, got {loss!r}")
+    if classification and not LOSSES[loss].classification and loss != "squared_error":
+        accepted = sorted(k for k, v in LOSSES.items() if v.classification) + ["squared_error"]
+        raise UserError(f"--loss must be one of {accepted} for classification, got {loss!r}")
     if classification:
         if loss == "binary_cross_entropy":
             if prep.n_classes != 2:
@@ -568,12 +572,18 @@ def train_run(args: argparse.Namespace, console: Any | None = None) -> TrainRun:
         saved, args = _resumed(args)
     out = args.out if args.out else _default_out()
     _check_out(out)
+    created = not os.path.exists(out)
     data = load_data(args.data, args.target, seed=args.seed)
     task = infer_task(data) if args.task == "auto" else args.task
     labels = data.target
     stratify = Preprocessing.fit(data, task).labels(labels) if task == "classification" else None
     splits = _split(len(data.X), stratify, args.val_fraction, args.test_fraction, args.seed)
     prep = Preprocessing.fit(data, task, splits["train"])
+    if args.loss == "poisson":  # counts: the log link needs the target as it is, >= 0
+        prep.target_mean, prep.target_scale = 0.0, 1.0
+        lowest = min(float(v) for v in data.target) if task == "regression" else 0.0
+        if lowest < 0:
+            raise UserError(f"--loss poisson needs a target >= 0 (counts), got {lowest!r}")
     net = _build_network(args, data.X.shape[1], prep)
     try:
         optimizer = (
@@ -635,6 +645,10 @@ def train_run(args: argparse.Namespace, console: Any | None = None) -> TrainRun:
                 callbacks=callbacks,
                 **settings,
             )
+        except DivergenceError:
+            if created and os.path.isdir(out) and not os.listdir(out):
+                os.rmdir(out)  # made for this run by a callback, and still empty
+            raise
         finally:
             if progress is not None:
                 progress.stop()
@@ -973,7 +987,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     data = _model_data(args.model, prep, args.data, target)
     data = Dataset(prep.columns_of(data), data.target, prep.feature_names, target, data.source)
     values = _metrics(net, prep, data, np.arange(len(data.X)))
-    table = Table(title=f"betaprop evaluate: {args.model} on {args.data}")
+    table = Table(title="betaprop evaluate", caption=f"{args.model} on {args.data}")
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_row("rows", str(len(data.X)))
