@@ -6,8 +6,10 @@ The code follows the textbook algorithm step by step (see docs/algorithm.md):
 """
 
 from . import activations, losses, optimizers, reference
+from .diagnostics import Diagnostics
 from .gradcheck import GradcheckReport, gradcheck
 from .network import Network
+from .serialization import ModelFileError, load, save
 from .training import (
     Callback,
     DivergenceError,
@@ -33,6 +35,10 @@ __all__ = [
     "TrainingState",
     "gradcheck",
     "GradcheckReport",
+    "Diagnostics",
+    "save",
+    "load",
+    "ModelFileError",
     "activations",
     "losses",
     "optimizers",
