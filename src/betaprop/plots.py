@@ -39,6 +39,7 @@ def report(
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     panels = 3 if confusion is None else 4
     fig = Figure(figsize=(5.0 * panels, 4.2), layout="constrained")
@@ -69,8 +70,8 @@ def report(
     )
     for q in layers:
         values = np.asarray(history.extra[f"beta_rms_{q}"], dtype=float)
-        ax.plot(epochs[: len(values)], np.maximum(values, 1e-300), label=f"β^{q}")
-    ax.set(xlabel="epoch", ylabel="RMS of β^q (one example)", title="local errors per layer")
+        ax.plot(epochs[: len(values)], np.maximum(values, 1e-300), label=f"$\\beta^{{{q}}}$")
+    ax.set(xlabel="epoch", ylabel="RMS of $\\beta^q$ (one example)", title="local errors per layer")
     if layers:
         ax.set_yscale("log")
         ax.legend(fontsize="small")
@@ -93,6 +94,8 @@ def report(
                 for j in ticks:
                     ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize="small",
                             color="white" if counts[i, j] > limit else "black")  # fmt: skip
+    for ax in axes[:3]:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
     fig.savefig(os.fspath(path), dpi=90)
