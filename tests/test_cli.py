@@ -280,3 +280,48 @@ def test_help_lists_every_command():
     assert result.returncode == 0
     for command in ("train", "trace", "gradcheck", "info", "predict", "evaluate", "bench"):
         assert command in result.stdout
+
+
+def test_a_model_saved_from_python_without_preprocessing(tmp_path):
+    net = bp.Network([4, 3, 2], activation="tanh", loss="cross_entropy", seed=0)
+    bp.save(net, tmp_path / "plain.safetensors")
+    info = run("info", "plain.safetensors", cwd=tmp_path)
+    assert info.returncode == 0, info.stderr
+    assert "tanh" in info.stdout and "cross_entropy" in info.stdout and "23" in info.stdout
+    iris_csv(tmp_path / "iris.csv")
+    predict = run("predict", "plain.safetensors", "iris.csv", cwd=tmp_path)
+    assert predict.returncode == 2
+    assert "holds no preprocessing" in predict.stderr and predict.stderr.count("\n") == 1
+
+
+def test_task_is_inferred_and_can_be_forced(tmp_path):
+    rows = ["x,y"] + [f"{i / 10},{i % 3}" for i in range(60)]
+    (tmp_path / "small.csv").write_text("\n".join(rows) + "\n")
+    options = ["--data", str(tmp_path / "small.csv"), "--epochs", "2", "--hidden", "4"]
+    inferred = train_in_process(tmp_path, *options, "--out", str(tmp_path / "a"))
+    assert inferred.prep.task == "classification" and inferred.prep.classes == ["0", "1", "2"]
+    assert inferred.net.sizes == (1, 4, 3) and inferred.net.loss.name == "cross_entropy"
+    forced = train_in_process(
+        tmp_path, *options, "--task", "regression", "--out", str(tmp_path / "b")
+    )
+    assert forced.prep.task == "regression" and forced.net.sizes == (1, 4, 1)
+    assert forced.net.loss.name == "squared_error" and "r2" in forced.metrics["test"]
+
+
+def test_synthetic_xor_is_learned(tmp_path):
+    run_ = train_in_process(
+        tmp_path,
+        "--data",
+        "xor",
+        "--hidden",
+        "16",
+        "--activation",
+        "tanh",
+        "--epochs",
+        "200",
+        "--lr",
+        "0.01",
+        "--out",
+        str(tmp_path / "x"),
+    )
+    assert run_.metrics["test"]["accuracy"] >= 0.9  # no linear model gets past ~0.5-0.6

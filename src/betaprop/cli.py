@@ -902,8 +902,10 @@ def _print_train_table(run: TrainRun) -> None:
     console.print(table)
     h = run.history
     stopped = f", stopped early (best epoch {h.best_epoch})" if h.stopped_early else ""
+    hidden = sorted(set(run.net.activations[:-1]))
     console.print(
-        f"network {list(run.net.sizes)} {run.net.activations} {run.net.loss.name}; "
+        f"network {list(run.net.sizes)}, hidden {', '.join(hidden) or '-'}, output "
+        f"{run.net.activations[-1]}, loss {run.net.loss.name}; "
         f"{len(h.epoch)} epochs{stopped} in {run.seconds:.1f} s"
     )
     console.print(f"wrote {os.path.join(run.out, MODEL_FILE)}, {HISTORY_FILE}, {REPORT_FILE}")

@@ -147,7 +147,7 @@ class Diagnostics(Callback):
                 (
                     q,
                     f"local errors {verb} in layer {q} ({net.activations[q - 1]}): "
-                    f"RMS beta^{q} / RMS beta^{Q} = {ratio:.2g} {bound}; remedies: {REMEDIES}",
+                    f"RMS beta^{q} / RMS beta^{Q} = {ratio:.2e} {bound}; remedies: {REMEDIES}",
                 )
             )
         return found
