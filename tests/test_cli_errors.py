@@ -83,6 +83,7 @@ TRAIN_CASES = [
     (["--loss", "binary_cross_entropy"], "binary_cross_entropy needs 2 classes, got 10"),
     (["--output", "sigmoid", "--loss", "cross_entropy"], "output must be one of ['softmax']"),
     (["--no-such-option"], "unrecognized arguments: --no-such-option"),
+    (["--out", "ok.csv"], "--out must be a folder, got 'ok.csv' (an existing file)"),
 ]
 
 
@@ -269,6 +270,7 @@ OTHER_CASES = [
     (["predict", "absent.safetensors", "ok.csv"], "'absent.safetensors' does not exist"),
     (["predict", "model.safetensors", "ragged.csv"], "ragged.csv line 3 has 2 fields"),
     (["predict", "model.safetensors", "text.csv"], "lacks the feature columns"),
+    (["predict", "model.safetensors", "iris", "--out", "."], "--out must be a file, got '.'"),
     (["evaluate", "model.safetensors", "iris", "--target", "kind"], "target must be"),
     (["trace", "--model", "model.safetensors"], "--model needs --example"),
     (["trace", "--model", "model.safetensors", "--example", "3"], "needs --data"),

@@ -30,7 +30,7 @@ import shlex
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, NoReturn
@@ -40,7 +40,16 @@ import numpy as np
 from . import __version__
 from .activations import ACTIVATIONS
 from .activations import names as activation_names
-from .datasets import BUNDLED, SYNTHETIC, DataError, Dataset, Preprocessing, infer_task, load_data
+from .datasets import (
+    BUNDLED,
+    SYNTHETIC,
+    DataError,
+    Dataset,
+    Preprocessing,
+    class_labels,
+    infer_task,
+    load_data,
+)
 from .losses import LOSSES
 from .network import Network
 from .optimizers import OPTIMIZERS, get_optimizer
@@ -94,7 +103,7 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _int_at_least(low: int):  # type: ignore[no-untyped-def]
+def _int_at_least(low: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -576,7 +585,7 @@ def train_run(args: argparse.Namespace, console: Any | None = None) -> TrainRun:
     data = load_data(args.data, args.target, seed=args.seed)
     task = infer_task(data) if args.task == "auto" else args.task
     labels = data.target
-    stratify = Preprocessing.fit(data, task).labels(labels) if task == "classification" else None
+    stratify = class_labels(labels) if task == "classification" else None
     splits = _split(len(data.X), stratify, args.val_fraction, args.test_fraction, args.seed)
     prep = Preprocessing.fit(data, task, splits["train"])
     if args.loss == "poisson":  # counts: the log link needs the target as it is, >= 0

@@ -32,6 +32,7 @@ __all__ = [
     "read_csv",
     "load_data",
     "infer_task",
+    "class_labels",
 ]
 
 Array = np.ndarray
@@ -318,8 +319,8 @@ def infer_task(data: Dataset) -> str:
     return "regression"
 
 
-def _canonical_labels(target: Array) -> list[str]:
-    """Labels as strings; numeric labels with integer values lose a trailing ".0"."""
+def class_labels(target: Array) -> list[str]:
+    """Class labels as strings; numeric labels with integer values lose a trailing ".0"."""
     numbers = _numeric_labels(target)
     if numbers is not None and np.all(numbers == np.round(numbers)):
         return [str(int(v)) for v in numbers]
@@ -372,7 +373,7 @@ class Preprocessing:
             data.target_name,
         )
         if task == "classification":
-            prep.classes = _sorted_classes(_canonical_labels(data.target))
+            prep.classes = _sorted_classes(class_labels(data.target))
             if len(prep.classes) < 2:
                 raise DataError(
                     f"target {data.target_name!r} must have at least 2 classes for "
@@ -422,7 +423,7 @@ class Preprocessing:
             return d.reshape(-1, 1).astype(dtype)
         assert self.classes is not None
         position = {label: k for k, label in enumerate(self.classes)}
-        labels = _canonical_labels(target)
+        labels = class_labels(target)
         unknown = sorted({label for label in labels if label not in position})
         if unknown:
             raise DataError(
@@ -445,7 +446,7 @@ class Preprocessing:
 
     def labels(self, target: Array) -> list[str]:
         """Class labels of a target column in the model's spelling."""
-        return _canonical_labels(target)
+        return class_labels(target)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (floats round-trip exactly through JSON)."""
