@@ -69,10 +69,11 @@ class Softmax(Activation):
     def forward(self, s: Array, out: Array, row: Array | None = None) -> None:
         if row is None:
             row = np.empty((1, s.shape[1]), dtype=s.dtype)
-        np.max(s, axis=0, keepdims=True, out=row)  # subtract the column max: no overflow
+        # (np.maximum.reduce and np.add.reduce are np.max and np.sum without their wrapper)
+        np.maximum.reduce(s, axis=0, keepdims=True, out=row)  # minus the column max: no overflow
         np.subtract(s, row, out=out)
         np.exp(out, out=out)
-        np.sum(out, axis=0, keepdims=True, out=row)
+        np.add.reduce(out, axis=0, keepdims=True, out=row)
         out /= row
 
     def derivative(self, s: Array, y: Array, out: Array) -> None:
@@ -82,7 +83,7 @@ class Softmax(Activation):
 
     def multiply_derivative(self, s: Array, y: Array, beta: Array, tmp: Array, row: Array) -> None:
         np.multiply(y, beta, out=tmp)
-        np.sum(tmp, axis=0, keepdims=True, out=row)  # sum_j y_j beta_j, per example
+        np.add.reduce(tmp, axis=0, keepdims=True, out=row)  # sum_j y_j beta_j, per example
         beta -= row
         beta *= y
 

@@ -41,7 +41,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["WORKLOADS", "CONTENDERS", "TARGETS", "Workload", "main", "gemm_bound", "load"]
+__all__ = [
+    "WORKLOADS",
+    "CONTENDERS",
+    "TARGETS",
+    "Workload",
+    "GemmBound",
+    "main",
+    "run",
+    "gemm_bound",
+    "load",
+]
 
 Array = np.ndarray
 
@@ -104,31 +114,38 @@ def _one_hot(labels: Array, classes: int) -> Array:
 
 
 # --------------------------------------------------------------------------- contenders
-def gemm_bound(sizes: Sequence[int], n: int, batch_size: int, dtype: str = "float32") -> Callable:
+class GemmBound:
     """One epoch of only the matrix products of steps 2, 4 and 5, into preallocated outputs.
 
-    Returns a function that runs the epoch: for each mini-batch (the last one may be
-    smaller), s^q = W^q y^{q-1} for q = 1..Q, beta^q = (W^{q+1})^T beta^{q+1} for
-    q = Q-1..1 (never beta^0) and dW^q = beta^q (y^{q-1})^T for q = 1..Q. Operands are
-    C-contiguous (N_q, m) columns, as in the engine; their values do not matter.
+    Calling it runs the epoch: for each mini-batch (the last one may be smaller),
+    s^q = W^q y^{q-1} for q = 1..Q, beta^q = (W^{q+1})^T beta^{q+1} for q = Q-1..1 (never
+    beta^0) and dW^q = beta^q (y^{q-1})^T for q = 1..Q. Operands are C-contiguous (N_q, m)
+    columns, as in the engine; their values do not matter. ``operands[m]`` holds the
+    (y, s, beta) lists for batches of m examples; the step 4 products go to ``s`` (a
+    scratch output), so ``beta`` stays as drawn.
     """
-    Q = len(sizes) - 1
-    rng = np.random.default_rng(0)
-    W: list[Any] = [None] + [
-        rng.standard_normal((sizes[q], sizes[q - 1])).astype(dtype) for q in range(1, Q + 1)
-    ]
-    dW: list[Any] = [None] + [np.empty_like(W[q]) for q in range(1, Q + 1)]
-    batches = [min(batch_size, n - start) for start in range(0, n, batch_size)]
-    per_m: dict[int, tuple[list[Any], list[Any], list[Any]]] = {}
-    for m in set(batches):
-        y: list[Any] = [rng.standard_normal((N, m)).astype(dtype) for N in sizes]
-        s: list[Any] = [None] + [np.empty((N, m), dtype=dtype) for N in sizes[1:]]
-        beta: list[Any] = [None] + [rng.standard_normal((N, m)).astype(dtype) for N in sizes[1:]]
-        per_m[m] = (y, s, beta)
 
-    def epoch() -> None:
-        for m in batches:
-            y, s, beta = per_m[m]
+    def __init__(self, sizes: Sequence[int], n: int, batch_size: int, dtype: str = "float32"):
+        Q = self.Q = len(sizes) - 1
+        rng = np.random.default_rng(0)
+
+        def draw(shape: tuple[int, int]) -> Array:
+            return rng.standard_normal(shape).astype(dtype)
+
+        self.W: list[Any] = [None] + [draw((sizes[q], sizes[q - 1])) for q in range(1, Q + 1)]
+        self.dW: list[Any] = [None] + [np.empty_like(self.W[q]) for q in range(1, Q + 1)]
+        self.batches = [min(batch_size, n - start) for start in range(0, n, batch_size)]
+        self.operands: dict[int, tuple[list[Any], list[Any], list[Any]]] = {}
+        for m in sorted(set(self.batches)):
+            y: list[Any] = [draw((N, m)) for N in sizes]
+            s: list[Any] = [None] + [np.empty((N, m), dtype=dtype) for N in sizes[1:]]
+            beta: list[Any] = [None] + [draw((N, m)) for N in sizes[1:]]
+            self.operands[m] = (y, s, beta)
+
+    def __call__(self) -> None:
+        Q, W, dW = self.Q, self.W, self.dW
+        for m in self.batches:
+            y, s, beta = self.operands[m]
             for q in range(1, Q + 1):
                 np.matmul(W[q], y[q - 1], out=s[q])  # step 2: W^q y^{q-1}
             for q in range(Q - 1, 0, -1):
@@ -136,7 +153,10 @@ def gemm_bound(sizes: Sequence[int], n: int, batch_size: int, dtype: str = "floa
             for q in range(1, Q + 1):
                 np.matmul(beta[q], y[q - 1].T, out=dW[q])  # step 5: beta^q (y^{q-1})^T
 
-    return epoch
+
+def gemm_bound(sizes: Sequence[int], n: int, batch_size: int, dtype: str = "float32") -> GemmBound:
+    """The GEMM bound's epoch for layer sizes (N_0..N_Q), n examples, mini-batches of batch_size."""
+    return GemmBound(sizes, n, batch_size, dtype)
 
 
 def _betaprop_epoch(workload: Workload, X: Array, labels: Array) -> Callable:
@@ -326,8 +346,6 @@ def _estimator_worker(task: dict[str, Any]) -> dict[str, Any]:
     from sklearn.datasets import load_digits
     from sklearn.neural_network import MLPClassifier as SkMLP
 
-    import betaprop
-
     digits = load_digits()
     X = (digits.data / 16.0).astype(task["dtype"])
     y = digits.target
@@ -348,10 +366,7 @@ def _estimator_worker(task: dict[str, Any]) -> dict[str, Any]:
     if task["solver"] == "sgd":
         params.update(momentum=MOMENTUM, nesterovs_momentum=False)
     out: dict[str, Any] = {}
-    contenders: list[tuple[str, Any]] = [
-        ("betaprop", betaprop.MLPClassifier),  # type: ignore[attr-defined]
-        ("sklearn", SkMLP),
-    ]
+    contenders: list[tuple[str, Any]] = [("betaprop", _estimator_class()), ("sklearn", SkMLP)]
     for name, cls in contenders:
         seconds, score = [], math.nan
         for _ in range(int(task["repeats"]) + 1):  # the first fit is a warm-up
@@ -574,15 +589,19 @@ def _target_lines(name: str, rows: dict[str, Any]) -> list[str]:
     return ["targets: " + "; ".join(parts)] if parts else []
 
 
-def _estimators(args: argparse.Namespace, threads: int, say: Callable[[str], None]) -> Any:
-    say("")
+def _estimator_class() -> Any:
+    """``betaprop.MLPClassifier`` where it exists (it is written separately), else None."""
     try:
         import betaprop
 
-        available = hasattr(betaprop, "MLPClassifier")
-    except ImportError:  # pragma: no cover
-        available = False
-    if not available:
+        return betaprop.MLPClassifier  # type: ignore[attr-defined]
+    except (AttributeError, ImportError):
+        return None
+
+
+def _estimators(args: argparse.Namespace, threads: int, say: Callable[[str], None]) -> Any:
+    say("")
+    if _estimator_class() is None:
         say("## estimators: betaprop.MLPClassifier does not exist yet; table skipped")
         return None
     max_iter = 10 if args.quick else 30
@@ -625,7 +644,7 @@ def _estimators(args: argparse.Namespace, threads: int, say: Callable[[str], Non
 
 def _checkpoint(args: argparse.Namespace, threads: int, say: Callable[[str], None]) -> Any:
     say("")
-    n = 1_024 if args.quick else CHECKPOINT_N
+    n = 256 if args.quick else CHECKPOINT_N
     say(
         f"## memory modes: {n} x 128, {_short(CHECKPOINT_SIZES)} (Q = {len(CHECKPOINT_SIZES) - 1}),"
         f" tanh, batch {CHECKPOINT_BATCH}, float32; {args.repeats} epochs after a warm-up"

@@ -1,0 +1,157 @@
+"""The benchmark: the GEMM bound does exactly the products of an epoch; the command runs,
+reports ratios of its own medians, skips what is missing and rejects bad options.
+
+Times are never asserted (the machine is shared): only structure and arithmetic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import betaprop
+from betaprop import bench
+
+
+def test_gemm_bound_does_the_products_of_steps_2_4_5_and_nothing_else(monkeypatch) -> None:
+    """Per mini-batch: W^q y^{q-1} for q = 1..Q, (W^{q+1})^T beta^{q+1} for q = Q-1..1 (no
+    beta^0), beta^q (y^{q-1})^T for q = 1..Q; the last batch is the remainder."""
+    sizes, n, batch_size = (7, 5, 4, 3), 23, 10  # batches of 10, 10, 3
+    epoch = bench.gemm_bound(sizes, n, batch_size)
+    calls: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+    matmul = np.matmul
+
+    def counting(a, b, out=None):
+        calls.append((a.shape, b.shape))
+        return matmul(a, b, out=out)
+
+    monkeypatch.setattr(np, "matmul", counting)
+    epoch()
+    Q = len(sizes) - 1
+    expected = []
+    for m in (10, 10, 3):
+        expected += [((sizes[q], sizes[q - 1]), (sizes[q - 1], m)) for q in range(1, Q + 1)]
+        expected += [((sizes[q], sizes[q + 1]), (sizes[q + 1], m)) for q in range(Q - 1, 0, -1)]
+        expected += [((sizes[q], m), (m, sizes[q - 1])) for q in range(1, Q + 1)]
+    assert calls == expected
+
+
+def test_gemm_bound_writes_the_products_it_claims() -> None:
+    """The bound's outputs hold the true products (the work is really done)."""
+    epoch = bench.gemm_bound((6, 4, 3), 5, 5)
+    epoch()
+    y, s, beta = epoch.operands[5]
+    W, dW = epoch.W, epoch.dW
+    np.testing.assert_allclose(s[1], W[2].T @ beta[2], rtol=1e-5)  # step 4, written last
+    np.testing.assert_allclose(s[2], W[2] @ y[1], rtol=1e-5)  # step 2
+    for q in (1, 2):
+        np.testing.assert_allclose(dW[q], beta[q] @ y[q - 1].T, rtol=1e-5)  # step 5
+
+
+def test_quick_run_reports_ratios_of_its_own_medians(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "bench.json"
+    code = bench.main(
+        [
+            "--quick",
+            "--workloads",
+            "small",
+            "--contenders",
+            "betaprop,bound",
+            "--repeats",
+            "2",
+            "--threads",
+            "1",
+            "--no-estimators",
+            "--json",
+            str(out),
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    results = json.loads(out.read_text())
+    rows = results["workloads"]["small"]["rows"]
+    assert set(rows) == {"betaprop", "bound"}
+    for name, row in rows.items():
+        assert len(row["seconds"]) == 2 and all(t > 0 for t in row["seconds"])
+        assert row["median"] == statistics.median(row["seconds"])
+        assert row["min"] <= row["median"] <= row["max"]
+        assert row["per_bound"] == pytest.approx(row["median"] / rows["bound"]["median"])
+        assert row["per_betaprop"] == pytest.approx(row["median"] / rows["betaprop"]["median"])
+        assert row["peak_rss"] > 0, name
+    assert rows["bound"]["per_bound"] == 1.0
+    assert "| betaprop |" in printed and "targets: betaprop ÷ bound =" in printed
+    assert results["machine"]["cores"] >= 1 and results["threads"] >= 1
+    # the memory modes on Q = 256: the checkpoint work buffers are a small part of "all"'s
+    memory = results["checkpoint"]
+    assert memory["checkpoint"]["work_bytes"] * 5 < memory["all"]["work_bytes"]
+    assert "| checkpoint |" in printed
+
+
+def test_missing_torch_and_estimator_are_skipped_with_a_note(monkeypatch) -> None:
+    real = bench.machine
+
+    def without_torch() -> dict:
+        return {**real(), "torch": None}
+
+    monkeypatch.setattr(bench, "machine", without_torch)
+
+    def no_estimators(name: str) -> object:
+        raise AttributeError(name)
+
+    monkeypatch.setattr(betaprop, "__getattr__", no_estimators)  # as before estimators.py
+    args = bench._parse(
+        ["--quick", "--workloads", "small", "--contenders", "torch", "--repeats", "1"]
+    )
+    args.no_checkpoint = True
+    lines: list[str] = []
+    results = bench.run(args, say=lines.append)
+    assert "note: PyTorch is not installed; the torch contender is skipped" in lines
+    assert results["workloads"]["small"]["rows"] == {}
+    assert any("MLPClassifier does not exist yet; table skipped" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--workloads", "huge"], "--workloads must name some of ['wide', 'small', 'deep']"),
+        (["--contenders", "jax"], "--contenders must name some of ['betaprop', 'sklearn'"),
+        (["--repeats", "0"], "--repeats must be an integer >= 1, got 0"),
+        (["--threads", "0"], "--threads must be an integer >= 1, got 0"),
+    ],
+)
+def test_bad_options_are_refused_with_a_clear_message(argv, message, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_benchmarks_script_is_importable_and_runs_the_same_main() -> None:
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+    spec = importlib.util.spec_from_file_location("benchmarks_bench", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main is bench.main
+    assert set(module.WORKLOADS) == {"wide", "small", "deep"}
+    assert isinstance(bench._parse(["--quick"]), argparse.Namespace)
+
+
+def test_workloads_are_the_issues() -> None:
+    wide, small, deep = (bench.WORKLOADS[k] for k in ("wide", "small", "deep"))
+    assert (wide.n, wide.sizes, wide.activation, wide.batch_size) == (
+        60_000,
+        (784, 256, 128, 10),
+        "relu",
+        128,
+    )
+    X, labels = bench.load(small)
+    assert X.shape == (1797, 64) and X.dtype == np.float32 and small.batch_size == 32
+    assert len(deep.sizes) == 66 and set(deep.sizes[1:-1]) == {128} and deep.batch_size == 256
+    assert deep.activation == "tanh" and deep.n == 8_192
