@@ -627,7 +627,8 @@ def train_run(args: argparse.Namespace, console: Any | None = None) -> TrainRun:
         out,
         every=getattr(args, "checkpoint_every", None),
         metadata={"argv": _portable_argv(argv), "data_sha256": fingerprint},
-        final=getattr(args, "checkpoint_every", None) is not None,
+        # a resumed run also ends with a checkpoint, so that --resume then says it is finished
+        final=getattr(args, "checkpoint_every", None) is not None or saved is not None,
     )
     callbacks: list[Callback] = [diagnostics, checkpoint]
     batch_size = min(args.batch_size, len(X))
