@@ -44,4 +44,16 @@ __all__ = [
     "optimizers",
     "reference",
     "__version__",
+    "MLPClassifier",
+    "MLPRegressor",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``betaprop.MLPClassifier`` / ``MLPRegressor``, imported on first use (scikit-learn is slow
+    to import and the engine does not need it)."""
+    if name in ("MLPClassifier", "MLPRegressor"):
+        from . import estimators
+
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'betaprop' has no attribute {name!r}")

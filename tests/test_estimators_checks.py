@@ -1,0 +1,34 @@
+"""scikit-learn's own estimator test suite on betaprop's MLPClassifier and MLPRegressor.
+
+Every check passes with no expected failures, for the default solver (adam), for sgd and
+lbfgs, and for a configuration using what scikit-learn lacks (per-layer activations from
+betaprop's registry, the rmsprop optimizer, the adaptive schedule). ``max_iter=100`` keeps
+the suite fast (scikit-learn's own test configuration for its MLPs does the same).
+"""
+
+from __future__ import annotations
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from betaprop import MLPClassifier, MLPRegressor
+
+ESTIMATORS = [
+    MLPClassifier(max_iter=100),
+    MLPRegressor(max_iter=100),
+    MLPClassifier(solver="sgd", max_iter=100),
+    MLPRegressor(solver="sgd", max_iter=100),
+    MLPClassifier(solver="lbfgs", max_iter=100),
+    MLPRegressor(solver="lbfgs", max_iter=100),
+    MLPRegressor(
+        hidden_layer_sizes=(20, 10),
+        activation=["elu", "tanh"],
+        solver="rmsprop",
+        learning_rate="adaptive",
+        max_iter=100,
+    ),
+]
+
+
+@parametrize_with_checks(ESTIMATORS)
+def test_scikit_learn_estimator_checks(estimator, check) -> None:
+    check(estimator)
