@@ -147,6 +147,8 @@ def test_ctrl_c_saves_a_checkpoint_and_the_model_and_exits_130(
     resumed = run(["train", "--resume", "run", "--quiet"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert_same_run(tmp_path / "run", reference)
+    again = run(["train", "--resume", "run"], tmp_path)
+    assert again.returncode == 2 and "is finished (epoch 10)" in again.stderr
 
 
 def test_sigkill_then_resume_equals_the_uninterrupted_run(reference: Path, tmp_path: Path) -> None:
