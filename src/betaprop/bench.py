@@ -292,6 +292,7 @@ def _worker(task: dict[str, Any]) -> dict[str, Any]:
     import betaprop  # noqa: F401
 
     baseline = _peak_rss_bytes()
+    epoch: Callable[[], None]
     if contender == "betaprop":
         epoch = _betaprop_epoch(workload, X, labels)
     elif contender == "sklearn":
@@ -300,7 +301,18 @@ def _worker(task: dict[str, Any]) -> dict[str, Any]:
         epoch = _torch_epoch(workload, X, labels, threads)
     else:
         epoch = gemm_bound(workload.sizes, len(X), workload.batch_size)
-    seconds = _time_epochs(epoch, int(task["repeats"]))
+    epoch()  # warm-up epoch: buffers, caches, thread pools
+    # Serve the parent: one timed epoch per "epoch" line, so that the contenders' epochs
+    # interleave (a change of load on a shared machine then hits all of them alike).
+    print(_READY, flush=True)
+    seconds = []
+    for line in sys.stdin:
+        if line.strip() != "epoch":
+            break
+        started = time.perf_counter()
+        epoch()
+        seconds.append(time.perf_counter() - started)
+        print(f"{_READY} {seconds[-1]!r}", flush=True)
     peak = _peak_rss_bytes()
     return {"seconds": seconds, "peak_rss": peak, "over_data": peak - baseline}
 
@@ -381,13 +393,72 @@ def _estimator_worker(task: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_READY = "@@betaprop-bench"
+_CHILD = "import json, sys; from betaprop.bench import _worker; " + (
+    "print('\\n' + json.dumps(_worker(json.loads(sys.argv[1]))))"
+)
+
+
+def _interleaved(tasks: dict[str, dict[str, Any]], repeats: int) -> dict[str, dict[str, Any]]:
+    """Time ``repeats`` epochs of every contender, round-robin, each in its own process.
+
+    Every child builds its model and runs a warm-up epoch, then times one epoch each time
+    it is asked; the order of the contenders rotates from round to round.
+    """
+    children: dict[str, subprocess.Popen] = {}
+    failed: dict[str, dict[str, Any]] = {}
+    for name, task in tasks.items():
+        child = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, json.dumps(task)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        if _read_ready(child) is None:
+            failed[name] = {"error": _child_error(child)}
+        else:
+            children[name] = child
+    names = list(children)
+    for round_ in range(repeats):
+        shift = round_ % len(names) if names else 0
+        for name in names[shift:] + names[:shift]:
+            child = children[name]
+            if child.poll() is not None:
+                continue
+            assert child.stdin is not None
+            child.stdin.write("epoch\n")
+            child.stdin.flush()
+            _read_ready(child)
+            time.sleep(0.05)  # let this contender's spinning threads go idle
+    results: dict[str, dict[str, Any]] = {}
+    for name, child in children.items():
+        out, err = child.communicate("done\n")
+        lines = [line for line in out.strip().splitlines() if line.startswith("{")]
+        if child.returncode != 0 or not lines:
+            results[name] = {"error": (err.strip().splitlines() or ["(no output)"])[-1]}
+        else:
+            results[name] = dict(json.loads(lines[-1]))
+    return {**failed, **results}
+
+
+def _read_ready(child: subprocess.Popen) -> str | None:
+    assert child.stdout is not None
+    for line in child.stdout:
+        if line.startswith(_READY):
+            return line
+    return None
+
+
+def _child_error(child: subprocess.Popen) -> str:
+    _, err = child.communicate()
+    return (err.strip().splitlines() or ["(no output)"])[-1]
+
+
 def _spawn(task: dict[str, Any]) -> dict[str, Any]:
     """Run ``_worker(task)`` in a fresh Python process and return its result."""
-    code = "import json, sys; from betaprop.bench import _worker; " + (
-        "print('\\n' + json.dumps(_worker(json.loads(sys.argv[1]))))"
-    )
     done = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(task)], capture_output=True, text=True
+        [sys.executable, "-c", _CHILD, json.dumps(task)], capture_output=True, text=True
     )
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
@@ -520,20 +591,22 @@ def run(args: argparse.Namespace, say: Callable[[str], None] = print) -> dict[st
             f"{args.repeats} epochs after a warm-up"
         )
         rows: dict[str, Any] = {}
-        for contender in contenders:
-            task = {
+        tasks = {
+            contender: {
                 "kind": "epoch",
                 "workload": name,
                 "contender": contender,
-                "repeats": args.repeats,
                 "threads": threads,
                 "n": n,
             }
-            result = _spawn(task)
-            if "error" in result:
-                say(f"note: {contender} failed: {result['error']}")
+            for contender in contenders
+        }
+        for contender, result in _interleaved(tasks, args.repeats).items():
+            if "error" in result or not result["seconds"]:
+                say(f"note: {contender} failed: {result.get('error', 'no epoch timed')}")
                 continue
             rows[contender] = {**result, **_stats(result["seconds"])}
+        rows = {c: rows[c] for c in contenders if c in rows}
         _add_ratios(rows)
         results["workloads"][name] = {"n": n, "workload": asdict(workload), "rows": rows}
         for line in _epoch_table(rows):
