@@ -325,3 +325,47 @@ def test_synthetic_xor_is_learned(tmp_path):
         str(tmp_path / "x"),
     )
     assert run_.metrics["test"]["accuracy"] >= 0.9  # no linear model gets past ~0.5-0.6
+
+
+def test_predict_ignores_an_empty_target_column(tmp_path):
+    data = iris_csv(tmp_path / "iris.csv")
+    train_in_process(tmp_path, "--data", str(data), "--out", str(tmp_path / "run"), "--epochs", "2")
+    lines = data.read_text().splitlines()
+    unlabelled = tmp_path / "new.csv"
+    unlabelled.write_text(
+        "\n".join([lines[0]] + [row.rsplit(",", 1)[0] + "," for row in lines[1:]])
+    )
+    a = run("predict", str(tmp_path / "run" / "model.safetensors"), str(data))
+    b = run("predict", str(tmp_path / "run" / "model.safetensors"), str(unlabelled))
+    assert a.returncode == b.returncode == 0, b.stderr
+    assert a.stdout == b.stdout and len(a.stdout.splitlines()) == 151
+
+
+def test_optimizer_options_reach_the_optimizer(tmp_path):
+    run_ = train_in_process(
+        tmp_path,
+        "--data",
+        "iris",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.05",
+        "--momentum",
+        "0.5",
+        "--weight-decay",
+        "0.01",
+        "--schedule",
+        "step",
+        "--epochs",
+        "12",
+        "--early-stopping",
+        "0",
+        "--out",
+        str(tmp_path / "run"),
+    )
+    # StepDecay(step_size=10, gamma=0.1) as torch.optim.lr_scheduler.StepLR: lr 0.05 for
+    # epochs 1-10, then 0.005
+    np.testing.assert_allclose(run_.history.learning_rate, [0.05] * 10 + [0.005] * 2, rtol=1e-12)
+    training = read_model(tmp_path / "run" / "model.safetensors").metadata["training"]
+    assert training["optimizer"] == "sgd" and training["momentum"] == 0.5
+    assert training["weight_decay"] == 0.01 and training["schedule"] == "step"

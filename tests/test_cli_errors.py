@@ -84,6 +84,9 @@ TRAIN_CASES = [
     (["--output", "sigmoid", "--loss", "cross_entropy"], "output must be one of ['softmax']"),
     (["--no-such-option"], "unrecognized arguments: --no-such-option"),
     (["--out", "ok.csv"], "--out must be a folder, got 'ok.csv' (an existing file)"),
+    (["--momentum", "0.9"], "--momentum needs --optimizer one of ['rmsprop', 'sgd'], got 'adam'"),
+    (["--weight-decay", "-1"], "--weight-decay must be a finite number >= 0, got '-1'"),
+    (["--schedule", "warmup"], "invalid choice: 'warmup'"),
 ]
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -52,7 +53,7 @@ from .datasets import (
 )
 from .losses import LOSSES
 from .network import Network
-from .optimizers import OPTIMIZERS, get_optimizer
+from .optimizers import OPTIMIZERS, SCHEDULES, get_optimizer, get_schedule
 from .serialization import ModelFile, ModelFileError, atomic_write, read_model, save
 from .training import Callback, DivergenceError, History, InterruptedWarning, evaluate, fit
 
@@ -90,6 +91,16 @@ def _positive_float(text: str) -> float:
         value = math.nan
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
     return value
 
 
@@ -216,6 +227,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
     train.add_argument(
         "--lr", type=_positive_float, help="learning rate (default: the optimizer's)"
+    )
+    train.add_argument(
+        "--momentum", type=_fraction, help="momentum of sgd and rmsprop, in [0, 1) (default 0)"
+    )
+    train.add_argument(
+        "--weight-decay",
+        type=_non_negative_float,
+        help="L2 penalty on the weights (not the biases); default 0",
+    )
+    train.add_argument(
+        "--schedule",
+        choices=sorted(SCHEDULES),
+        default="constant",
+        help="learning-rate schedule, stepped every epoch (cosine spans --epochs)",
     )
     train.add_argument("--epochs", type=_int_at_least(1), default=100)
     train.add_argument("--batch-size", type=_int_at_least(1), default=32)
@@ -471,6 +496,33 @@ def _build_network(args: argparse.Namespace, n_inputs: int, prep: Preprocessing)
         raise UserError(str(error)) from None
 
 
+def _optimizer_and_schedule(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The optimizer (step 6) and learning-rate schedule that the options ask for."""
+    settings: dict[str, Any] = {}
+    if args.lr is not None:
+        settings["learning_rate"] = args.lr
+    if getattr(args, "weight_decay", None) is not None:
+        settings["weight_decay"] = args.weight_decay
+    if getattr(args, "momentum", None) is not None:
+        accepting = sorted(
+            name
+            for name, kind in OPTIMIZERS.items()
+            if "momentum" in {f.name for f in dataclasses.fields(kind)}
+        )
+        if args.optimizer not in accepting:
+            raise UserError(
+                f"--momentum needs --optimizer one of {accepting}, got {args.optimizer!r}"
+            )
+        settings["momentum"] = args.momentum
+    name = getattr(args, "schedule", "constant")
+    try:
+        optimizer = get_optimizer(args.optimizer, **settings)
+        schedule = get_schedule(name, T_max=args.epochs) if name == "cosine" else get_schedule(name)
+    except (TypeError, ValueError) as error:
+        raise UserError(str(error)) from None
+    return optimizer, schedule
+
+
 def _metrics(
     net: Network, prep: Preprocessing, data: Dataset, rows: np.ndarray
 ) -> dict[str, float]:
@@ -594,14 +646,7 @@ def train_run(args: argparse.Namespace, console: Any | None = None) -> TrainRun:
         if lowest < 0:
             raise UserError(f"--loss poisson needs a target >= 0 (counts), got {lowest!r}")
     net = _build_network(args, data.X.shape[1], prep)
-    try:
-        optimizer = (
-            get_optimizer(args.optimizer)
-            if args.lr is None
-            else get_optimizer(args.optimizer, learning_rate=args.lr)
-        )
-    except (TypeError, ValueError) as error:
-        raise UserError(str(error)) from None
+    optimizer, schedule = _optimizer_and_schedule(args)
 
     def arrays(name: str) -> tuple[np.ndarray, np.ndarray]:
         rows = splits[name]
@@ -618,6 +663,7 @@ def train_run(args: argparse.Namespace, console: Any | None = None) -> TrainRun:
         "epochs": args.epochs,
         "seed": args.seed,
         "early_stopping": args.early_stopping or None,
+        "schedule": schedule,
     }
     if saved is not None:
         settings = _resume_settings(saved, net, fingerprint)
@@ -685,6 +731,9 @@ def train_run(args: argparse.Namespace, console: Any | None = None) -> TrainRun:
         "loss": net.loss.name,
         "optimizer": args.optimizer,
         "learning_rate": float(optimizer.learning_rate),
+        "momentum": getattr(optimizer, "momentum", None),
+        "weight_decay": float(optimizer.weight_decay),
+        "schedule": getattr(args, "schedule", "constant"),
         "epochs": args.epochs,
         "epochs_run": len(history.epoch),
         "interrupted": history.interrupted,
@@ -949,11 +998,10 @@ def _require_prep(path: str, prep: Preprocessing | None) -> Preprocessing:
 
 
 def _model_data(path: str, prep: Preprocessing, data_spec: str, target: str | None) -> Dataset:
+    """The model's feature columns of a data file, and the ``target`` column unless None
+    (then a target column in the file is ignored, even with empty cells)."""
     return load_data(
-        data_spec,
-        target if target is not None else prep.target_name,
-        require_target=target is not None,
-        features=prep.feature_names,
+        data_spec, target, require_target=target is not None, features=prep.feature_names
     )
 
 
