@@ -60,6 +60,7 @@ def _autograd(net: bp.Network, x: np.ndarray, d: np.ndarray) -> dict:
         ([4, 5, 3, 3], "tanh", None, "cross_entropy"),  # fused softmax + cross-entropy
         ([3, 4, 4, 2], "relu", "tanh", "squared_error"),
         ([3, 2], "sigmoid", "sigmoid", "squared_error"),  # Q = 1: no step 4
+        ([3, 4, 3], "tanh", "softmax", "squared_error"),  # the softmax Jacobian in step 3
     ],
 )
 def test_trace_numbers_equal_autograd(sizes, activation, output, loss):

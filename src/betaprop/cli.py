@@ -957,15 +957,15 @@ def _print_train_table(run: TrainRun) -> None:
             f"{values['loss']:.4f}",
             *(f"{values[name]:.4f}" for name in names),
         )
-    console = _console()
-    console.print(table)
     h = run.history
     stopped = f", stopped early (best epoch {h.best_epoch})" if h.stopped_early else ""
+    table.caption = f"{len(h.epoch)} epochs{stopped}, {run.seconds:.2f} s"
+    console = _console()
+    console.print(table)
     hidden = sorted(set(run.net.activations[:-1]))
     console.print(
         f"network {list(run.net.sizes)}, hidden {', '.join(hidden) or '-'}, output "
-        f"{run.net.activations[-1]}, loss {run.net.loss.name}; "
-        f"{len(h.epoch)} epochs{stopped} in {run.seconds:.1f} s"
+        f"{run.net.activations[-1]}, loss {run.net.loss.name}"
     )
     console.print(f"wrote {os.path.join(run.out, MODEL_FILE)}, {HISTORY_FILE}, {REPORT_FILE}")
 
