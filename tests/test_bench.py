@@ -68,6 +68,7 @@ def test_quick_run_reports_ratios_of_its_own_medians(tmp_path: Path, capsys) -> 
             "--threads",
             "1",
             "--no-estimators",
+            "--profile",
             "--json",
             str(out),
         ]
@@ -87,6 +88,11 @@ def test_quick_run_reports_ratios_of_its_own_medians(tmp_path: Path, capsys) -> 
     assert rows["bound"]["per_bound"] == 1.0
     assert "| betaprop |" in printed and "targets: betaprop ÷ bound =" in printed
     assert results["machine"]["cores"] >= 1 and results["threads"] >= 1
+    # the profile: every phase of fit's step was timed, beside a fit epoch and the bound
+    profile = results["profile"]["small"]
+    assert tuple(profile["phases"]) == bench.PHASES
+    assert all(t > 0 for t in profile["phases"].values()) and profile["fit"] > 0
+    assert "| step 5 |" in printed
     # the memory modes on Q = 256: the checkpoint work buffers are a small part of "all"'s
     memory = results["checkpoint"]
     assert memory["checkpoint"]["work_bytes"] * 5 < memory["all"]["work_bytes"]

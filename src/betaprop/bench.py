@@ -282,6 +282,8 @@ def _worker(task: dict[str, Any]) -> dict[str, Any]:
         return _checkpoint_worker(task)
     if kind == "estimators":
         return _estimator_worker(task)
+    if kind == "profile":
+        return _profile_worker(task)
     workload = WORKLOADS[task["workload"]]
     X, labels = load(workload, task.get("n"))
     contender = task["contender"]
@@ -352,6 +354,99 @@ def _checkpoint_worker(task: dict[str, Any]) -> dict[str, Any]:
         "work_bytes": net.buffers(CHECKPOINT_BATCH).nbytes,
         "param_bytes": int(net.params.nbytes),
     }
+
+
+PHASES = ("gather", "step 2", "loss", "steps 3-4", "step 5", "step 6")
+
+
+def _profile_worker(task: dict[str, Any]) -> dict[str, Any]:
+    """Where an epoch of betaprop goes: fit's loop, timed phase by phase (wall clock).
+
+    The same calls as ``fit`` (gather with np.take, steps 2-5 of the network, the SGD
+    update), with a clock read between them; "fit total" is a plain ``fit`` epoch, and the
+    GEMM bound's epoch is timed alongside for reference.
+    """
+    import betaprop
+
+    workload = WORKLOADS[task["workload"]]
+    X, labels = load(workload, task.get("n"))
+    D = _one_hot(labels, workload.sizes[-1])
+    net = betaprop.Network(workload.sizes, workload.activation, loss="cross_entropy", seed=0)
+    optimizer = betaprop.optimizers.SGD(LEARNING_RATE, momentum=MOMENTUM)
+    state = optimizer.init(net.params)
+    n, batch_size = len(X), workload.batch_size
+    x_batch = np.empty((batch_size, X.shape[1]), dtype=np.float32)
+    d_batch = np.empty((batch_size, D.shape[1]), dtype=np.float32)
+    order = np.arange(n)
+    rng = np.random.default_rng(0)
+    clock = time.perf_counter
+    totals = dict.fromkeys(PHASES, 0.0)
+    repeats = int(task["repeats"])
+    for rep in range(repeats + 1):  # the first epoch is a warm-up
+        if rep == 1:
+            totals = dict.fromkeys(PHASES, 0.0)
+        rng.shuffle(order)
+        for start in range(0, n, batch_size):
+            t0 = clock()
+            idx = order[start : start + batch_size]
+            x, d = x_batch[: len(idx)], d_batch[: len(idx)]
+            np.take(X, idx, axis=0, out=x, mode="clip")
+            np.take(D, idx, axis=0, out=d, mode="clip")
+            ws = net.buffers(len(idx))
+            t1 = clock()
+            net._forward(ws, x.T)
+            t2 = clock()
+            net._loss(ws, d.T)
+            t3 = clock()
+            net._backward(ws, d.T)
+            t4 = clock()
+            net._gradients(ws)
+            t5 = clock()
+            optimizer.update(net.params, net.grads, state, net.n_weights)
+            t6 = clock()
+            marks = (t0, t1, t2, t3, t4, t5, t6)
+            for phase, a, b in zip(PHASES, marks[:-1], marks[1:], strict=True):
+                totals[phase] += b - a
+    fit_epoch = _betaprop_epoch(workload, X, labels)
+    bound = gemm_bound(workload.sizes, n, batch_size)
+    fit_seconds, bound_seconds = _time_epochs(fit_epoch, repeats), _time_epochs(bound, repeats)
+    return {
+        "phases": {k: v / repeats for k, v in totals.items()},
+        "fit": statistics.median(fit_seconds),
+        "bound": statistics.median(bound_seconds),
+    }
+
+
+def _profile(args: argparse.Namespace, threads: int, say: Callable[[str], None]) -> Any:
+    """Print where betaprop's epoch goes, phase by phase, for each chosen workload."""
+    out = {}
+    for name in args.workloads:
+        n = QUICK_N[name] if args.quick else WORKLOADS[name].n
+        task = {"kind": "profile", "workload": name, "n": n, "repeats": args.repeats}
+        result = _spawn({**task, "threads": threads})
+        say("")
+        if "error" in result:
+            say(f"note: profile of {name} failed: {result['error']}")
+            continue
+        phases, total = result["phases"], sum(result["phases"].values())
+        say(
+            f"## profile, {name}: betaprop's epoch phase by phase (s/epoch, mean of {args.repeats})"
+        )
+        say("| phase | s/epoch | share | ÷ bound |")
+        say("|---|---|---|---|")
+        for phase, seconds in phases.items():
+            say(
+                f"| {phase} | {seconds:.4f} | {seconds / total:.0%} | "
+                f"{seconds / result['bound']:.2f} |"
+            )
+        say(
+            f"| sum of phases | {total:.4f} | 100% | {total / result['bound']:.2f} |\n"
+            f"| fit epoch (median) | {result['fit']:.4f} | | "
+            f"{result['fit'] / result['bound']:.2f} |\n"
+            f"| GEMM bound (median) | {result['bound']:.4f} | | 1.00 |"
+        )
+        out[name] = result
+    return out
 
 
 def _estimator_worker(task: dict[str, Any]) -> dict[str, Any]:
@@ -544,6 +639,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="BLAS threads (default: NumPy's)")
     parser.add_argument("--no-estimators", action="store_true", help="skip the estimator table")
     parser.add_argument("--no-checkpoint", action="store_true", help="skip the memory modes")
+    parser.add_argument(
+        "--profile", action="store_true", help="also time betaprop's epoch phase by phase"
+    )
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
     for option, accepted in (("workloads", WORKLOADS), ("contenders", CONTENDERS)):
@@ -614,6 +712,8 @@ def run(args: argparse.Namespace, say: Callable[[str], None] = print) -> dict[st
         for line in _target_lines(name, rows):
             say(line)
 
+    if args.profile:
+        results["profile"] = _profile(args, threads, say)
     if not args.no_estimators:
         results["estimators"] = _estimators(args, threads, say)
     if not args.no_checkpoint:
