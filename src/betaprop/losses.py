@@ -75,10 +75,10 @@ def _squared_error(s: Array, y: Array, d: Array, tmp: Array, row: Array) -> floa
 def _cross_entropy(s: Array, y: Array, d: Array, tmp: Array, row: Array) -> float:
     # E = −Σ_j d_j log y_j with log y_j = s_j − logsumexp(s), never log of a rounded-off 0
     m, lse = row[:1], row[1:]
-    np.max(s, axis=0, keepdims=True, out=m)
+    np.maximum.reduce(s, axis=0, keepdims=True, out=m)  # np.max without its wrapper (hot path)
     np.subtract(s, m, out=tmp)
     np.exp(tmp, out=tmp)
-    np.sum(tmp, axis=0, keepdims=True, out=lse)
+    np.add.reduce(tmp, axis=0, keepdims=True, out=lse)  # np.sum without its wrapper
     np.log(lse, out=lse)
     lse += m
     np.subtract(s, lse, out=tmp)  # log y
