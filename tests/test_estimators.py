@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import pickle
+import signal
 import warnings
 
 import numpy as np
@@ -222,7 +223,7 @@ def test_ctrl_c_ends_fit_with_a_usable_model(early_stopping) -> None:
         early_stopping=early_stopping,
         callbacks=[recorder],
     )
-    with pytest.warns(UserWarning, match="Training interrupted by user."):
+    with pytest.warns(bp.InterruptedWarning, match="Training interrupted by user."):
         clf.fit(X_IRIS, Y_IRIS)
     assert len(recorder.epochs) == 6 and clf.score(X_IRIS, Y_IRIS) > 0.5
     if early_stopping:
@@ -235,7 +236,7 @@ def test_ctrl_c_ends_fit_with_a_usable_model(early_stopping) -> None:
 def test_ctrl_c_in_lbfgs_keeps_the_best_point() -> None:
     recorder = _Recorder(interrupt_after=5)
     clf = MLPClassifier(solver="lbfgs", max_iter=100, random_state=0, callbacks=[recorder])
-    with pytest.warns(UserWarning, match="Training interrupted by user."):
+    with pytest.warns(bp.InterruptedWarning, match="Training interrupted by user."):
         clf.fit(X_IRIS, Y_IRIS)
     assert clf.n_iter_ == 5 and np.isfinite(clf.loss_)
     assert clf.loss_ <= float(log_loss(Y_IRIS, clf.predict_proba(X_IRIS))) + 1e-3  # L2 term only
@@ -433,3 +434,17 @@ def test_adaptive_learning_rate_matches_scikit_learn() -> None:
     theirs = sk.MLPRegressor(random_state=0, **settings).fit(X_IRIS[:, :3], X_IRIS[:, 3])
     assert ours.n_iter_ == theirs.n_iter_
     assert ours._opt_state["lr"] == pytest.approx(theirs._optimizer.learning_rate, rel=1e-12)
+
+
+class _SigintMidEpoch(bp.Callback):
+    def on_batch_end(self, net, epoch, batch, loss):
+        if epoch == 3 and batch == 2:
+            signal.raise_signal(signal.SIGINT)  # a real Ctrl-C, delivered mid-epoch
+
+
+def test_a_real_sigint_mid_epoch_leaves_a_usable_model() -> None:
+    clf = MLPClassifier(batch_size=20, max_iter=50, random_state=0, callbacks=[_SigintMidEpoch()])
+    with pytest.warns(bp.InterruptedWarning, match="Training interrupted by user."):
+        clf.fit(X_IRIS, Y_IRIS)
+    assert clf.n_iter_ == 2 and len(clf.loss_curve_) == 2  # the cut epoch is not counted
+    assert np.isfinite(clf._net.params).all() and clf.predict(X_IRIS).shape == (150,)

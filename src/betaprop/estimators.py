@@ -57,7 +57,7 @@ from .activations import get_activation
 from .activations import names as activation_names
 from .network import Network, _check_dtype
 from .optimizers import OPTIMIZERS, SGD, Adam, AdamW, Optimizer, RMSprop
-from .training import Callback, History
+from .training import Callback, History, InterruptedWarning
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -556,7 +556,7 @@ class _BaseMLP(BaseEstimator):
                         stacklevel=4,
                     )
         except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.", stacklevel=4)
+            warnings.warn("Training interrupted by user.", InterruptedWarning, stacklevel=4)
         finally:
             for callback in callbacks:
                 callback.on_train_end(net, history)
@@ -667,7 +667,7 @@ class _BaseMLP(BaseEstimator):
             )
         except (KeyboardInterrupt, _Interrupt) as stopped:
             if isinstance(stopped, KeyboardInterrupt):
-                warnings.warn("Training interrupted by user.", stacklevel=4)
+                warnings.warn("Training interrupted by user.", InterruptedWarning, stacklevel=4)
             net.params[...] = best_x
             self.n_iter_ = len(self.beta_history_)
         else:
