@@ -162,6 +162,7 @@ def test_quoted_code_is_verbatim_in_its_source(block: Block) -> None:
             f"{DOC.name}:{block.line}: these lines are not (or no longer) consecutive lines "
             f"of {relative}:{qualname or '<module>'} after the previous quoted ones:\n"
             + "\n".join(segment)
+            + "\nIf the engine changed on purpose, update this quote in docs/algorithm.md."
         )
         cursor = end
 
