@@ -249,6 +249,23 @@ def test_gradcheck_passes_and_fails_by_tolerance(tmp_path):
     strict = run("gradcheck", "--tolerance", "1e-30")
     assert strict.returncode == 1
     assert "FAILED" in strict.stdout
+    bp.save(bp.Network([5, 4, 3], activation="sigmoid", seed=1), tmp_path / "m.safetensors")
+    model = run("gradcheck", "--model", str(tmp_path / "m.safetensors"))
+    assert model.returncode == 0, model.stderr
+    assert "sizes [5, 4, 3]" in model.stdout and "passed" in model.stdout
+
+
+def test_trace_a_model_trained_on_a_bundled_dataset(tmp_path):
+    train = train_in_process(
+        tmp_path, "--data", "wine", "--out", str(tmp_path / "run"), "--epochs", "2", "--hidden", "6"
+    )
+    model = str(tmp_path / "run" / "model.safetensors")
+    result = run("trace", "--model", model, "--example", "100", "--format", "json")
+    assert result.returncode == 0, result.stderr  # the data come from the model's metadata
+    traced = json.loads(result.stdout)
+    assert traced["x"] == train.prep.transform(train.data.X[100:101])[0].tolist()
+    d = train.prep.encode(train.data.target[100:101], 3)[0]
+    assert traced["d"] == d.tolist() and sum(traced["d"]) == 1.0
 
 
 # ------------------------------------------------------------------------------ bench
