@@ -416,7 +416,7 @@ def _check_out(out: str) -> None:
     existing = os.path.join(out, MODEL_FILE)
     if os.path.isdir(existing):
         raise UserError(f"--out must not hold a folder named {MODEL_FILE}, got {out!r}")
-    parent = os.path.dirname(os.path.abspath(out))
+    parent = os.path.abspath(out)  # the folder itself, or the nearest one that exists
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
     if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
