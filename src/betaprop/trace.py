@@ -13,6 +13,7 @@ language); ``as_dict`` gives every number at full precision (JSON).
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -251,7 +252,10 @@ def render(t: Trace, lang: str = "en", fmt: str = "text", max_entries: int = 8) 
             lines.extend(["", text, "-" * len(text)])
 
     def say(text: str) -> None:
-        lines.append(text + ("" if not md else "\n"))
+        if md:
+            lines.append(text + "\n")
+        else:
+            lines.extend(textwrap.wrap(text, 100, break_on_hyphens=False) or [""])
 
     def row(label: str, formula: str, values: Array, note: str = "") -> None:
         numbers = _numbers(values, max_entries, lang)
