@@ -57,7 +57,14 @@ from .activations import get_activation
 from .activations import names as activation_names
 from .network import Network, _check_dtype
 from .optimizers import OPTIMIZERS, SGD, Adam, AdamW, Optimizer, RMSprop
-from .training import Callback, History, InterruptedWarning
+from .training import (
+    EXPLOSION_FACTOR,
+    Callback,
+    DivergenceError,
+    History,
+    InterruptedWarning,
+    _InterruptGuard,
+)
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -490,6 +497,9 @@ class _BaseMLP(BaseEstimator):
 
         for callback in callbacks:
             callback.on_train_begin(net, history)
+        guard = _InterruptGuard().__enter__()  # Ctrl-C: finish the batch, then stop
+        last_good, reference = net.params.copy(), None  # divergence: back to the last good epoch
+        history.interrupted = False
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
@@ -502,6 +512,15 @@ class _BaseMLP(BaseEstimator):
                     if self.shuffle:
                         idx = order[idx]
                     loss, _ = self._batch(X_train, D, w_train, idx, x_buf, d_buf, w_buf)
+                    if reference is None:
+                        reference = max(abs(loss), 1.0)
+                    if not math.isfinite(loss) or loss > EXPLOSION_FACTOR * reference:
+                        net.params[...] = last_good
+                        raise self._divergence(
+                            f"the loss became {loss!r} (it started at {reference:.4g})",
+                            batch,
+                            history,
+                        )
                     if batch == 1:
                         self.beta_history_.append(self._beta_sizes())
                     optimizer.update(net.params, net.grads, state, net.n_weights)  # step 6
@@ -511,6 +530,16 @@ class _BaseMLP(BaseEstimator):
                         stop = (
                             bool(callback.on_batch_end(net, self.n_iter_ + 1, batch, loss)) or stop
                         )
+                    if guard.requested:  # Ctrl-C: this batch is done
+                        break
+                if guard.requested and start + batch_size < n:  # in the middle of an epoch
+                    break
+                if not math.isfinite(float(np.dot(net.params, net.params))) and not np.all(
+                    np.isfinite(net.params)
+                ):
+                    net.params[...] = last_good
+                    raise self._divergence("the weights became non-finite", batch, history)
+                np.copyto(last_good, net.params)
                 self.n_iter_ += 1
                 self.loss_ = total / n
                 self.t_ += n
@@ -546,7 +575,7 @@ class _BaseMLP(BaseEstimator):
                         self._no_improvement_count = 0
                 for callback in callbacks:
                     stop = bool(callback.on_epoch_end(net, history.epoch[-1], history)) or stop
-                if stop or incremental:
+                if stop or incremental or guard.requested:
                     break
                 if self.n_iter_ == self.max_iter:
                     warnings.warn(
@@ -555,13 +584,30 @@ class _BaseMLP(BaseEstimator):
                         ConvergenceWarning,
                         stacklevel=4,
                     )
-        except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.", InterruptedWarning, stacklevel=4)
+        except KeyboardInterrupt:  # a second Ctrl-C, or no handler could be installed
+            net.params[...] = last_good  # the interrupted update may be half done
+            history.interrupted = True
         finally:
+            guard.__exit__(None, None, None)
+            history.interrupted = history.interrupted or guard.requested
             for callback in callbacks:
                 callback.on_train_end(net, history)
+        if history.interrupted:
+            warnings.warn("Training interrupted by user.", InterruptedWarning, stacklevel=4)
         if early_stopping:  # restore the best weights
             net.params[...] = self._best_params
+
+    def _divergence(self, what: str, batch: int, history: History) -> DivergenceError:
+        """The error for a diverged epoch (after the weights of the last good one are back)."""
+        epoch = self.n_iter_ + 1
+        return DivergenceError(
+            f"training diverged in epoch {epoch}, batch {batch}: {what}; the weights of the "
+            "last good epoch were restored. Try a smaller learning rate (learning_rate_init, "
+            f"now {self._opt_state['lr']:.4g}).",
+            epoch,
+            batch,
+            history,
+        )
 
     def _set_learning_rate(self, lr: float) -> None:
         state = self._opt_state
@@ -651,11 +697,12 @@ class _BaseMLP(BaseEstimator):
             stop = False
             for callback in callbacks:
                 stop = bool(callback.on_epoch_end(net, history.epoch[-1], history)) or stop
-            if stop:
+            if stop or guard.requested:  # a callback, or Ctrl-C after this iteration
                 raise _Interrupt
 
         for callback in callbacks:
             callback.on_train_begin(net, history)
+        guard = _InterruptGuard().__enter__()
         try:
             result = scipy.optimize.minimize(
                 objective,
@@ -666,7 +713,7 @@ class _BaseMLP(BaseEstimator):
                 options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
             )
         except (KeyboardInterrupt, _Interrupt) as stopped:
-            if isinstance(stopped, KeyboardInterrupt):
+            if isinstance(stopped, KeyboardInterrupt) or guard.requested:
                 warnings.warn("Training interrupted by user.", InterruptedWarning, stacklevel=4)
             net.params[...] = best_x
             self.n_iter_ = len(self.beta_history_)
@@ -674,6 +721,7 @@ class _BaseMLP(BaseEstimator):
             self.n_iter_ = _check_optimize_result("lbfgs", result, self.max_iter)
             net.params[...] = result.x
         finally:
+            guard.__exit__(None, None, None)
             for callback in callbacks:
                 callback.on_train_end(net, history)
         # loss_ as scikit-learn reports it (squared error also averaged over the outputs)
