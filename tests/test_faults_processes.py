@@ -120,6 +120,11 @@ def test_the_command_is_deterministic_across_processes(reference: Path, tmp_path
     result = run([*TRAIN, "--out", "again", "--quiet", "--checkpoint-every", "3"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert_same_run(tmp_path / "again", reference)  # checkpoints change nothing either
+    other = run([*TRAIN[:-1], "4", "--out", "other", "--quiet"], tmp_path)  # --seed 4
+    assert other.returncode == 0, other.stderr
+    tensors, _ = run_record(tmp_path / "other")
+    expected, _ = run_record(reference)
+    assert not np.array_equal(tensors["0.weight"], expected["0.weight"])
 
 
 def test_ctrl_c_saves_a_checkpoint_and_the_model_and_exits_130(
