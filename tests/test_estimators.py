@@ -448,3 +448,18 @@ def test_a_real_sigint_mid_epoch_leaves_a_usable_model() -> None:
         clf.fit(X_IRIS, Y_IRIS)
     assert clf.n_iter_ == 2 and len(clf.loss_curve_) == 2  # the cut epoch is not counted
     assert np.isfinite(clf._net.params).all() and clf.predict(X_IRIS).shape == (150,)
+
+
+def test_non_finite_weights_raise_scikit_learns_value_error() -> None:
+    """scikit-learn's own test_nonfinite_params: code catching ValueError still works."""
+    rng = np.random.RandomState(0)
+    X = np.finfo(np.float64).max * rng.uniform(size=(10, 2))
+    y = rng.standard_normal(size=10)
+    message = (
+        "Solver produced non-finite parameter weights. The input data may contain large "
+        "values and need to be preprocessed."
+    )
+    with pytest.raises(ValueError, match=message):
+        MLPRegressor().fit(X, y)
+    with pytest.raises(ValueError, match=message):
+        sk.MLPRegressor().fit(X, y)  # the oracle: the same text

@@ -73,6 +73,11 @@ _SKLEARN_SOLVERS = ("lbfgs", "sgd", "adam")
 _CHUNK = 4096  # rows per forward pass at prediction time
 
 
+class _SolverDivergenceError(DivergenceError, ValueError):
+    """Divergence in an estimator: betaprop's ``DivergenceError`` and, for non-finite values,
+    scikit-learn's ``ValueError`` ("Solver produced non-finite parameter weights. ...")."""
+
+
 class _Interrupt(Exception):
     """Raised inside scipy's L-BFGS loop to stop it at a callback's request."""
 
@@ -520,6 +525,7 @@ class _BaseMLP(BaseEstimator):
                             f"the loss became {loss!r} (it started at {reference:.4g})",
                             batch,
                             history,
+                            finite=math.isfinite(loss),
                         )
                     if batch == 1:
                         self.beta_history_.append(self._beta_sizes())
@@ -597,13 +603,25 @@ class _BaseMLP(BaseEstimator):
         if early_stopping:  # restore the best weights
             net.params[...] = self._best_params
 
-    def _divergence(self, what: str, batch: int, history: History) -> DivergenceError:
-        """The error for a diverged epoch (after the weights of the last good one are back)."""
+    def _divergence(
+        self, what: str, batch: int, history: History, finite: bool = False
+    ) -> DivergenceError:
+        """The error for a diverged epoch (after the weights of the last good one are back).
+
+        Non-finite values also give scikit-learn's ValueError text, so code written for
+        scikit-learn's MLP (``except ValueError``) still catches it.
+        """
         epoch = self.n_iter_ + 1
-        return DivergenceError(
-            f"training diverged in epoch {epoch}, batch {batch}: {what}; the weights of the "
-            "last good epoch were restored. Try a smaller learning rate (learning_rate_init, "
-            f"now {self._opt_state['lr']:.4g}).",
+        sklearn_text = (
+            ""
+            if finite
+            else "Solver produced non-finite parameter weights. The input data may contain "
+            "large values and need to be preprocessed. "
+        )
+        return _SolverDivergenceError(
+            f"{sklearn_text}training diverged in epoch {epoch}, batch {batch}: {what}; the "
+            "weights of the last good epoch were restored. Try a smaller learning rate "
+            f"(learning_rate_init, now {self._opt_state['lr']:.4g}).",
             epoch,
             batch,
             history,
