@@ -303,9 +303,16 @@ def _worker(task: dict[str, Any]) -> dict[str, Any]:
         epoch = _torch_epoch(workload, X, labels, threads)
     else:
         epoch = gemm_bound(workload.sizes, len(X), workload.batch_size)
+    return _serve(epoch, baseline)
+
+
+def _serve(epoch: Callable[[], None], baseline: int) -> dict[str, Any]:
+    """Run a warm-up epoch, then one timed epoch per "epoch" line read from stdin.
+
+    The parent asks each contender in turn, so that their epochs interleave: a change of
+    load on a shared machine then hits all of them alike.
+    """
     epoch()  # warm-up epoch: buffers, caches, thread pools
-    # Serve the parent: one timed epoch per "epoch" line, so that the contenders' epochs
-    # interleave (a change of load on a shared machine then hits all of them alike).
     print(_READY, flush=True)
     seconds = []
     for line in sys.stdin:
@@ -345,15 +352,10 @@ def _checkpoint_worker(task: dict[str, Any]) -> dict[str, Any]:
             optimizer_state=state,
         )
 
-    seconds = _time_epochs(epoch, int(task["repeats"]))
-    peak = _peak_rss_bytes()
-    return {
-        "seconds": seconds,
-        "peak_rss": peak,
-        "over_data": peak - baseline,
-        "work_bytes": net.buffers(CHECKPOINT_BATCH).nbytes,
-        "param_bytes": int(net.params.nbytes),
-    }
+    result = _serve(epoch, baseline)
+    result["work_bytes"] = net.buffers(CHECKPOINT_BATCH).nbytes
+    result["param_bytes"] = int(net.params.nbytes)
+    return result
 
 
 PHASES = ("gather", "step 2", "loss", "steps 3-4", "step 5", "step 6")
@@ -664,7 +666,10 @@ def run(args: argparse.Namespace, say: Callable[[str], None] = print) -> dict[st
     threads = args.threads or _blas_threads()
     info = machine()
     results: dict[str, Any] = {"machine": info, "threads": threads, "workloads": {}}
-    say(f"machine: {info['cpu']}, {info['cores']} cores; BLAS threads {threads}")
+    say(
+        f"machine: {info['cpu']}, {info['cores']} cores; BLAS threads {threads}; "
+        f"load average {_load()} (other processes share the cores: compare within one run)"
+    )
     say(
         f"python {info['python']}, numpy {info['numpy']}, scikit-learn {info['sklearn']}, "
         f"torch {info['torch']}"
@@ -718,7 +723,17 @@ def run(args: argparse.Namespace, say: Callable[[str], None] = print) -> dict[st
         results["estimators"] = _estimators(args, threads, say)
     if not args.no_checkpoint:
         results["checkpoint"] = _checkpoint(args, threads, say)
+    say("")
+    say(f"load average at the end: {_load()}")
     return results
+
+
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages, where the system reports them."""
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:  # pragma: no cover
+        return "unknown"
 
 
 def _short(sizes: Sequence[int]) -> str:
@@ -823,19 +838,16 @@ def _checkpoint(args: argparse.Namespace, threads: int, say: Callable[[str], Non
         f" tanh, batch {CHECKPOINT_BATCH}, float32; {args.repeats} epochs after a warm-up"
     )
     rows: dict[str, Any] = {}
-    for memory in ("all", "checkpoint"):
-        task = {
-            "kind": "checkpoint",
-            "memory": memory,
-            "n": n,
-            "repeats": args.repeats,
-            "threads": threads,
-        }
-        result = _spawn(task)
-        if "error" in result:
-            say(f"note: memory={memory!r} failed: {result['error']}")
+    tasks = {
+        memory: {"kind": "checkpoint", "memory": memory, "n": n, "threads": threads}
+        for memory in ("all", "checkpoint")
+    }
+    for memory, result in _interleaved(tasks, args.repeats).items():
+        if "error" in result or not result["seconds"]:
+            say(f"note: memory={memory!r} failed: {result.get('error', 'no epoch timed')}")
             continue
         rows[memory] = {**result, **_stats(result["seconds"])}
+    rows = {m: rows[m] for m in ("all", "checkpoint") if m in rows}
     lines = [
         "| memory | work buffers MiB | peak RSS MiB | over data MiB | s/epoch median | ÷ all |",
         "|---|---|---|---|---|---|",
