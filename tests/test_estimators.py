@@ -463,3 +463,24 @@ def test_non_finite_weights_raise_scikit_learns_value_error() -> None:
         MLPRegressor().fit(X, y)
     with pytest.raises(ValueError, match=message):
         sk.MLPRegressor().fit(X, y)  # the oracle: the same text
+
+
+class _BlasThreads(bp.Callback):
+    def on_epoch_end(self, net, epoch, history):
+        from threadpoolctl import threadpool_info
+
+        self.threads = {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+
+
+def test_small_problems_train_with_one_blas_thread(monkeypatch) -> None:
+    from threadpoolctl import threadpool_info
+
+    before = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    seen = _BlasThreads()
+    _quiet(MLPClassifier(max_iter=2, callbacks=[seen]), X_IRIS, Y_IRIS)
+    assert seen.threads == {1}
+    assert [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"] == before
+    monkeypatch.setattr(bp.estimators, "SINGLE_THREAD_BELOW", 100)  # now iris counts as big
+    big = _BlasThreads()
+    _quiet(MLPClassifier(max_iter=2, callbacks=[big]), X_IRIS, Y_IRIS)
+    assert big.threads == set(before)

@@ -30,6 +30,7 @@ over outputs (scikit-learn's objective value is the mean while its gradient is t
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -71,6 +72,24 @@ __all__ = ["MLPClassifier", "MLPRegressor"]
 Array = np.ndarray
 _SKLEARN_SOLVERS = ("lbfgs", "sgd", "adam")
 _CHUNK = 4096  # rows per forward pass at prediction time
+# Below this many multiply-adds in a layer's product W^q y^{q-1} for one batch, training uses
+# one BLAS thread: waking threads costs more than they save on such small products, and on a
+# busy machine multithreaded BLAS can be tens of times slower (benchmarks/parity.py).
+SINGLE_THREAD_BELOW = 2**25
+_controller: Any = None
+
+
+def _blas_threads_for(sizes: Sequence[int], batch: int) -> Any:
+    """One BLAS thread while training if every per-batch product is small, else no change."""
+    global _controller
+    largest = max(sizes[q] * sizes[q - 1] for q in range(1, len(sizes))) * batch
+    if largest >= SINGLE_THREAD_BELOW:
+        return contextlib.nullcontext()
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")
 
 
 class _SolverDivergenceError(DivergenceError, ValueError):
@@ -361,10 +380,18 @@ class _BaseMLP(BaseEstimator):
                 f"hidden_layer_sizes and the data must match the fitted network's layer sizes "
                 f"{list(self._net.sizes)} to continue training, got {layer_units}"
             )
-        if self._stochastic():
-            self._fit_stochastic(X, y, sample_weight, incremental)
+        n = X.shape[0]
+        if not self._stochastic():
+            batch = n
+        elif self.batch_size == "auto":
+            batch = min(200, n)
         else:
-            self._fit_lbfgs(X, y, sample_weight)
+            batch = min(int(self.batch_size), n)
+        with _blas_threads_for(layer_units, batch):
+            if self._stochastic():
+                self._fit_stochastic(X, y, sample_weight, incremental)
+            else:
+                self._fit_lbfgs(X, y, sample_weight)
         if not np.isfinite(self._net.params).all():
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may"
