@@ -261,16 +261,6 @@ def _peak_rss_bytes() -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
-def _time_epochs(epoch: Callable, repeats: int) -> list[float]:
-    epoch()  # warm-up epoch: buffers, caches, thread pools
-    seconds = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        epoch()
-        seconds.append(time.perf_counter() - started)
-    return seconds
-
-
 def _worker(task: dict[str, Any]) -> dict[str, Any]:
     """Run one measurement in this process; called in a child process by ``_spawn``."""
     from threadpoolctl import threadpool_limits
@@ -365,8 +355,9 @@ def _profile_worker(task: dict[str, Any]) -> dict[str, Any]:
     """Where an epoch of betaprop goes: fit's loop, timed phase by phase (wall clock).
 
     The same calls as ``fit`` (gather with np.take, steps 2-5 of the network, the SGD
-    update), with a clock read between them; "fit total" is a plain ``fit`` epoch, and the
-    GEMM bound's epoch is timed alongside for reference.
+    update), with a clock read between them. Each round times one such epoch, one plain
+    ``fit`` epoch and one epoch of the GEMM bound, interleaved; every figure is the median
+    over the rounds (after one warm-up round).
     """
     import betaprop
 
@@ -382,11 +373,9 @@ def _profile_worker(task: dict[str, Any]) -> dict[str, Any]:
     order = np.arange(n)
     rng = np.random.default_rng(0)
     clock = time.perf_counter
-    totals = dict.fromkeys(PHASES, 0.0)
-    repeats = int(task["repeats"])
-    for rep in range(repeats + 1):  # the first epoch is a warm-up
-        if rep == 1:
-            totals = dict.fromkeys(PHASES, 0.0)
+
+    def profiled_epoch() -> dict[str, float]:
+        totals = dict.fromkeys(PHASES, 0.0)
         rng.shuffle(order)
         for start in range(0, n, batch_size):
             t0 = clock()
@@ -409,11 +398,24 @@ def _profile_worker(task: dict[str, Any]) -> dict[str, Any]:
             marks = (t0, t1, t2, t3, t4, t5, t6)
             for phase, a, b in zip(PHASES, marks[:-1], marks[1:], strict=True):
                 totals[phase] += b - a
+        return totals
+
     fit_epoch = _betaprop_epoch(workload, X, labels)
     bound = gemm_bound(workload.sizes, n, batch_size)
-    fit_seconds, bound_seconds = _time_epochs(fit_epoch, repeats), _time_epochs(bound, repeats)
+    rounds: list[dict[str, float]] = []
+    fit_seconds, bound_seconds = [], []
+    for round_ in range(int(task["repeats"]) + 1):  # round 0 is a warm-up
+        phases = profiled_epoch()
+        started = clock()
+        fit_epoch()
+        middle = clock()
+        bound()
+        if round_:
+            rounds.append(phases)
+            fit_seconds.append(middle - started)
+            bound_seconds.append(clock() - middle)
     return {
-        "phases": {k: v / repeats for k, v in totals.items()},
+        "phases": {k: statistics.median(r[k] for r in rounds) for k in PHASES},
         "fit": statistics.median(fit_seconds),
         "bound": statistics.median(bound_seconds),
     }
@@ -432,7 +434,8 @@ def _profile(args: argparse.Namespace, threads: int, say: Callable[[str], None])
             continue
         phases, total = result["phases"], sum(result["phases"].values())
         say(
-            f"## profile, {name}: betaprop's epoch phase by phase (s/epoch, mean of {args.repeats})"
+            f"## profile, {name}: betaprop's epoch phase by phase (s/epoch, median of "
+            f"{args.repeats}, interleaved with fit and bound epochs)"
         )
         say("| phase | s/epoch | share | ÷ bound |")
         say("|---|---|---|---|")
