@@ -39,8 +39,8 @@ def test_checkpoint_gradients_are_bit_identical_to_all(Q: int, dtype: str) -> No
     assert loss_full == loss_lean
     np.testing.assert_array_equal(lean.grads, full.grads)
     assert np.any(full.grads != 0)
-    # the input-side layer errors (computed last) are the same too
-    np.testing.assert_array_equal(lean.beta[1], full.beta[1])
+    # the input-side layer errors (computed last, still in their buffer) are the same too
+    np.testing.assert_array_equal(lean.buffers(11).beta[1], full.beta[1])
 
 
 @pytest.mark.parametrize("hidden", activations.names(hidden_only=True))
@@ -115,8 +115,26 @@ def test_memory_is_validated_and_kept_by_copies() -> None:
     ):
         bp.Network([2, 3, 1], memory="some")
     net = bp.Network([2, 3, 3, 1], memory="checkpoint")
-    assert net.copy().memory == "checkpoint"
-    assert net.astype("float64").memory == "checkpoint"
+    assert net.copy(memory="checkpoint").memory == "checkpoint"
+    assert net.astype("float64", memory="checkpoint").memory == "checkpoint"
+
+
+def test_checkpoint_hides_the_shared_layer_buffers_and_copies_keep_every_layer() -> None:
+    """With checkpoints, net.s / net.y / net.beta would show shared buffers: they raise;
+    a copy (memory="all" by default, as diagnostics and traces use) shows every layer."""
+    rng = np.random.default_rng(5)
+    sizes = [3, 4, 4, 4, 4, 2]
+    lean = bp.Network(sizes, activation="tanh", loss="cross_entropy", seed=0, memory="checkpoint")
+    X, D = _data(rng, 5, sizes, "float32")
+    lean.loss_and_gradients(X, D)
+    for name in ("s", "y", "beta"):
+        with pytest.raises(RuntimeError, match=rf"net.{name} is not kept for every layer"):
+            getattr(lean, name)
+    full = lean.copy()
+    assert full.memory == "all" and lean.astype("float64").memory == "all"
+    full.loss_and_gradients(X, D)
+    np.testing.assert_array_equal(full.grads, lean.grads)
+    assert full.beta[1].shape == (4, 5)
 
 
 def _allocated_by_steps(step, repeats: int = 5) -> int:
@@ -171,6 +189,6 @@ def test_the_allocation_check_catches_a_temporary() -> None:
 
     def step() -> None:
         net._loss_and_gradients(x, d)
-        _ = net.s[1] * 2.0  # (64, 256) float32 temporary
+        _ = net.buffers(256).s[1] * 2.0  # (64, 256) float32 temporary
 
     assert _allocated_by_steps(step) >= 64 * 256 * 4

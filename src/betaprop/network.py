@@ -72,9 +72,9 @@ class Network:
     memory : "all" (default) keeps s^q and y^q of every layer for step 4. "checkpoint"
         keeps them only at every k-th layer, k = ceil(sqrt(Q)) (and at Q), and recomputes
         the layers between two checkpoints during step 4: work buffers O(sqrt(Q)) instead
-        of O(Q), about one more forward pass of time, bit-identical gradients. Then
-        ``s``, ``y`` and ``beta`` of layers between checkpoints share buffers: after a
-        pass they hold the values of the segment computed last.
+        of O(Q), about one more forward pass of time, bit-identical gradients. Layers
+        between checkpoints then share buffers, so ``s``, ``y`` and ``beta`` are not
+        available (inspect ``net.copy()``, which uses memory="all").
 
     Attributes
     ----------
@@ -192,19 +192,25 @@ class Network:
 
     @property
     def s(self) -> list:
-        return self._require_pass().s
+        return self._require_pass("s").s
 
     @property
     def y(self) -> list:
-        return self._require_pass().y
+        return self._require_pass("y").y
 
     @property
     def beta(self) -> list:
-        return self._require_pass().beta
+        return self._require_pass("beta").beta
 
-    def _require_pass(self) -> _Buffers:
+    def _require_pass(self, name: str) -> _Buffers:
         if self._last is None:
             raise RuntimeError("no pass has run yet: call forward or loss_and_gradients first")
+        if self.memory == "checkpoint":
+            raise RuntimeError(
+                f"net.{name} is not kept for every layer with memory='checkpoint' (layers "
+                "between checkpoints share buffers); inspect a copy with memory='all': "
+                "net.copy()"
+            )
         return self._last
 
     # ----------------------------------------------------------------- the algorithm
@@ -337,29 +343,33 @@ class Network:
             out[start : start + len(chunk)] = self._forward(self.buffers(len(chunk)), chunk.T).T
         return out
 
-    def copy(self) -> Network:
-        """An independent network with the same architecture and parameters."""
+    def copy(self, memory: str = "all") -> Network:
+        """An independent network with the same architecture and parameters.
+
+        ``memory`` is how the copy runs its passes, not part of the model: by default the
+        copy keeps every layer (as diagnostics and traces need), whatever this network uses.
+        """
         twin = Network(
             self.sizes,
             self.activations[:-1],
             self.activations[-1],
             self.loss.name,
             self.dtype,
-            memory=self.memory,
+            memory=memory,
         )
         twin.params[...] = self.params
         twin.seed = self.seed
         return twin
 
-    def astype(self, dtype: str) -> Network:
-        """A copy of this network in another dtype ("float32" or "float64")."""
+    def astype(self, dtype: str, memory: str = "all") -> Network:
+        """A copy of this network in another dtype ("float32" or "float64"); see ``copy``."""
         twin = Network(
             self.sizes,
             self.activations[:-1],
             self.activations[-1],
             self.loss.name,
             dtype,
-            memory=self.memory,
+            memory=memory,
         )
         twin.params[...] = self.params
         twin.seed = self.seed
