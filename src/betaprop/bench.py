@@ -530,7 +530,7 @@ def _interleaved(tasks: dict[str, dict[str, Any]], repeats: int) -> dict[str, di
             child.stdin.write("epoch\n")
             child.stdin.flush()
             _read_ready(child)
-            time.sleep(0.05)  # let this contender's spinning threads go idle
+            time.sleep(0.25)  # OpenBLAS workers spin ~0.1 s after their last call: let them stop
     results: dict[str, dict[str, Any]] = {}
     for name, child in children.items():
         out, err = child.communicate("done\n")
