@@ -40,9 +40,10 @@ from .optimizers import OPTIMIZERS, SCHEDULES, Optimizer, Schedule
 from .serialization import (
     ModelFileError,
     _digest,
-    _header,
     _network,
     atomic_write,
+    read_file,
+    read_verified,
     tensor_names,
 )
 from .training import Callback, EarlyStopping, History, TrainingState, fit
@@ -222,56 +223,20 @@ def load_checkpoint(path: str | os.PathLike[str]) -> CheckpointFile:
     version, the SHA-256 over metadata and tensors, then every field against the network
     and the registries.
     """
-    from safetensors.numpy import load as deserialize
-
     path = os.fspath(path)
     if os.path.isdir(path):
         path = os.path.join(path, FILENAME)
     where = path
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {where!r} does not exist") from None
-    except OSError as error:
-        raise CheckpointError(f"checkpoint {where!r} cannot be read: {error.strerror}") from None
-    try:
-        header = _header(data, where)
-    except ModelFileError as error:
-        raise CheckpointError(str(error).replace("model file", "checkpoint")) from None
-    except RecursionError:
-        raise CheckpointError(
-            f"{where}: not a betaprop checkpoint (its header nests too deeply)"
-        ) from None
-    try:
-        tensors = deserialize(data)
-    except Exception as error:  # the Rust parser raises its own error types
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise CheckpointError(f"{where}: damaged or truncated safetensors data ({first})") from None
-    info = header.get("__metadata__")
-    if not isinstance(info, dict) or not isinstance(info.get(FORMAT), str):
-        if isinstance(info, dict) and "betaprop" in info:
-            raise CheckpointError(
-                f"{where}: a betaprop model file, not a checkpoint (load it with betaprop.load)"
-            )
-        raise CheckpointError(f"{where}: not a betaprop checkpoint (no checkpoint metadata)")
-    text = info[FORMAT]
-    try:
-        document = json.loads(text)
-    except (ValueError, RecursionError):
-        raise CheckpointError(f"{where}: the checkpoint metadata is not valid JSON") from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise CheckpointError(f"{where}: not a betaprop checkpoint (format is not {FORMAT!r})")
-    version = document.get("format_version")
-    if version != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{where}: checkpoint format version {version!r} is not supported; this betaprop "
-            f"reads version {FORMAT_VERSION}"
-        )
-    if info.get("sha256") != _digest(text, tensors):
-        raise CheckpointError(
-            f"{where}: SHA-256 mismatch: the checkpoint was changed or damaged after saving"
-        )
+    data = read_file(path, "checkpoint", CheckpointError)
+    document, tensors, _ = read_verified(
+        data,
+        where,
+        key=FORMAT,
+        fmt=FORMAT,
+        version=FORMAT_VERSION,
+        noun="checkpoint",
+        error=CheckpointError,
+    )
     try:
         return _read(document, tensors, where)
     except CheckpointError:

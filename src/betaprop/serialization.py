@@ -205,61 +205,91 @@ def _header(data: bytes, where: str) -> dict[str, Any]:
     return header
 
 
+def read_file(path: str | os.PathLike[str], noun: str, error: type[ModelFileError]) -> bytes:
+    """The bytes of a file, or ``error`` naming it as ``noun`` ("model file", "checkpoint")."""
+    where = os.fspath(path)
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise error(f"{noun} {where!r} does not exist") from None
+    except IsADirectoryError:
+        raise error(f"{noun} {where!r} is a folder, not a file") from None
+    except OSError as problem:
+        raise error(f"{noun} {where!r} cannot be read: {problem.strerror}") from None
+
+
+def read_verified(
+    data: bytes,
+    where: str,
+    *,
+    key: str,
+    fmt: str,
+    version: int,
+    noun: str,
+    error: type[ModelFileError] = ModelFileError,
+) -> tuple[dict[str, Any], dict[str, np.ndarray], str]:
+    """Verify a betaprop safetensors file; returns (JSON document, tensors, SHA-256).
+
+    Checks, in order: the safetensors structure, that ``__metadata__[key]`` is a JSON
+    document of format ``fmt`` and version ``version``, and the SHA-256 over that text and
+    every tensor. Every failure is ``error`` with a message naming ``noun``.
+    """
+    from safetensors.numpy import load as deserialize
+
+    try:
+        header = _header(data, where)
+    except ModelFileError as problem:
+        raise error(str(problem).replace("model file", noun)) from None
+    try:
+        tensors = deserialize(data)
+    except Exception as problem:  # the Rust parser raises its own error types
+        first = str(problem).splitlines()[0] if str(problem) else type(problem).__name__
+        raise error(f"{where}: damaged or truncated safetensors data ({first})") from None
+    info = header.get("__metadata__")
+    if not isinstance(info, dict) or not isinstance(info.get(key), str):
+        if isinstance(info, dict) and noun != "model file" and "betaprop" in info:
+            raise error(
+                f"{where}: a betaprop model file, not a {noun} (load it with betaprop.load)"
+            )
+        raise error(f"{where}: a safetensors file, but not a betaprop {noun} (no {key} metadata)")
+    text = info[key]
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError):
+        raise error(f"{where}: the {key} metadata is not valid JSON") from None
+    if not isinstance(document, dict) or document.get("format") != fmt:
+        raise error(f"{where}: not a betaprop {noun} (format is not {fmt!r})")
+    found = document.get("format_version")
+    if found != version:
+        raise error(
+            f"{where}: {noun} format version {found!r} is not supported; this betaprop "
+            f"{_version()} reads version {version}"
+        )
+    digest = _digest(text, tensors)
+    if info.get("sha256") != digest:
+        raise error(f"{where}: SHA-256 mismatch: the {noun} was changed or damaged after saving")
+    return document, tensors, digest
+
+
 def read_model(path: str | os.PathLike[str]) -> ModelFile:
     """Read and verify a model file: the network, the caller's metadata and the header.
 
     Checks, in order: the safetensors structure, the betaprop metadata and its format
-    version, the SHA-256 over metadata and weights, the network description against the
-    registries, the tensor names, shapes and dtypes, and that every weight is finite.
+    version, the SHA-256 over metadata and weights (``read_verified``), the network
+    description against the registries, the tensor names, shapes and dtypes, and that
+    every weight is finite.
     """
-    from safetensors.numpy import load as deserialize
-
     where = os.fspath(path)
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:
-        raise ModelFileError(f"model file {where!r} does not exist") from None
-    except IsADirectoryError:
-        raise ModelFileError(f"model file {where!r} is a folder, not a file") from None
-    except OSError as error:
-        raise ModelFileError(f"model file {where!r} cannot be read: {error.strerror}") from None
-
-    header = _header(data, where)
-    try:
-        tensors = deserialize(data)
-    except Exception as error:  # the Rust parser raises its own error types
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ModelFileError(f"{where}: damaged or truncated safetensors data ({first})") from None
-    info = header.get("__metadata__")
-    if not isinstance(info, dict) or "betaprop" not in info:
-        raise ModelFileError(
-            f"{where}: a safetensors file, but not a betaprop model (no betaprop metadata)"
-        )
-    text = info["betaprop"]
-    try:
-        document = json.loads(text)
-    except (ValueError, RecursionError):
-        raise ModelFileError(f"{where}: the betaprop metadata is not valid JSON") from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise ModelFileError(f"{where}: not a betaprop model file (format is not {FORMAT!r})")
-    version = document.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ModelFileError(
-            f"{where}: model file format version {version!r} is not supported; this betaprop "
-            f"{_version()} reads version {FORMAT_VERSION}"
-        )
-    expected = _digest(text, tensors)
-    if info.get("sha256") != expected:
-        raise ModelFileError(
-            f"{where}: SHA-256 mismatch: the weights or the metadata were changed or damaged "
-            "after saving"
-        )
+    data = read_file(path, "model file", ModelFileError)
+    document, tensors, digest = read_verified(
+        data, where, key="betaprop", fmt=FORMAT, version=FORMAT_VERSION, noun="model file"
+    )
     net = _network(document.get("network"), tensors, where)
     metadata = document.get("metadata", {})
     if not isinstance(metadata, dict):
         raise ModelFileError(f"{where}: the metadata field must be a JSON object")
-    return ModelFile(net, metadata, document, expected)
+    return ModelFile(net, metadata, document, digest)
 
 
 def _version() -> str:
