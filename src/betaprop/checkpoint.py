@@ -42,6 +42,7 @@ from .serialization import (
     _digest,
     _network,
     atomic_write,
+    describe_network,
     read_file,
     read_verified,
     tensor_names,
@@ -158,13 +159,7 @@ def save_checkpoint(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "betaprop_version": __version__,
-        "network": {
-            "sizes": list(net.sizes),
-            "activations": list(net.activations),
-            "loss": net.loss.name,
-            "dtype": net.dtype,
-            "seed": net.seed if isinstance(net.seed, int) else None,
-        },
+        "network": describe_network(net),
         "optimizer": _describe(state.optimizer, OPTIMIZERS) | {"scalars": scalars},
         "schedule": _describe(state.schedule, SCHEDULES),
         "early_stopping": (

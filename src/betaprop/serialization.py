@@ -152,13 +152,7 @@ def save(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "betaprop_version": __version__,
-        "network": {
-            "sizes": list(net.sizes),
-            "activations": list(net.activations),
-            "loss": net.loss.name,
-            "dtype": net.dtype,
-            "seed": net.seed if isinstance(net.seed, int) else None,
-        },
+        "network": describe_network(net),
         "tensor_names": "W^q -> '{2(q-1)}.weight' (N_q, N_{q-1}); b^q -> '{2(q-1)}.bias' (N_q,)",
         "metadata": dict(metadata) if metadata is not None else {},
     }
@@ -203,6 +197,17 @@ def _header(data: bytes, where: str) -> dict[str, Any]:
     if not isinstance(header, dict):
         raise ModelFileError(f"{where}: not a betaprop model file (its header is not an object)")
     return header
+
+
+def describe_network(net: Network) -> dict[str, Any]:
+    """The JSON description of a network's architecture that ``_network`` rebuilds it from."""
+    return {
+        "sizes": list(net.sizes),
+        "activations": list(net.activations),
+        "loss": net.loss.name,
+        "dtype": net.dtype,
+        "seed": net.seed if isinstance(net.seed, int) else None,
+    }
 
 
 def read_file(path: str | os.PathLike[str], noun: str, error: type[ModelFileError]) -> bytes:
