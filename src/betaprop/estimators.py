@@ -3,10 +3,11 @@
 Change the import, nothing else: the constructor parameters, their defaults and meaning,
 the fitted attributes and the methods are those of scikit-learn 1.9's
 ``sklearn.neural_network.MLPClassifier`` / ``MLPRegressor``. Underneath, a
-``betaprop.Network`` does steps 2-5 (``Network._loss_and_gradients``) and a betaprop
-optimizer step 6; the epoch loop here adds what scikit-learn's semantics need and the
-engine's ``fit`` leaves out: sample weights, scikit-learn's per-epoch ``tol`` /
-``n_iter_no_change`` logic, its learning-rate schedules, ``partial_fit`` as one epoch.
+``betaprop.Network`` does steps 2-5 and ``betaprop.fit`` runs the epochs for sgd, adam and
+betaprop's other optimizers (sample weights and the L2 term through its ``sample_weight``
+and ``penalty`` arguments); the callback ``_Epochs`` adds scikit-learn's per-epoch logic:
+``tol`` / ``n_iter_no_change``, its learning-rate schedules, validation scores,
+``partial_fit`` as one epoch.
 
 How scikit-learn's parameters map onto the engine (proven in tests/test_estimators_parity.py,
 one epoch equal to scikit-learn's within 1e-10 in float64):
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 import warnings
 from collections.abc import Sequence
 from numbers import Integral, Real
@@ -57,14 +57,15 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from .activations import get_activation
 from .activations import names as activation_names
 from .network import Network, _check_dtype
-from .optimizers import OPTIMIZERS, SGD, Adam, AdamW, Optimizer, RMSprop
+from .optimizers import OPTIMIZERS, SGD, Adam, AdamW, Optimizer, RMSprop, Schedule
 from .training import (
-    EXPLOSION_FACTOR,
     Callback,
     DivergenceError,
     History,
     InterruptedWarning,
+    TrainingState,
     _InterruptGuard,
+    fit,
 )
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -132,6 +133,89 @@ class _ProgressBar(Callback):
     def on_train_end(self, net: Network, history: History) -> None:
         if self.progress is not None:
             self.progress.stop()
+
+
+class _Unchanged(Schedule):
+    """The schedule ``fit`` steps: it keeps the rate that ``_Epochs`` sets (scikit-learn's)."""
+
+    def __init__(self, optimizer_state: dict) -> None:
+        self.optimizer_state = optimizer_state
+
+    def step(self, base_lr: float, epoch: int, metric: float | None = None) -> float:
+        return float(self.optimizer_state["lr"])
+
+
+class _Epochs(Callback):
+    """scikit-learn's per-epoch logic on ``betaprop.fit``, then the user's callbacks.
+
+    After each epoch: ``n_iter_``, ``t_``, ``loss_curve_``, the validation scores, the
+    ``tol`` / ``n_iter_no_change`` test, the invscaling and adaptive learning rates; after
+    the first batch of each epoch, ``beta_history_``. The user's callbacks see epochs
+    numbered from 1 in each batch (as before) and the history's epoch at the epoch's end.
+    """
+
+    def __init__(
+        self, model: _BaseMLP, n: int, validation: Any, callbacks: list[Callback], once: bool
+    ) -> None:
+        self.model, self.n, self.validation, self.callbacks = model, n, validation, callbacks
+        self.once = once  # partial_fit: one epoch, never a ConvergenceWarning
+        self.schedule = model.learning_rate if model.solver != "adam" else "constant"
+        self.base_lr = model._optimizer.learning_rate
+        self.stop = self.ended = self.unconverged = False
+
+    def on_train_begin(self, net: Network, history: History) -> None:
+        for callback in self.callbacks:
+            callback.on_train_begin(net, history)
+
+    def on_batch_end(self, net: Network, epoch: int, batch: int, loss: float) -> bool:
+        model = self.model
+        if batch == 1:
+            model.beta_history_.append(model._beta_sizes())
+        for callback in self.callbacks:
+            self.stop = (
+                bool(callback.on_batch_end(net, model.n_iter_ + 1, batch, loss)) or self.stop
+            )
+        return False
+
+    def on_epoch_end(self, net: Network, epoch: int, history: History) -> bool:
+        model, stop = self.model, self.stop
+        model.n_iter_ += 1
+        model.loss_ = history.loss[-1]
+        model.t_ += self.n
+        model.loss_curve_.append(model.loss_)
+        model._update_no_improvement_count(bool(model.early_stopping), self.validation)
+        if self.validation is not None:
+            history.val_loss.append(model.validation_loss_curve_[-1])  # type: ignore[index]
+            history.val_score.append(model.validation_scores_[-1])  # type: ignore[index]
+        if self.schedule == "invscaling":  # scikit-learn's eta = eta_0 / (t + 1)^power_t
+            model._set_learning_rate(self.base_lr / (model.t_ + 1) ** model.power_t)
+        if model._no_improvement_count > model.n_iter_no_change:
+            if model.early_stopping:
+                msg = (
+                    "Validation score did not improve more than "
+                    f"tol={model.tol:f} for {model.n_iter_no_change:d} consecutive epochs."
+                )
+            else:
+                msg = (
+                    f"Training loss did not improve more than tol={model.tol:f}"
+                    f" for {model.n_iter_no_change:d} consecutive epochs."
+                )
+            history.extra.setdefault("messages", []).append(msg)
+            if self.schedule != "adaptive" or model._opt_state["lr"] <= 1e-6:
+                stop = True
+            else:  # 'adaptive': divide the learning rate by 5 and go on
+                model._set_learning_rate(model._opt_state["lr"] / 5.0)
+                model._no_improvement_count = 0
+        for callback in self.callbacks:
+            stop = bool(callback.on_epoch_end(net, epoch, history)) or stop
+        self.stop = False
+        self.unconverged = not (stop or self.once) and model.n_iter_ == model.max_iter
+        return stop
+
+    def on_train_end(self, net: Network, history: History) -> None:
+        self.ended = True
+        for callback in self.callbacks:
+            callback.on_train_end(net, history)
 
 
 class _BaseMLP(BaseEstimator):
@@ -427,39 +511,6 @@ class _BaseMLP(BaseEstimator):
         net.grads[:nw] += self._scratch
         return 0.5 * self.alpha * float(np.einsum("i,i->", W, W)) / sw_sum  # no BLAS threads
 
-    def _batch(
-        self, X: Any, D: Array, w: Array | None, idx: Any, x_buf: Array, d_buf: Array, w_buf: Array
-    ) -> tuple[float, float]:
-        """Steps 2-5 (engine) on the rows ``idx``, plus the L2 term: (reported loss, weight)."""
-        net = self._net
-        if isinstance(idx, slice) and not sp.issparse(X):
-            x, d = X[idx], D[idx]  # no shuffling: views, no copy
-        else:
-            m = len(idx) if not isinstance(idx, slice) else idx.stop - idx.start
-            x, d = x_buf[:m], d_buf[:m]
-            if sp.issparse(X):
-                x[...] = X[idx].toarray()
-            else:
-                np.take(X, idx, axis=0, out=x)
-            if isinstance(idx, slice):
-                np.copyto(d, D[idx])
-            else:
-                np.take(D, idx, axis=0, out=d)
-        m = x.shape[0]
-        weights = None
-        sw_sum = float(m)
-        if w is not None:
-            sw = w[idx]
-            sw_sum = float(sw.sum())
-            if sw_sum <= 0:  # a batch without weight teaches nothing
-                return 0.0, 0.0
-            weights = w_buf[:, :m]
-            np.multiply(sw, m / sw_sum, out=weights[0])  # (1/m) sum_i w_i E_i = weighted mean
-        loss = net._loss_and_gradients(x.T, d.T, weights)  # steps 2-5
-        loss *= self._loss_scale
-        loss += self._penalty(sw_sum)
-        return loss, sw_sum
-
     def _beta_sizes(self) -> Array:
         """Per layer q, the root-mean-square per-example local error beta^q of the last pass."""
         beta = self._net.beta
@@ -472,15 +523,16 @@ class _BaseMLP(BaseEstimator):
     def _fit_stochastic(
         self, X: Any, y: Array, sample_weight: Array | None, incremental: bool
     ) -> None:
+        """The epochs, run by ``betaprop.fit``; scikit-learn's per-epoch logic is ``_Epochs``."""
         net = self._net
         if not incremental or "_optimizer" not in self.__dict__:
             self._optimizer = self._make_optimizer()
             self._opt_state = self._optimizer.init(net.params)
-        optimizer, state = self._optimizer, self._opt_state
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        early_stopping = self.early_stopping
-        if early_stopping:
+        validation = None
+        X_train, y_train, w_train = X, y, sample_weight
+        if self.early_stopping:
             should_stratify = is_classifier(self) and self.n_outputs_ == 1
             stratify = y if should_stratify else None
             seed = int(self._random.integers(np.iinfo(np.int32).max))
@@ -499,8 +551,6 @@ class _BaseMLP(BaseEstimator):
             if is_classifier(self):
                 y_val = self._label_binarizer.inverse_transform(y_val)
             validation = (X_val, y_val, w_val, D_val)
-        else:
-            X_train, y_train, w_train, validation = X, y, sample_weight, None
 
         n = X_train.shape[0]
         if self.batch_size == "auto":
@@ -513,121 +563,52 @@ class _BaseMLP(BaseEstimator):
                     stacklevel=4,
                 )
             batch_size = int(np.clip(self.batch_size, 1, n))
-
         X_train = X_train if sp.issparse(X_train) else self._as_net_dtype(X_train)
-        D = self._targets(y_train)
-        x_buf = np.empty((batch_size, X_train.shape[1]), dtype=net.dtype)
-        d_buf = np.empty((batch_size, D.shape[1]), dtype=net.dtype)
-        w_buf = np.empty((1, batch_size), dtype=net.dtype)
         self._scratch = np.empty(net.n_weights, dtype=net.dtype)
         self._loss_scale = 1.0 / self.n_outputs_ if net.loss.name == "squared_error" else 1.0
-        order = np.arange(n)
         callbacks = self._callbacks(1 if incremental else self.max_iter)
+        epochs = _Epochs(self, n, validation, callbacks, once=incremental)
         history = self.__dict__.setdefault("_history", History())
-        schedule = self.learning_rate if self.solver != "adam" else "constant"
-        base_lr = optimizer.learning_rate
-
-        for callback in callbacks:
-            callback.on_train_begin(net, history)
-        guard = _InterruptGuard().__enter__()  # Ctrl-C: finish the batch, then stop
-        last_good, reference = net.params.copy(), None  # divergence: back to the last good epoch
-        history.interrupted = False
+        run = TrainingState(rng=self._random)
+        self.n_iter_ = 0
         try:
-            self.n_iter_ = 0
-            for _ in range(self.max_iter):
-                started = time.perf_counter()
-                if self.shuffle:
-                    self._random.shuffle(order)
-                total, stop = 0.0, False
-                for batch, start in enumerate(range(0, n, batch_size), start=1):
-                    idx: Any = slice(start, min(start + batch_size, n))
-                    if self.shuffle:
-                        idx = order[idx]
-                    loss, _ = self._batch(X_train, D, w_train, idx, x_buf, d_buf, w_buf)
-                    if reference is None:
-                        reference = max(abs(loss), 1.0)
-                    if not math.isfinite(loss) or loss > EXPLOSION_FACTOR * reference:
-                        net.params[...] = last_good
-                        raise self._divergence(
-                            f"the loss became {loss!r} (it started at {reference:.4g})",
-                            batch,
-                            history,
-                            finite=math.isfinite(loss),
-                        )
-                    if batch == 1:
-                        self.beta_history_.append(self._beta_sizes())
-                    optimizer.update(net.params, net.grads, state, net.n_weights)  # step 6
-                    m = len(idx) if not isinstance(idx, slice) else idx.stop - idx.start
-                    total += loss * m
-                    for callback in callbacks:
-                        stop = (
-                            bool(callback.on_batch_end(net, self.n_iter_ + 1, batch, loss)) or stop
-                        )
-                    if guard.requested:  # Ctrl-C: this batch is done
-                        break
-                if guard.requested and start + batch_size < n:  # in the middle of an epoch
-                    break
-                if not math.isfinite(float(np.dot(net.params, net.params))) and not np.all(
-                    np.isfinite(net.params)
-                ):
-                    net.params[...] = last_good
-                    raise self._divergence("the weights became non-finite", batch, history)
-                np.copyto(last_good, net.params)
-                self.n_iter_ += 1
-                self.loss_ = total / n
-                self.t_ += n
-                self.loss_curve_.append(self.loss_)
-                self._update_no_improvement_count(early_stopping, validation)
-
-                history.epoch.append(len(history.epoch) + 1)
-                history.loss.append(self.loss_)
-                history.learning_rate.append(state["lr"])
-                if validation is not None:
-                    history.val_loss.append(self.validation_loss_curve_[-1])  # type: ignore[index]
-                    history.val_score.append(self.validation_scores_[-1])  # type: ignore[index]
-                history.seconds.append(time.perf_counter() - started)
-
-                if schedule == "invscaling":  # scikit-learn's eta = eta_0 / (t + 1)^power_t
-                    self._set_learning_rate(base_lr / (self.t_ + 1) ** self.power_t)
-                if self._no_improvement_count > self.n_iter_no_change:
-                    if early_stopping:
-                        msg = (
-                            "Validation score did not improve more than "
-                            f"tol={self.tol:f} for {self.n_iter_no_change:d} consecutive epochs."
-                        )
-                    else:
-                        msg = (
-                            f"Training loss did not improve more than tol={self.tol:f}"
-                            f" for {self.n_iter_no_change:d} consecutive epochs."
-                        )
-                    history.extra.setdefault("messages", []).append(msg)
-                    if schedule != "adaptive" or state["lr"] <= 1e-6:
-                        stop = True
-                    else:  # 'adaptive': divide the learning rate by 5 and go on
-                        self._set_learning_rate(state["lr"] / 5.0)
-                        self._no_improvement_count = 0
-                for callback in callbacks:
-                    stop = bool(callback.on_epoch_end(net, history.epoch[-1], history)) or stop
-                if stop or incremental or guard.requested:
-                    break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn(
-                        f"Stochastic Optimizer: Maximum iterations ({self.max_iter:d}) "
-                        "reached and the optimization hasn't converged yet.",
-                        ConvergenceWarning,
-                        stacklevel=4,
-                    )
-        except KeyboardInterrupt:  # a second Ctrl-C, or no handler could be installed
-            net.params[...] = last_good  # the interrupted update may be half done
+            fit(
+                net,
+                X_train,
+                self._targets(y_train),
+                optimizer=self._optimizer,
+                epochs=1 if incremental else self.max_iter,
+                batch_size=batch_size,
+                shuffle=self.shuffle,
+                schedule=_Unchanged(self._opt_state),
+                callbacks=[epochs],
+                history=history,
+                optimizer_state=self._opt_state,
+                state=run,
+                sample_weight=w_train,
+                penalty=lambda loss, weight: loss * self._loss_scale + self._penalty(weight),
+            )
+        except KeyboardInterrupt:  # a second Ctrl-C or a callback's: fit restored the weights
             history.interrupted = True
-        finally:
-            guard.__exit__(None, None, None)
-            history.interrupted = history.interrupted or guard.requested
-            for callback in callbacks:
-                callback.on_train_end(net, history)
-        if history.interrupted:
             warnings.warn("Training interrupted by user.", InterruptedWarning, stacklevel=4)
-        if early_stopping:  # restore the best weights
+        except DivergenceError as error:  # the weights of the last good epoch are back
+            if error.loss is None:
+                what, finite = "the weights became non-finite", False
+            else:
+                what = f"the loss became {error.loss!r} (it started at {run.reference:.4g})"
+                finite = math.isfinite(error.loss)
+            raise self._divergence(what, error.batch, history, finite) from None
+        finally:
+            if not epochs.ended:
+                epochs.on_train_end(net, history)
+        if epochs.unconverged and not history.interrupted:
+            warnings.warn(
+                f"Stochastic Optimizer: Maximum iterations ({self.max_iter:d}) "
+                "reached and the optimization hasn't converged yet.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        if self.early_stopping:  # restore the best weights
             net.params[...] = self._best_params
 
     def _divergence(

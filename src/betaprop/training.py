@@ -15,11 +15,12 @@ import signal
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse
 
 from .network import Network, _as_matrix
 from .optimizers import Optimizer, Schedule, get_optimizer, get_schedule
@@ -45,13 +46,17 @@ class DivergenceError(FloatingPointError):
     """Training diverged: the loss became non-finite or exploded.
 
     The network holds the weights of the last good epoch; ``history`` the epochs before.
+    ``loss`` is the batch loss that diverged (None when the weights became non-finite).
     """
 
-    def __init__(self, message: str, epoch: int, batch: int, history: History) -> None:
+    def __init__(
+        self, message: str, epoch: int, batch: int, history: History, loss: float | None = None
+    ) -> None:
         super().__init__(message)
         self.epoch = epoch
         self.batch = batch
         self.history = history
+        self.loss = loss
 
 
 class InterruptedWarning(UserWarning):
@@ -250,6 +255,8 @@ def fit(
     history: History | None = None,
     optimizer_state: dict | None = None,
     state: TrainingState | None = None,
+    sample_weight: Array | None = None,
+    penalty: Callable[[float, float], float] | None = None,
 ) -> History:
     """Train ``net`` on X (n, N_0) and targets D (n, N_Q) by mini-batch backpropagation.
 
@@ -276,8 +283,16 @@ def fit(
     history end bit for bit as those of one uninterrupted run. ``seed`` must then be None
     if the state already holds a generator, and ``epochs`` counts from the state's epoch
     (the interrupted epoch included).
+
+    ``sample_weight`` (n,) makes each mini-batch's loss and gradients its weighted mean
+    sum_i w_i E_i / sum_i w_i; a mini-batch whose weights sum to 0 or less is skipped (no update).
+    ``penalty(loss, weight)``, called after steps 2-5 of each mini-batch with its mean loss
+    and total weight (m without sample weights), may add a term's gradient to ``net.grads``
+    and returns the loss to record. X may be a SciPy sparse matrix, densified one
+    mini-batch at a time.
     """
-    X = net._check_X(X)
+    sparse = scipy.sparse.issparse(X)
+    X = _check_sparse(net, X) if sparse else net._check_X(X)
     D = net._check_D(D, X.shape[0])
     _check_positive_int("epochs", epochs)
     _check_positive_int("batch_size", batch_size)
@@ -290,6 +305,7 @@ def fit(
         Xv = net._check_X(Xv)
         validation = (Xv, net._check_D(_as_matrix(Dv, "validation D", net.dtype), Xv.shape[0]))
     monitor = _monitor(stopper, validation is not None)
+    w = None if sample_weight is None else _check_sample_weight(sample_weight, X.shape[0])
 
     n = X.shape[0]
     batch_size = min(batch_size, n)
@@ -303,6 +319,8 @@ def fit(
     assert rng is not None and order is not None and state_ is not None
     x_batch = np.empty((batch_size, X.shape[1]), dtype=net.dtype)
     d_batch = np.empty((batch_size, D.shape[1]), dtype=net.dtype)
+    if w is not None:
+        w_batch, w_cols = np.empty(batch_size), np.empty((1, batch_size), dtype=net.dtype)
     last_good = net.params.copy() if run.last_good is None else run.last_good
     best = net.params.copy() if run.best_params is None else run.best_params
     run.last_good, run.best_params = None, best
@@ -330,9 +348,19 @@ def fit(
                     idx = order[start : start + batch_size]
                     m = len(idx)
                     x, d = x_batch[:m], d_batch[:m]
-                    np.take(X, idx, axis=0, out=x, mode="clip")
+                    if sparse:
+                        x[...] = X[idx].toarray()
+                    else:
+                        np.take(X, idx, axis=0, out=x, mode="clip")
                     np.take(D, idx, axis=0, out=d, mode="clip")
-                    loss = net._loss_and_gradients(x.T, d.T)  # steps 2-5
+                    weight = float(m)
+                    if w is None:
+                        loss = net._loss_and_gradients(x.T, d.T)  # steps 2-5
+                    else:
+                        weight = _batch_weights(w, idx, w_batch[:m], w_cols[0, :m])
+                        loss = net._loss_and_gradients(x.T, d.T, w_cols[:, :m]) if weight else 0.0
+                    if penalty is not None and weight:
+                        loss = penalty(loss, weight)
                     if run.reference is None:
                         run.reference = max(abs(loss), 1.0)
                     if not math.isfinite(loss) or loss > EXPLOSION_FACTOR * run.reference:
@@ -345,8 +373,10 @@ def fit(
                             epoch,
                             batch,
                             history,
+                            loss,
                         )
-                    optimizer.update(net.params, net.grads, state_, net.n_weights)  # step 6
+                    if weight:  # a mini-batch without weight teaches nothing
+                        optimizer.update(net.params, net.grads, state_, net.n_weights)  # step 6
                     total += loss * m
                     for callback in callbacks:
                         stop = bool(callback.on_batch_end(net, epoch, batch, loss)) or stop
@@ -405,6 +435,35 @@ def fit(
     for callback in callbacks:
         callback.on_train_end(net, history)
     return history
+
+
+def _check_sparse(net: Network, X: Any) -> Any:
+    """A sparse X (n, N_0) with finite values, in CSR form (rows are gathered per batch)."""
+    X = scipy.sparse.csr_matrix(X)
+    if X.shape[0] == 0 or X.shape[1] != net.sizes[0]:
+        raise ValueError(f"X must have shape (n, N_0) = (n, {net.sizes[0]}), got {X.shape}")
+    if not np.isfinite(X.data).all():
+        raise ValueError("X must be finite, got a non-finite stored value")
+    return X
+
+
+def _check_sample_weight(sample_weight: Any, n: int) -> Array:
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (n,) or not np.isfinite(w).all():
+        raise ValueError(
+            f"sample_weight must be {n} finite values (one per example), got {sample_weight!r}"
+        )
+    return w
+
+
+def _batch_weights(w: Array, idx: Array, sw: Array, out: Array) -> float:
+    """Gather the batch's weights into sw; out = m w_i / sum w (mean 1); returns sum w or 0."""
+    np.take(w, idx, out=sw, mode="clip")
+    total = float(sw.sum())
+    if total <= 0:
+        return 0.0
+    np.multiply(sw, len(idx) / total, out=out)
+    return total
 
 
 def _start_run(
