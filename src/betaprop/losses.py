@@ -74,13 +74,14 @@ def _squared_error(s: Array, y: Array, d: Array, tmp: Array, row: Array) -> floa
 
 def _cross_entropy(s: Array, y: Array, d: Array, tmp: Array, row: Array) -> float:
     # E = −Σ_j d_j log y_j with log y_j = s_j − logsumexp(s), never log of a rounded-off 0
+    # y = softmax(s) = e^{s − m} / Σ_r e^{s_r − m} with m = max_j s_j, so max_j y_j is
+    # 1 / Σ_r e^{s_r − m} (>= 1/N_Q, never 0) and logsumexp(s) = m − log max_j y_j:
+    # the output layer's exponentials are reused, not computed again
     m, lse = row[:1], row[1:]
     np.maximum.reduce(s, axis=0, keepdims=True, out=m)  # np.max without its wrapper (hot path)
-    np.subtract(s, m, out=tmp)
-    np.exp(tmp, out=tmp)
-    np.add.reduce(tmp, axis=0, keepdims=True, out=lse)  # np.sum without its wrapper
+    np.maximum.reduce(y, axis=0, keepdims=True, out=lse)
     np.log(lse, out=lse)
-    lse += m
+    np.subtract(m, lse, out=lse)  # logsumexp(s)
     np.subtract(s, lse, out=tmp)  # log y
     tmp *= d
     return -float(tmp.sum())
