@@ -351,8 +351,8 @@ def fit(
                     if sparse:
                         x[...] = X[idx].toarray()
                     else:
-                        np.take(X, idx, axis=0, out=x, mode="clip")
-                    np.take(D, idx, axis=0, out=d, mode="clip")
+                        X.take(idx, axis=0, out=x, mode="clip")  # np.take without its wrapper
+                    D.take(idx, axis=0, out=d, mode="clip")
                     weight = float(m)
                     if w is None:
                         loss = net._loss_and_gradients(x.T, d.T)  # steps 2-5
