@@ -83,13 +83,13 @@ def _assign_grads(model: torch.nn.Sequential, net: bp.Network) -> None:
         linear.bias.grad = torch.from_numpy(net.db[q][:, 0].copy())
 
 
-@pytest.mark.parametrize(("ours", "cls", "kwargs"), CASES, ids=lambda c: repr(c)[:60])
-def test_update_rule_equals_torch_optim(ours: opt.Optimizer, cls: type, kwargs: dict) -> None:
-    """60 steps with the same gradient sequence fed to both: the update rules agree.
+def _run_both(
+    ours: opt.Optimizer, cls: type, kwargs: dict, shared_gradients: bool
+) -> tuple[bp.Network, dict, torch.nn.Sequential]:
+    """60 steps of betaprop and torch.optim from the same weights, 8 examples a step.
 
-    Both optimizers receive the gradient that betaprop computed at its own parameters, so
-    the comparison isolates the update rule (with a large learning rate the loss surface
-    is chaotic, and it would otherwise amplify rounding differences of the gradients).
+    With ``shared_gradients`` torch receives the gradient betaprop computed at its own
+    parameters; otherwise each side computes its own (backprop vs autograd).
     """
     net, X, D = _problem()
     model = torch_model(net)
@@ -98,9 +98,25 @@ def test_update_rule_equals_torch_optim(ours: opt.Optimizer, cls: type, kwargs: 
     for step in range(60):
         batch = slice((step * 8) % 32, (step * 8) % 32 + 8)
         net.loss_and_gradients(X[batch], D[batch])
-        _assign_grads(model, net)
         ours.update(net.params, net.grads, state, net.n_weights)
+        torch_opt.zero_grad()
+        if shared_gradients:
+            _assign_grads(model, net)
+        else:
+            torch_loss(net, model, X[batch], D[batch])[0].backward()
         torch_opt.step()
+    return net, state, model
+
+
+@pytest.mark.parametrize(("ours", "cls", "kwargs"), CASES, ids=lambda c: repr(c)[:60])
+def test_update_rule_equals_torch_optim(ours: opt.Optimizer, cls: type, kwargs: dict) -> None:
+    """60 steps with the same gradient sequence fed to both: the update rules agree.
+
+    Both optimizers receive the gradient that betaprop computed at its own parameters, so
+    the comparison isolates the update rule (with a large learning rate the loss surface
+    is chaotic, and it would otherwise amplify rounding differences of the gradients).
+    """
+    net, state, model = _run_both(ours, cls, kwargs, shared_gradients=True)
     assert state["t"] == 60
     expected = _flat(model)
     assert np.isfinite(expected).all()
@@ -111,17 +127,7 @@ def test_update_rule_equals_torch_optim(ours: opt.Optimizer, cls: type, kwargs: 
 @pytest.mark.parametrize(("ours", "cls", "kwargs"), CASES[:9], ids=lambda c: repr(c)[:60])
 def test_training_trajectory_equals_torch(ours: opt.Optimizer, cls: type, kwargs: dict) -> None:
     """The whole system, each side with its own gradients: backprop + update, 60 steps."""
-    net, X, D = _problem()
-    model = torch_model(net)
-    torch_opt = _torch_optimizer(model, cls, kwargs)
-    state = ours.init(net.params)
-    for step in range(60):
-        batch = slice((step * 8) % 32, (step * 8) % 32 + 8)
-        net.loss_and_gradients(X[batch], D[batch])
-        ours.update(net.params, net.grads, state, net.n_weights)
-        torch_opt.zero_grad()
-        torch_loss(net, model, X[batch], D[batch])[0].backward()
-        torch_opt.step()
+    net, _, model = _run_both(ours, cls, kwargs, shared_gradients=False)
     np.testing.assert_allclose(net.params, _flat(model), rtol=1e-9, atol=1e-9)
 
 
