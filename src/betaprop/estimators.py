@@ -533,7 +533,9 @@ class _BaseMLP(BaseEstimator):
         validation = None
         X_train, y_train, w_train = X, y, sample_weight
         if self.early_stopping:
-            should_stratify = is_classifier(self) and self.n_outputs_ == 1
+            should_stratify = is_classifier(self) and (
+                self.n_outputs_ == 1 or self._stratify_for_scoring(y)
+            )
             stratify = y if should_stratify else None
             seed = int(self._random.integers(np.iinfo(np.int32).max))
             arrays = [X, y] if sample_weight is None else [X, y, sample_weight]
@@ -666,6 +668,17 @@ class _BaseMLP(BaseEstimator):
                 self._no_improvement_count = 0
             if self.loss_curve_[-1] < self.best_loss_:  # type: ignore[operator]
                 self.best_loss_ = self.loss_curve_[-1]
+
+    def _stratify_for_scoring(self, y: Array) -> bool:
+        """Stratify the early-stopping split of a multiclass target when ``scoring`` is set.
+
+        scikit-learn stratifies only binary targets; a random 10 % of a multiclass target can
+        miss a class, which breaks probability scorers such as neg_log_loss. Stratified only
+        where it can be: one-hot rows (not multi-label) and at least 2 examples per class.
+        """
+        if self.scoring is None or getattr(self._label_binarizer, "y_type_", "") != "multiclass":
+            return False
+        return bool(np.asarray(y).sum(axis=0).min() >= 2)
 
     def _validation_score(self, X: Any, y: Any, sample_weight: Any) -> float:
         if self.scoring is None:
