@@ -183,6 +183,18 @@ def _activations(text: str, n_hidden: int) -> list[str]:
     return names
 
 
+def _add_small_network_options(
+    parser: argparse.ArgumentParser, sizes: list[int], activation: str, output: str | None
+) -> None:
+    """--sizes, --activation, --output, --loss and --seed of the small random network that
+    ``trace`` and ``gradcheck`` build (``_small_network``) when no --model is given."""
+    parser.add_argument("--sizes", type=_sizes, default=sizes)
+    parser.add_argument("--activation", default=activation)
+    parser.add_argument("--output", choices=sorted(ACTIVATIONS), default=output)
+    parser.add_argument("--loss", choices=sorted(LOSSES), default="squared_error")
+    parser.add_argument("--seed", type=_int_at_least(0), default=0)
+
+
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``betaprop`` command and its subcommands."""
@@ -276,11 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print steps 2-5 of backpropagation for one example through a tiny "
         "network (default 2-3-2 sigmoid, squared error) or a saved model.",
     )
-    trace.add_argument("--sizes", type=_sizes, default=[2, 3, 2])
-    trace.add_argument("--activation", default="sigmoid")
-    trace.add_argument("--output", choices=sorted(ACTIVATIONS), default="sigmoid")
-    trace.add_argument("--loss", choices=sorted(LOSSES), default="squared_error")
-    trace.add_argument("--seed", type=_int_at_least(0), default=0)
+    _add_small_network_options(trace, sizes=[2, 3, 2], activation="sigmoid", output="sigmoid")
     trace.add_argument("--x", type=_floats, help="the example x (default: 1, 0.5, -0.5, ...)")
     trace.add_argument("--d", type=_floats, help="the target d (default: 1, 0, 0, ...)")
     trace.add_argument("--model", help="trace a saved model instead")
@@ -298,12 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Central finite differences in float64 against backpropagation's "
         "gradients; exit code 1 if an error is above --tolerance.",
     )
-    check.add_argument("--sizes", type=_sizes, default=[4, 5, 3])
-    check.add_argument("--activation", default="tanh")
-    check.add_argument("--output", choices=sorted(ACTIVATIONS), default=None)
-    check.add_argument("--loss", choices=sorted(LOSSES), default="squared_error")
+    _add_small_network_options(check, sizes=[4, 5, 3], activation="tanh", output=None)
     check.add_argument("--examples", type=_int_at_least(1), default=8)
-    check.add_argument("--seed", type=_int_at_least(0), default=0)
     check.add_argument("--tolerance", type=_positive_float, default=1e-6)
     check.add_argument("--model", help="check a saved model (random inputs of its size)")
     check.set_defaults(handler=_cmd_gradcheck)
