@@ -42,7 +42,7 @@ def _points(rng: np.random.Generator) -> np.ndarray:
 def test_forward_equals_torch(name: str) -> None:
     s = _points(np.random.default_rng(0))
     y = np.empty_like(s)
-    activations.get_activation(name).forward(s, out=y, row=np.empty((1, 7)))
+    activations.get_activation(name).forward(s, out=y, row=np.empty((2, 7)))
     expected = TORCH_F[name](torch.tensor(s)).numpy()
     np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-14)
 
@@ -67,7 +67,7 @@ def test_multiply_derivative_equals_torch_vjp(name: str) -> None:
     s, beta = _points(rng), rng.normal(size=(5, 7))
     f = activations.get_activation(name)
     y = np.empty_like(s)
-    f.forward(s, out=y, row=np.empty((1, 7)))
+    f.forward(s, out=y, row=np.empty((2, 7)))
     result = beta.copy()
     f.multiply_derivative(s, y, result, np.empty_like(s), np.empty((1, 7)))
     st = torch.tensor(s, requires_grad=True)
@@ -83,7 +83,7 @@ def test_no_overflow_or_nan_at_large_inputs(name: str, dtype: type) -> None:
     y, tmp, beta = np.empty_like(s), np.empty_like(s), np.ones_like(s)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # an overflow RuntimeWarning fails the test
-        f.forward(s, out=y, row=np.empty((1, 3), dtype=dtype))
+        f.forward(s, out=y, row=np.empty((2, 3), dtype=dtype))
         f.multiply_derivative(s, y, beta, tmp, np.empty((1, 3), dtype=dtype))
     assert np.isfinite(y).all() and np.isfinite(beta).all()
     assert y.dtype == dtype
@@ -124,8 +124,9 @@ def test_loss_value_and_fused_delta_equal_torch(name: str) -> None:
     s, d = _loss_case(name, np.random.default_rng(3))
     f = activations.get_activation(loss.canonical_output)
     y = np.empty_like(s)
-    f.forward(s, out=y, row=np.empty((1, 6)))
-    value = loss.value(s, y, d, np.empty_like(s), np.empty((2, 6)))
+    row = np.empty((2, 6))  # step 2 leaves the softmax's column max and sum here
+    f.forward(s, out=y, row=row)
+    value = loss.value(s, y, d, np.empty_like(s), row)
     st = torch.tensor(s, requires_grad=True)
     expected = TORCH_LOSS[name](st, torch.tensor(d))
     expected.backward()
@@ -170,8 +171,9 @@ def test_loss_finite_at_extreme_pre_activations(name: str, dtype: type) -> None:
     s = np.array([[1000.0, -1000.0], [-1000.0, 1000.0]], dtype=dtype)
     d = np.array([[0.0, 1.0], [1.0, 0.0]], dtype=dtype)  # confidently wrong: a huge loss
     y = np.empty_like(s)
-    activations.get_activation(loss.canonical_output).forward(s, out=y, row=np.empty((1, 2), dtype))
+    row = np.empty((2, 2), dtype)
+    activations.get_activation(loss.canonical_output).forward(s, out=y, row=row)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        value = loss.value(s, y, d, np.empty_like(s), np.empty((2, 2), dtype=dtype))
+        value = loss.value(s, y, d, np.empty_like(s), row)
     assert np.isfinite(value) and value > 100

@@ -67,14 +67,19 @@ class Softmax(Activation):
     """
 
     def forward(self, s: Array, out: Array, row: Array | None = None) -> None:
+        """y = softmax(s) into ``out``; ``row`` (2, n) keeps m = max_j s_j and sum_j e^{s_j - m}.
+
+        Cross-entropy reads those two rows for logsumexp(s) = m + log sum_j e^{s_j - m}.
+        """
         if row is None:
-            row = np.empty((1, s.shape[1]), dtype=s.dtype)
+            row = np.empty((2, s.shape[1]), dtype=s.dtype)
+        m, total = row[:1], row[1:2]
         # (np.maximum.reduce and np.add.reduce are np.max and np.sum without their wrapper)
-        np.maximum.reduce(s, axis=0, keepdims=True, out=row)  # minus the column max: no overflow
-        np.subtract(s, row, out=out)
+        np.maximum.reduce(s, axis=0, keepdims=True, out=m)  # minus the column max: no overflow
+        np.subtract(s, m, out=out)
         np.exp(out, out=out)
-        np.add.reduce(out, axis=0, keepdims=True, out=row)
-        out /= row
+        np.add.reduce(out, axis=0, keepdims=True, out=total)
+        out /= total
 
     def derivative(self, s: Array, y: Array, out: Array) -> None:
         raise TypeError(

@@ -32,7 +32,8 @@ class Loss:
     name : registry name.
     canonical_output : the output activation for which delta^Q = y^Q - d (fused form).
     value_fn : ``value_fn(s, y, d, tmp, row) -> float``, the summed per-example loss;
-        ``tmp`` (N_Q, n) and ``row`` (2, n) are scratch buffers.
+        ``tmp`` (N_Q, n) and ``row`` (2, n) are scratch buffers, called right after step 2
+        (cross-entropy reads the column max and sum that the softmax left in ``row``).
     output_gradient_fn : ``output_gradient_fn(y, d, out)`` writes dE/dy (the seed's
         y^Q - d for the squared error); used by the general chain.
     allowed_outputs : output activations this loss accepts (None: any).
@@ -73,15 +74,12 @@ def _squared_error(s: Array, y: Array, d: Array, tmp: Array, row: Array) -> floa
 
 
 def _cross_entropy(s: Array, y: Array, d: Array, tmp: Array, row: Array) -> float:
-    # E = −Σ_j d_j log y_j with log y_j = s_j − logsumexp(s), never log of a rounded-off 0
-    # y = softmax(s) = e^{s − m} / Σ_r e^{s_r − m} with m = max_j s_j, so max_j y_j is
-    # 1 / Σ_r e^{s_r − m} (>= 1/N_Q, never 0) and logsumexp(s) = m − log max_j y_j:
-    # the output layer's exponentials are reused, not computed again
+    # E = −Σ_j d_j log y_j with log y_j = s_j − logsumexp(s), never log of a rounded-off 0.
+    # Step 2's softmax left m = max_j s_j in row[0] and Σ_r e^{s_r − m} (>= 1) in row[1],
+    # so logsumexp(s) = m + log Σ_r e^{s_r − m}: its exponentials are not computed again
     m, lse = row[:1], row[1:]
-    np.maximum.reduce(s, axis=0, keepdims=True, out=m)  # np.max without its wrapper (hot path)
-    np.maximum.reduce(y, axis=0, keepdims=True, out=lse)
     np.log(lse, out=lse)
-    np.subtract(m, lse, out=lse)  # logsumexp(s)
+    lse += m  # logsumexp(s), in place of the sum (read once, after step 2)
     np.subtract(s, lse, out=tmp)  # log y
     tmp *= d
     return -float(tmp.sum())

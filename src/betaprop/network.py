@@ -227,7 +227,7 @@ class Network:
         for q in range(first, last + 1):
             np.matmul(W[q], y[q - 1], out=s[q])  # s^q = W^q y^{q-1} + b^q
             s[q] += b[q]
-            f[q].forward(s[q], out=y[q], row=ws.row[:1])  # type: ignore[union-attr]
+            f[q].forward(s[q], out=y[q], row=ws.row)  # type: ignore[union-attr]
 
     def _backward(self, ws: _Buffers, d: Array, w: Array | None = None, down_to: int = 1) -> None:
         """Steps 3-4: local errors beta[q] for q = Q..1, the 1/n of the batch mean folded in.
