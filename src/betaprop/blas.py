@@ -34,7 +34,7 @@ _routines: dict[tuple[str, np.dtype], Any] | None = None
 
 def axpy(a: float, x: Array, y: Array, scratch: Array) -> None:
     """y <- a x + y, in place; ``scratch`` (like x) is used only by the NumPy fallback."""
-    f = _routine("axpy", x, y)
+    f = None if x.size < MIN_SIZE else _routine("axpy", x, y)
     if f is None:
         np.multiply(x, a, out=scratch)
         y += scratch
@@ -44,7 +44,7 @@ def axpy(a: float, x: Array, y: Array, scratch: Array) -> None:
 
 def scal(a: float, x: Array) -> None:
     """x <- a x, in place."""
-    f = _routine("scal", x, x)
+    f = None if x.size < MIN_SIZE else _routine("scal", x, x)
     if f is None:
         x *= a
     else:
@@ -58,7 +58,7 @@ def available() -> bool:
 
 def _routine(name: str, x: Array, y: Array) -> Any:
     """The BLAS routine for these arrays, or None where NumPy should do the pass."""
-    if x.size < MIN_SIZE or x.dtype != y.dtype or x.size != y.size:
+    if x.dtype != y.dtype or x.size != y.size:
         return None
     if not (x.flags.c_contiguous and y.flags.c_contiguous and y.flags.writeable):
         return None
