@@ -9,7 +9,6 @@ import pytest
 import torch
 
 import betaprop as bp
-from betaprop import blas
 from betaprop import optimizers as opt
 
 from .test_engine_gradients import torch_loss, torch_model
@@ -109,26 +108,13 @@ def _run_both(
     return net, state, model
 
 
-@pytest.fixture(params=["numpy", "blas"])
-def passes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run step 6 with NumPy's passes only, or with BLAS's axpy/scal even on short arrays."""
-    if request.param == "numpy":
-        monkeypatch.setattr(blas, "_routines", {})
-    else:
-        monkeypatch.setattr(blas, "MIN_SIZE", 0)
-    return str(request.param)
-
-
 @pytest.mark.parametrize(("ours", "cls", "kwargs"), CASES, ids=lambda c: repr(c)[:60])
-def test_update_rule_equals_torch_optim(
-    ours: opt.Optimizer, cls: type, kwargs: dict, passes: str
-) -> None:
+def test_update_rule_equals_torch_optim(ours: opt.Optimizer, cls: type, kwargs: dict) -> None:
     """60 steps with the same gradient sequence fed to both: the update rules agree.
 
     Both optimizers receive the gradient that betaprop computed at its own parameters, so
     the comparison isolates the update rule (with a large learning rate the loss surface
     is chaotic, and it would otherwise amplify rounding differences of the gradients).
-    Both ways of running the passes (NumPy's, BLAS's) are checked.
     """
     net, state, model = _run_both(ours, cls, kwargs, shared_gradients=True)
     assert state["t"] == 60

@@ -2,9 +2,7 @@
 
 An optimizer is frozen hyperparameters plus an explicit state (``init`` / ``update``), as in
 optax. ``update`` changes the flat parameter array in place with a handful of whole-array
-operations, whatever the depth of the network; the two commonest, y <- a x + y and
-x <- a x, are BLAS's axpy and scal (``betaprop.blas``), which run on every core where
-NumPy's element-wise passes run on one. The update rules are exactly those of
+operations, whatever the depth of the network. The update rules are exactly those of
 ``torch.optim`` (so trajectories can be compared step for step), except that
 ``weight_decay`` applies to the weights only, ``params[:n_weights]``, never to the biases
 (as scikit-learn's ``alpha``).
@@ -19,8 +17,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from .blas import axpy, scal
 
 __all__ = [
     "Optimizer",
@@ -97,7 +93,9 @@ class Optimizer:
             return grads
         g = state["_g"]
         np.copyto(g, grads)
-        axpy(self.weight_decay, params[:n_weights], g[:n_weights], state["_h"][:n_weights])
+        h = state["_h"][:n_weights]
+        np.multiply(params[:n_weights], self.weight_decay, out=h)
+        g[:n_weights] += h
         return g
 
 
@@ -132,14 +130,15 @@ class SGD(Optimizer):
         g, h = self._decayed_gradient(params, grads, state, n_weights), state["_h"]
         if self.momentum:
             v = state["v"]
-            scal(self.momentum, v)  # v <- mu v + g
-            axpy(1.0, g, v, h)
+            v *= self.momentum  # v <- mu v + g
+            v += g
             if self.nesterov:
                 np.multiply(v, self.momentum, out=h)  # g <- g + mu v
                 g = np.add(g, h, out=h)
             else:
                 g = v
-        axpy(-state["lr"], g, params, h)  # p <- p - eta g
+        np.multiply(g, state["lr"], out=h)  # p <- p - eta g
+        params -= h
 
 
 @dataclass(frozen=True)
@@ -180,11 +179,13 @@ class Adam(Optimizer):
 
     def _adam_step(self, params: Array, g: Array, state: dict) -> None:
         t, m, v, h = state["t"], state["m"], state["v"], state["_h"]
-        scal(self.beta_1, m)  # m <- b1 m + (1 - b1) g
-        axpy(1.0 - self.beta_1, g, m, h)
-        scal(self.beta_2, v)  # v <- b2 v + (1 - b2) g^2
+        m *= self.beta_1  # m <- b1 m + (1 - b1) g
+        np.multiply(g, 1.0 - self.beta_1, out=h)
+        m += h
+        v *= self.beta_2  # v <- b2 v + (1 - b2) g^2
         np.multiply(g, g, out=h)
-        axpy(1.0 - self.beta_2, h, v, h)
+        h *= 1.0 - self.beta_2
+        v += h
         step_size = state["lr"] / (1.0 - self.beta_1**t)
         np.sqrt(v, out=h)  # sqrt(v) / sqrt(1 - b2^t) + eps
         if self.epsilon_hat:  # eta sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
@@ -193,7 +194,8 @@ class Adam(Optimizer):
             h /= math.sqrt(1.0 - self.beta_2**t)
         h += self.epsilon
         np.divide(m, h, out=h)
-        axpy(-step_size, h, params, h)
+        h *= step_size
+        params -= h
 
 
 @dataclass(frozen=True)
@@ -208,7 +210,7 @@ class AdamW(Adam):
     def update(self, params: Array, grads: Array, state: dict, n_weights: int) -> None:
         state["t"] += 1
         if self.weight_decay:
-            scal(1.0 - state["lr"] * self.weight_decay, params[:n_weights])
+            params[:n_weights] *= 1.0 - state["lr"] * self.weight_decay
         self._adam_step(params, grads, state)
 
 
@@ -247,13 +249,15 @@ class RMSprop(Optimizer):
     def update(self, params: Array, grads: Array, state: dict, n_weights: int) -> None:
         state["t"] += 1
         g, h, a = self._decayed_gradient(params, grads, state, n_weights), state["_h"], state["a"]
-        scal(self.alpha, a)  # a <- alpha a + (1 - alpha) g^2
+        a *= self.alpha  # a <- alpha a + (1 - alpha) g^2
         np.multiply(g, g, out=h)
-        axpy(1.0 - self.alpha, h, a, h)
+        h *= 1.0 - self.alpha
+        a += h
         if self.centered:
             c = state["c"]
-            scal(self.alpha, c)  # c <- alpha c + (1 - alpha) g
-            axpy(1.0 - self.alpha, g, c, h)
+            c *= self.alpha  # c <- alpha c + (1 - alpha) g
+            np.multiply(g, 1.0 - self.alpha, out=h)
+            c += h
             np.multiply(c, c, out=h)  # r = sqrt(a - c^2) + eps
             np.subtract(a, h, out=h)
             np.sqrt(h, out=h)
@@ -263,10 +267,11 @@ class RMSprop(Optimizer):
         np.divide(g, h, out=h)  # g / r
         if self.momentum:
             u = state["u"]
-            scal(self.momentum, u)  # u <- mu u + g / r
-            axpy(1.0, h, u, state["_g"])
+            u *= self.momentum
+            u += h
             h = u
-        axpy(-state["lr"], h, params, state["_g"])  # p <- p - eta h
+        np.multiply(h, state["lr"], out=state["_g"])
+        params -= state["_g"]
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {
