@@ -54,6 +54,36 @@ def test_gemm_bound_writes_the_products_it_claims() -> None:
         np.testing.assert_allclose(dW[q], beta[q] @ y[q - 1].T, rtol=1e-5)  # step 5
 
 
+def test_row_layout_bound_does_the_same_products_transposed(monkeypatch) -> None:
+    """Examples as rows: (y^{q-1})^T (W^q)^T, (beta^{q+1})^T W^{q+1}, (beta^q)^T^T (y^{q-1})^T."""
+    sizes, n, batch_size = (7, 5, 4, 3), 23, 10
+    epoch = bench.gemm_bound(sizes, n, batch_size, layout="rows")
+    calls: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+    matmul = np.matmul
+
+    def counting(a, b, out=None):
+        calls.append((a.shape, b.shape))
+        return matmul(a, b, out=out)
+
+    monkeypatch.setattr(np, "matmul", counting)
+    epoch()
+    Q = len(sizes) - 1
+    expected = []
+    for m in (10, 10, 3):
+        expected += [((m, sizes[q - 1]), (sizes[q - 1], sizes[q])) for q in range(1, Q + 1)]
+        expected += [((m, sizes[q + 1]), (sizes[q + 1], sizes[q])) for q in range(Q - 1, 0, -1)]
+        expected += [((sizes[q], m), (m, sizes[q - 1])) for q in range(1, Q + 1)]
+    assert calls == expected
+    monkeypatch.undo()
+    y, s, beta = epoch.operands[10]
+    np.testing.assert_allclose(s[1], beta[2] @ epoch.W[2], rtol=1e-5)  # step 4, written last
+    np.testing.assert_allclose(s[3], y[2] @ epoch.W[3].T, rtol=1e-5)  # step 2 (s^Q)
+    y, _, beta = epoch.operands[3]  # dW holds the last batch's gradients
+    np.testing.assert_allclose(epoch.dW[1], beta[1].T @ y[0], rtol=1e-5)
+    with pytest.raises(ValueError, match=r"layout must be one of \['columns', 'rows'\]"):
+        bench.gemm_bound(sizes, n, batch_size, layout="diagonal")
+
+
 def test_quick_run_reports_ratios_of_its_own_medians(tmp_path: Path, capsys) -> None:
     out = tmp_path / "bench.json"
     code = bench.main(

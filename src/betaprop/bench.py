@@ -11,7 +11,11 @@ warm-up epoch, repeated (median, min, max), for each contender on each workload:
   when PyTorch is not installed);
 - ``bound``: the GEMM bound, only the matrix products an epoch needs, into preallocated
   outputs: forward W^q y^{q-1} (q = 1..Q), backward (W^{q+1})^T beta^{q+1} for the hidden
-  layers only (q = Q-1..1), gradients beta^q (y^{q-1})^T (q = 1..Q).
+  layers only (q = Q-1..1), gradients beta^q (y^{q-1})^T (q = 1..Q), with the engine's
+  layout (examples as columns); the targets are ratios to it;
+- ``bound_rows``: the same products with examples as rows (scikit-learn's and PyTorch's
+  layout). OpenBLAS's speed depends on the memory layout of a product's operands, so this
+  shows how much of a gap between contenders is the layout's (not a target).
 
 Each contender runs in its own Python process (its thread pools and its memory are its
 own), which reports its epoch times and its peak resident memory. Further sections compare
@@ -75,7 +79,7 @@ WORKLOADS: dict[str, Workload] = {
 }
 # --quick: fewer examples for the synthetic workloads (same layers, batch and per-batch work).
 QUICK_N = {"wide": 10_000, "small": 1_797, "deep": 2_048}
-CONTENDERS = ("betaprop", "sklearn", "torch", "bound")
+CONTENDERS = ("betaprop", "sklearn", "torch", "bound", "bound_rows")
 # The issue's targets: betaprop's epoch time divided by the bound's, PyTorch's, scikit-learn's.
 TARGETS: dict[str, dict[str, float]] = {
     "wide": {"bound": 1.15, "torch": 0.6, "sklearn": 0.45},
@@ -123,9 +127,25 @@ class GemmBound:
     columns, as in the engine; their values do not matter. ``operands[m]`` holds the
     (y, s, beta) lists for batches of m examples; the step 4 products go to ``s`` (a
     scratch output), so ``beta`` stays as drawn.
+
+    ``layout="rows"`` stores every (y, s, beta) transposed, (m, N_q) with examples as rows
+    (scikit-learn's and PyTorch's layout), and does the same products in that form:
+    (s^q)^T = (y^{q-1})^T (W^q)^T, (beta^q)^T = (beta^{q+1})^T W^{q+1} and
+    dW^q = ((beta^q)^T)^T (y^{q-1})^T. Same numbers, other memory layouts: OpenBLAS's speed
+    depends on them, so the two bounds differ.
     """
 
-    def __init__(self, sizes: Sequence[int], n: int, batch_size: int, dtype: str = "float32"):
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        n: int,
+        batch_size: int,
+        dtype: str = "float32",
+        layout: str = "columns",
+    ):
+        if layout not in ("columns", "rows"):
+            raise ValueError(f"layout must be one of ['columns', 'rows'], got {layout!r}")
+        self.layout = layout
         Q = self.Q = len(sizes) - 1
         rng = np.random.default_rng(0)
 
@@ -137,12 +157,18 @@ class GemmBound:
         self.batches = [min(batch_size, n - start) for start in range(0, n, batch_size)]
         self.operands: dict[int, tuple[list[Any], list[Any], list[Any]]] = {}
         for m in sorted(set(self.batches)):
-            y: list[Any] = [draw((N, m)) for N in sizes]
-            s: list[Any] = [None] + [np.empty((N, m), dtype=dtype) for N in sizes[1:]]
-            beta: list[Any] = [None] + [draw((N, m)) for N in sizes[1:]]
+
+            def shape(N: int, m: int = m) -> tuple[int, int]:
+                return (N, m) if layout == "columns" else (m, N)
+
+            y: list[Any] = [draw(shape(N)) for N in sizes]
+            s: list[Any] = [None] + [np.empty(shape(N), dtype=dtype) for N in sizes[1:]]
+            beta: list[Any] = [None] + [draw(shape(N)) for N in sizes[1:]]
             self.operands[m] = (y, s, beta)
 
     def __call__(self) -> None:
+        if self.layout == "rows":
+            return self._rows()
         Q, W, dW = self.Q, self.W, self.dW
         for m in self.batches:
             y, s, beta = self.operands[m]
@@ -153,10 +179,24 @@ class GemmBound:
             for q in range(1, Q + 1):
                 np.matmul(beta[q], y[q - 1].T, out=dW[q])  # step 5: beta^q (y^{q-1})^T
 
+    def _rows(self) -> None:
+        """The same products with examples as rows: every y, s, beta is (m, N_q)."""
+        Q, W, dW = self.Q, self.W, self.dW
+        for m in self.batches:
+            y, s, beta = self.operands[m]
+            for q in range(1, Q + 1):
+                np.matmul(y[q - 1], W[q].T, out=s[q])  # step 2, transposed
+            for q in range(Q - 1, 0, -1):
+                np.matmul(beta[q + 1], W[q + 1], out=s[q])  # step 4, transposed
+            for q in range(1, Q + 1):
+                np.matmul(beta[q].T, y[q - 1], out=dW[q])  # step 5
 
-def gemm_bound(sizes: Sequence[int], n: int, batch_size: int, dtype: str = "float32") -> GemmBound:
+
+def gemm_bound(
+    sizes: Sequence[int], n: int, batch_size: int, dtype: str = "float32", layout: str = "columns"
+) -> GemmBound:
     """The GEMM bound's epoch for layer sizes (N_0..N_Q), n examples, mini-batches of batch_size."""
-    return GemmBound(sizes, n, batch_size, dtype)
+    return GemmBound(sizes, n, batch_size, dtype, layout)
 
 
 def _betaprop_epoch(workload: Workload, X: Array, labels: Array) -> Callable:
@@ -292,7 +332,8 @@ def _worker(task: dict[str, Any]) -> dict[str, Any]:
     elif contender == "torch":
         epoch = _torch_epoch(workload, X, labels, threads)
     else:
-        epoch = gemm_bound(workload.sizes, len(X), workload.batch_size)
+        layout = "rows" if contender == "bound_rows" else "columns"
+        epoch = gemm_bound(workload.sizes, len(X), workload.batch_size, layout=layout)
     return _serve(epoch, baseline)
 
 
