@@ -55,7 +55,8 @@ def test_gemm_bound_writes_the_products_it_claims() -> None:
 
 
 def test_row_layout_bound_does_the_same_products_transposed(monkeypatch) -> None:
-    """Examples as rows: (y^{q-1})^T (W^q)^T, (beta^{q+1})^T W^{q+1}, (beta^q)^T^T (y^{q-1})^T."""
+    """Examples as rows: (y^{q-1})^T (W^q)^T, (beta^{q+1})^T W^{q+1} and dW^q from the
+    (m, N_q) operands, beta^q (y^{q-1})^T computed as ((beta^q)^T)^T (y^{q-1})^T."""
     sizes, n, batch_size = (7, 5, 4, 3), 23, 10
     epoch = bench.gemm_bound(sizes, n, batch_size, layout="rows")
     calls: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
