@@ -19,20 +19,26 @@ import betaprop
 from betaprop import bench
 
 
-def test_gemm_bound_does_the_products_of_steps_2_4_5_and_nothing_else(monkeypatch) -> None:
-    """Per mini-batch: W^q y^{q-1} for q = 1..Q, (W^{q+1})^T beta^{q+1} for q = Q-1..1 (no
-    beta^0), beta^q (y^{q-1})^T for q = 1..Q; the last batch is the remainder."""
-    sizes, n, batch_size = (7, 5, 4, 3), 23, 10  # batches of 10, 10, 3
-    epoch = bench.gemm_bound(sizes, n, batch_size)
-    calls: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+def _operand_shapes(epoch: bench.GemmBound, monkeypatch) -> list[tuple[tuple[int, ...], ...]]:
+    """The shapes of the two operands of every np.matmul call of one epoch, in order."""
+    calls: list[tuple[tuple[int, ...], ...]] = []
     matmul = np.matmul
 
     def counting(a, b, out=None):
         calls.append((a.shape, b.shape))
         return matmul(a, b, out=out)
 
-    monkeypatch.setattr(np, "matmul", counting)
-    epoch()
+    with monkeypatch.context() as patch:
+        patch.setattr(np, "matmul", counting)
+        epoch()
+    return calls
+
+
+def test_gemm_bound_does_the_products_of_steps_2_4_5_and_nothing_else(monkeypatch) -> None:
+    """Per mini-batch: W^q y^{q-1} for q = 1..Q, (W^{q+1})^T beta^{q+1} for q = Q-1..1 (no
+    beta^0), beta^q (y^{q-1})^T for q = 1..Q; the last batch is the remainder."""
+    sizes, n, batch_size = (7, 5, 4, 3), 23, 10  # batches of 10, 10, 3
+    calls = _operand_shapes(bench.gemm_bound(sizes, n, batch_size), monkeypatch)
     Q = len(sizes) - 1
     expected = []
     for m in (10, 10, 3):
@@ -59,15 +65,7 @@ def test_row_layout_bound_does_the_same_products_transposed(monkeypatch) -> None
     (m, N_q) operands, beta^q (y^{q-1})^T computed as ((beta^q)^T)^T (y^{q-1})^T."""
     sizes, n, batch_size = (7, 5, 4, 3), 23, 10
     epoch = bench.gemm_bound(sizes, n, batch_size, layout="rows")
-    calls: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
-    matmul = np.matmul
-
-    def counting(a, b, out=None):
-        calls.append((a.shape, b.shape))
-        return matmul(a, b, out=out)
-
-    monkeypatch.setattr(np, "matmul", counting)
-    epoch()
+    calls = _operand_shapes(epoch, monkeypatch)
     Q = len(sizes) - 1
     expected = []
     for m in (10, 10, 3):
@@ -75,7 +73,6 @@ def test_row_layout_bound_does_the_same_products_transposed(monkeypatch) -> None
         expected += [((m, sizes[q + 1]), (sizes[q + 1], sizes[q])) for q in range(Q - 1, 0, -1)]
         expected += [((sizes[q], m), (m, sizes[q - 1])) for q in range(1, Q + 1)]
     assert calls == expected
-    monkeypatch.undo()
     y, s, beta = epoch.operands[10]
     np.testing.assert_allclose(s[1], beta[2] @ epoch.W[2], rtol=1e-5)  # step 4, written last
     np.testing.assert_allclose(s[3], y[2] @ epoch.W[3].T, rtol=1e-5)  # step 2 (s^Q)
