@@ -141,3 +141,24 @@ def test_hyperparameters(make, message: str) -> None:
 def test_beta_before_any_pass_is_a_clear_error(net: bp.Network) -> None:
     with pytest.raises(RuntimeError, match=r"no pass has run yet"):
         _ = net.beta
+
+
+def test_a_partial_optimizer_state_is_completed_and_a_wrong_shape_refused() -> None:
+    """optimizer_state may carry only some keys (the rest start fresh); arrays must fit."""
+    rng = np.random.default_rng(0)
+    X, D = rng.normal(size=(20, 3)), np.eye(2)[rng.integers(0, 2, 20)]
+    sgd = opt.SGD(0.05, momentum=0.9)
+    fresh = bp.Network([3, 4, 2], loss="cross_entropy", dtype="float64", seed=0)
+    bp.fit(fresh, X, D, optimizer=sgd, epochs=2, batch_size=5, seed=1)
+    partial = bp.Network([3, 4, 2], loss="cross_entropy", dtype="float64", seed=0)
+    state: dict = {"lr": 0.05, "t": 0}
+    bp.fit(partial, X, D, optimizer=sgd, epochs=2, batch_size=5, seed=1, optimizer_state=state)
+    np.testing.assert_array_equal(partial.params, fresh.params)
+    assert state["t"] == 8 and state["v"].shape == partial.params.shape
+    wrong = {"lr": 0.05, "t": 0, "v": np.zeros(3)}
+    n = partial.n_params
+    with pytest.raises(
+        ValueError,
+        match=rf"optimizer_state\['v'\] must have shape \({n},\) for this network, got \(3,\)",
+    ):
+        bp.fit(partial, X, D, optimizer=sgd, epochs=1, optimizer_state=wrong)

@@ -496,14 +496,17 @@ def _start_run(
     if given is None:
         run.optimizer_state = optimizer.init(net.params)
     else:
-        fresh = optimizer.init(net.params)
+        # the keys of a fresh state, from one parameter (full-size arrays only where missing)
+        fresh = optimizer.init(net.params[:1])
+        missing = [key for key in fresh if key not in given]
+        if missing:
+            full = optimizer.init(net.params)
+            given.update({key: full[key] for key in missing})
         for key, value in fresh.items():
-            if key not in given:
-                given[key] = value
-            elif isinstance(value, np.ndarray) and np.shape(given[key]) != value.shape:
+            if isinstance(value, np.ndarray) and np.shape(given[key]) != net.params.shape:
                 raise ValueError(
-                    f"optimizer_state[{key!r}] must have shape {value.shape} for this network, "
-                    f"got {np.shape(given[key])}"
+                    f"optimizer_state[{key!r}] must have shape {net.params.shape} for this "
+                    f"network, got {np.shape(given[key])}"
                 )
         run.optimizer_state = given
     for name in ("best_params", "last_good", "params"):
