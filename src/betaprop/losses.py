@@ -82,7 +82,7 @@ def _cross_entropy(s: Array, y: Array, d: Array, tmp: Array, row: Array) -> floa
     lse += m  # logsumexp(s), in place of the sum (read once, after step 2)
     np.subtract(s, lse, out=tmp)  # log y
     tmp *= d
-    return -float(tmp.sum())
+    return -float(np.add.reduce(tmp, axis=None))  # tmp.sum() without its Python wrapper
 
 
 def _binary_cross_entropy(s: Array, y: Array, d: Array, tmp: Array, row: Array) -> float:
