@@ -20,16 +20,16 @@ from betaprop import bench
 
 
 def _operand_shapes(epoch: bench.GemmBound, monkeypatch) -> list[tuple[tuple[int, ...], ...]]:
-    """The shapes of the two operands of every np.matmul call of one epoch, in order."""
+    """The shapes of the two operands of every np.dot call of one epoch, in order."""
     calls: list[tuple[tuple[int, ...], ...]] = []
-    matmul = np.matmul
+    dot = np.dot
 
     def counting(a, b, out=None):
         calls.append((a.shape, b.shape))
-        return matmul(a, b, out=out)
+        return dot(a, b, out=out)
 
     with monkeypatch.context() as patch:
-        patch.setattr(np, "matmul", counting)
+        patch.setattr(np, "dot", counting)
         epoch()
     return calls
 

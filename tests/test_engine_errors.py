@@ -162,3 +162,18 @@ def test_a_partial_optimizer_state_is_completed_and_a_wrong_shape_refused() -> N
         match=rf"optimizer_state\['v'\] must have shape \({n},\) for this network, got \(3,\)",
     ):
         bp.fit(partial, X, D, optimizer=sgd, epochs=1, optimizer_state=wrong)
+
+
+def test_evaluate_checks_its_inputs_like_predict(net: bp.Network) -> None:
+    X = np.ones((5, 3))
+    D = np.eye(2)[[0, 1, 0, 1, 0]]
+    # float64 data for a float32 network is converted, as predict converts it
+    as_float32 = bp.evaluate(net, X.astype(np.float32), D.astype(np.float32))
+    assert bp.evaluate(net, X, D) == as_float32
+    assert all(math.isfinite(v) for v in as_float32)
+    bad = X.copy()
+    bad[2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"X must be finite, got nan at index \(2, 1\)"):
+        bp.evaluate(net, bad, D)
+    with pytest.raises(ValueError, match=r"D must have shape \(n, N_Q\) = \(5, 2\), got \(4, 2\)"):
+        bp.evaluate(net, X, D[:4])

@@ -225,7 +225,7 @@ class Network:
         """Step 2 for layers q = first..last, from y^{first-1}."""
         f, W, b, s, y = self.f, self.W, self.b, ws.s, ws.y
         for q in range(first, last + 1):
-            np.matmul(W[q], y[q - 1], out=s[q])  # s^q = W^q y^{q-1} + b^q
+            np.dot(W[q], y[q - 1], out=s[q])  # s^q = W^q y^{q-1} + b^q
             s[q] += b[q]
             f[q].forward(s[q], out=y[q], row=ws.row)  # type: ignore[union-attr]
 
@@ -250,7 +250,7 @@ class Network:
             beta[Q] *= w  # weighted mean: column i times w_i
         # Step 4: beta^q = f'(s^q) ⊙ (W^{q+1})^T beta^{q+1},  q = Q-1 down to 1 (never q = 0)
         for q in range(Q - 1, down_to - 1, -1):
-            np.matmul(W[q + 1].T, beta[q + 1], out=beta[q])
+            np.dot(W[q + 1].T, beta[q + 1], out=beta[q])
             f[q].multiply_derivative(s[q], y[q], beta[q], ws.tmp[q], ws.row[:1])  # type: ignore[union-attr]
 
     def _gradients(self, ws: _Buffers) -> None:
@@ -261,8 +261,8 @@ class Network:
         """
         y, beta, dW, db = ws.y, ws.beta, self.dW, self.db
         for q in range(1, self.Q + 1):
-            np.matmul(beta[q], y[q - 1].T, out=dW[q])
-            np.matmul(beta[q], ws.ones, out=db[q])
+            np.dot(beta[q], y[q - 1].T, out=dW[q])
+            np.dot(beta[q], ws.ones, out=db[q])
 
     def _backward_checkpoint(self, ws: _Buffers, d: Array, w: Array | None = None) -> None:
         """Steps 3-5 with memory="checkpoint", recomputing s^q, y^q between checkpoints.
@@ -282,15 +282,15 @@ class Network:
         for q in range(Q, 0, -1):
             if q < Q:
                 # Step 4: beta^q = f'(s^q) ⊙ (W^{q+1})^T beta^{q+1}
-                np.matmul(W[q + 1].T, beta[q + 1], out=beta[q])
+                np.dot(W[q + 1].T, beta[q + 1], out=beta[q])
                 f[q].multiply_derivative(s[q], y[q], beta[q], ws.tmp[q], ws.row[:1])  # type: ignore[union-attr]
             c = (q - 1) // k * k  # the checkpoint below layer q-1
             if not self._kept(q - 1) and c != held:
                 self._forward_layers(ws, c + 1, min(c + k - 1, Q - 1))  # recompute
                 held = c
             # Step 5: dE/dW^q = beta^q (y^{q-1})^T, dE/db^q = beta^q 1_n (sum over the batch)
-            np.matmul(beta[q], y[q - 1].T, out=dW[q])
-            np.matmul(beta[q], ws.ones, out=db[q])
+            np.dot(beta[q], y[q - 1].T, out=dW[q])
+            np.dot(beta[q], ws.ones, out=db[q])
 
     def _loss(self, ws: _Buffers, d: Array, w: Array | None = None) -> float:
         Q = self.Q
@@ -412,7 +412,7 @@ def _as_matrix(A: Array, name: str, dtype: str) -> Array:
     # overflows); the element-wise test runs only when that sum is not finite
     if not np.isfinite(np.sum(A)) and not np.isfinite(A).all():
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(A))[0])
-        raise ValueError(f"{name} must be finite, got {A[bad]!r} at index {bad}")
+        raise ValueError(f"{name} must be finite, got {float(A[bad])!r} at index {bad}")
     return A
 
 

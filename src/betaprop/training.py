@@ -218,6 +218,8 @@ class _InterruptGuard:
 
 def evaluate(net: Network, X: Array, D: Array, batch_size: int = 4096) -> tuple[float, float]:
     """(mean loss, score) of ``net`` on X (n, N_0), D (n, N_Q): accuracy or R²."""
+    X = net._check_X(X)
+    D = net._check_D(D, X.shape[0])
     total, n = 0.0, X.shape[0]
     predictions = np.empty((n, net.sizes[-1]), dtype=net.dtype)
     for start in range(0, n, batch_size):
