@@ -55,6 +55,8 @@ class Loss:
         """Mean loss over the batch of n = s.shape[1] examples.
 
         With per-example weights ``w`` (1, n): the weighted mean (1/n) sum_i w_i E_i.
+        ``row`` must be the (2, n) row that the output layer's forward pass (step 2) has just
+        used: cross-entropy reads the softmax's column max and sum of exponentials from it.
         """
         if w is None:
             return self.value_fn(s, y, d, tmp, row) / s.shape[1]
