@@ -84,34 +84,27 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ----------------------------------------------------------------------------- option types
-def _positive_float(text: str) -> float:
+def _number(text: str, accepted: Callable[[float], bool], description: str) -> float:
+    """``text`` as a float if ``accepted`` holds for it, else an error naming ``description``."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    if not accepted(value):
+        raise argparse.ArgumentTypeError(f"must be {description}, got {text!r}")
     return value
+
+
+def _positive_float(text: str) -> float:
+    return _number(text, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
 
 
 def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value
+    return _number(text, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
 
 
 def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (0.0 <= value < 1.0):
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}")
-    return value
+    return _number(text, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
 
 
 def _int_at_least(low: int) -> Callable[[str], int]:
