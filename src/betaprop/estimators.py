@@ -279,6 +279,16 @@ class _BaseMLP(BaseEstimator):
     callbacks: Any
     dtype: Any
 
+    def _keep_parameters(self, arguments: dict[str, Any]) -> None:
+        """Keep every ``__init__`` argument, unchanged, as the attribute of the same name.
+
+        scikit-learn reads the parameters from each class's explicit ``__init__`` signature
+        and requires ``__init__`` to store them and do nothing else.
+        """
+        for name, value in arguments.items():
+            if name != "self":
+                setattr(self, name, value)
+
     # ------------------------------------------------------------ fitted parameters
     @property
     def coefs_(self) -> list[Array]:
@@ -936,33 +946,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         callbacks: Any = None,
         dtype: Any = None,
     ) -> None:
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.class_weight = class_weight
-        self.scoring = scoring
-        self.callbacks = callbacks
-        self.dtype = dtype
+        self._keep_parameters(locals())
 
     loss = "log_loss"
 
@@ -1116,33 +1100,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         callbacks: Any = None,
         dtype: Any = None,
     ) -> None:
-        self.loss = loss
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.scoring = scoring
-        self.callbacks = callbacks
-        self.dtype = dtype
+        self._keep_parameters(locals())
 
     def predict(self, X: Any) -> Array:
         """Predict using the multi-layer perceptron: (n_samples,) or (n_samples, n_outputs)."""
