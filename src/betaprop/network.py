@@ -349,17 +349,7 @@ class Network:
         ``memory`` is how the copy runs its passes, not part of the model: by default the
         copy keeps every layer (as diagnostics and traces need), whatever this network uses.
         """
-        twin = Network(
-            self.sizes,
-            self.activations[:-1],
-            self.activations[-1],
-            self.loss.name,
-            self.dtype,
-            memory=memory,
-        )
-        twin.params[...] = self.params
-        twin.seed = self.seed
-        return twin
+        return self.astype(self.dtype, memory)
 
     def astype(self, dtype: str, memory: str = "all") -> Network:
         """A copy of this network in another dtype ("float32" or "float64"); see ``copy``."""
