@@ -127,6 +127,29 @@ def test_quick_run_reports_ratios_of_its_own_medians(tmp_path: Path, capsys) -> 
     assert "| checkpoint |" in printed
 
 
+def test_target_lines_say_what_each_target_asks_of_betaprop_in_bound_units() -> None:
+    # deep's targets: 1.2 x bound, 0.55 x torch, 0.75 x sklearn; seconds chosen by hand
+    rows = {
+        name: {"median": t}
+        for name, t in (("betaprop", 1.3), ("sklearn", 1.4), ("torch", 1.8), ("bound", 1.0))
+    }
+    lines = bench._target_lines("deep", rows)
+    assert lines[0].startswith("targets: betaprop ÷ bound = 1.300 (target <= 1.2: missed)")
+    # torch: 0.55 x 1.8 s = 0.99 s = 0.99 x bound, below it; sklearn: 0.75 x 1.4 = 1.05
+    assert (
+        "betaprop ÷ torch = 0.722 (target <= 0.55: missed; needs betaprop <= 0.99 x bound)"
+        in lines[0]
+    )
+    assert (
+        "betaprop ÷ sklearn = 0.929 (target <= 0.75: missed; needs betaprop <= 1.05 x bound)"
+        in lines[0]
+    )
+    assert len(lines) == 2 and "against torch asks for less time than the GEMM bound" in lines[1]
+    rows["torch"]["median"] = 2.0  # 0.55 x 2.0 = 1.1 x bound: no longer below the bound
+    assert len(bench._target_lines("deep", rows)) == 1
+    assert bench._target_lines("deep", {"betaprop": {"median": 1.0}}) == []  # no contender
+
+
 def test_missing_torch_and_estimator_are_skipped_with_a_note(monkeypatch) -> None:
     real = bench.machine
 
