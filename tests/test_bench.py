@@ -150,6 +150,44 @@ def test_target_lines_say_what_each_target_asks_of_betaprop_in_bound_units() -> 
     assert bench._target_lines("deep", {"betaprop": {"median": 1.0}}) == []  # no contender
 
 
+def test_unsteady_contenders_are_those_whose_epochs_spread_over_the_limit() -> None:
+    rows = {
+        "betaprop": {"min": 1.0, "max": 1.25},
+        "sklearn": {"min": 2.0, "max": 2.8},  # 1.4 > 1.3
+        "bound": {"min": 0.5, "max": 0.5},
+    }
+    assert bench._unsteady(rows) == {"sklearn": pytest.approx(1.4)}
+    rows["sklearn"]["max"] = 2.5  # 1.25
+    assert bench._unsteady(rows) == {}
+
+
+def test_an_unsteady_run_is_flagged_in_print_and_json(monkeypatch, capsys) -> None:
+    # the betaprop child reports one slow epoch among fast ones: a change of load mid-run
+    timings = {"betaprop": [0.010, 0.030, 0.011], "bound": [0.005, 0.005, 0.005]}
+
+    def interleaved(tasks, repeats):
+        return {name: {"seconds": timings[name], "peak_rss": 1, "over_data": 0} for name in tasks}
+
+    monkeypatch.setattr(bench, "_interleaved", interleaved)
+    args = bench._parse(
+        [
+            "--workloads",
+            "small",
+            "--contenders",
+            "betaprop,bound",
+            "--no-estimators",
+            "--no-checkpoint",
+        ]
+    )
+    results = bench.run(args, say=print)
+    printed = capsys.readouterr().out
+    assert results["workloads"]["small"]["steady"] is False
+    assert "note: unsteady epochs (max ÷ min > 1.3: betaprop 3.00)" in printed
+    timings["betaprop"] = [0.010, 0.012, 0.011]
+    assert bench.run(args, say=print)["workloads"]["small"]["steady"] is True
+    assert "unsteady" not in capsys.readouterr().out
+
+
 def test_missing_torch_and_estimator_are_skipped_with_a_note(monkeypatch) -> None:
     real = bench.machine
 

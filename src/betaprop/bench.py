@@ -86,6 +86,9 @@ TARGETS: dict[str, dict[str, float]] = {
     "small": {"bound": 2.5, "torch": 0.15, "sklearn": 0.2},
     "deep": {"bound": 1.2, "torch": 0.55, "sklearn": 0.75},
 }
+# A workload's run is steady when every contender's slowest epoch is within this factor of
+# its fastest: on a shared machine, a change of load mid-run shows as a wider spread.
+STEADY = 1.3
 LEARNING_RATE = 0.01
 MOMENTUM = 0.9
 CHECKPOINT_SIZES = (128,) + (128,) * 255 + (10,)  # Q = 256 layers
@@ -757,11 +760,23 @@ def run(args: argparse.Namespace, say: Callable[[str], None] = print) -> dict[st
             rows[contender] = {**result, **_stats(result["seconds"])}
         rows = {c: rows[c] for c in contenders if c in rows}
         _add_ratios(rows)
-        results["workloads"][name] = {"n": n, "workload": asdict(workload), "rows": rows}
+        unsteady = _unsteady(rows)
+        results["workloads"][name] = {
+            "n": n,
+            "workload": asdict(workload),
+            "rows": rows,
+            "steady": not unsteady,
+        }
         for line in _epoch_table(rows):
             say(line)
         for line in _target_lines(name, rows):
             say(line)
+        if unsteady:
+            spreads = ", ".join(f"{c} {spread:.2f}" for c, spread in unsteady.items())
+            say(
+                f"note: unsteady epochs (max ÷ min > {STEADY}: {spreads}): the machine's load "
+                "changed during this workload, so its ratios are unreliable; run it again"
+            )
 
     if args.profile:
         results["profile"] = _profile(args, threads, say)
@@ -786,6 +801,12 @@ def _short(sizes: Sequence[int]) -> str:
     if len(sizes) <= 6:
         return " -> ".join(map(str, sizes))
     return f"{sizes[0]} -> {len(sizes) - 2} x {sizes[1]} -> {sizes[-1]}"
+
+
+def _unsteady(rows: dict[str, Any]) -> dict[str, float]:
+    """The contenders whose slowest timed epoch took over STEADY times their fastest."""
+    spreads = {name: row["max"] / row["min"] for name, row in rows.items()}
+    return {name: spread for name, spread in spreads.items() if spread > STEADY}
 
 
 def _add_ratios(rows: dict[str, Any]) -> None:
