@@ -474,13 +474,7 @@ class _BaseMLP(BaseEstimator):
                 f"hidden_layer_sizes and the data must match the fitted network's layer sizes "
                 f"{list(self._net.sizes)} to continue training, got {layer_units}"
             )
-        n = X.shape[0]
-        if not self._stochastic():
-            batch = n
-        elif self.batch_size == "auto":
-            batch = min(200, n)
-        else:
-            batch = min(int(self.batch_size), n)
+        batch = self._batch_rows(X.shape[0]) if self._stochastic() else X.shape[0]
         with _blas_threads_for(layer_units, batch):
             if self._stochastic():
                 self._fit_stochastic(X, y, sample_weight, incremental)
@@ -530,6 +524,11 @@ class _BaseMLP(BaseEstimator):
             sizes.append(math.sqrt(float(np.einsum("ij,ij->", b, b)) / b.size) * b.shape[1])
         return np.array(sizes)
 
+    def _batch_rows(self, n: int) -> int:
+        """Rows per mini-batch for n examples: scikit-learn's "auto" (200), else batch_size,
+        at most n."""
+        return min(200, n) if self.batch_size == "auto" else int(np.clip(self.batch_size, 1, n))
+
     def _fit_stochastic(
         self, X: Any, y: Array, sample_weight: Array | None, incremental: bool
     ) -> None:
@@ -565,16 +564,13 @@ class _BaseMLP(BaseEstimator):
             validation = (X_val, y_val, w_val, D_val)
 
         n = X_train.shape[0]
-        if self.batch_size == "auto":
-            batch_size = min(200, n)
-        else:
-            if self.batch_size > n:
-                warnings.warn(
-                    "Got `batch_size` less than 1 or larger than "
-                    "sample size. It is going to be clipped",
-                    stacklevel=4,
-                )
-            batch_size = int(np.clip(self.batch_size, 1, n))
+        if self.batch_size != "auto" and self.batch_size > n:
+            warnings.warn(
+                "Got `batch_size` less than 1 or larger than "
+                "sample size. It is going to be clipped",
+                stacklevel=4,
+            )
+        batch_size = self._batch_rows(n)
         X_train = X_train if sp.issparse(X_train) else self._as_net_dtype(X_train)
         self._scratch = np.empty(net.n_weights, dtype=net.dtype)
         self._loss_scale = 1.0 / self.n_outputs_ if net.loss.name == "squared_error" else 1.0
