@@ -15,7 +15,7 @@ import sklearn.datasets
 
 import betaprop as bp
 from betaprop import cli
-from betaprop.serialization import read_model
+from betaprop.files.model import read_model
 
 _SCRIPT = Path(sys.executable).with_name("betaprop")
 COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "betaprop.cli"]

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import betaprop as bp
-from betaprop.datasets import Preprocessing, load_bundled
-from betaprop.serialization import _digest, save
+from betaprop.files.datasets import Preprocessing, load_bundled
+from betaprop.files.model import _digest, save
 
 _SCRIPT = Path(sys.executable).with_name("betaprop")
 COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "betaprop.cli"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import sklearn.datasets
 
-from betaprop.datasets import (
+from betaprop.files.datasets import (
     BUNDLED,
     SYNTHETIC,
     DataError,

@@ -10,7 +10,7 @@ import pytest
 
 import betaprop as bp
 from betaprop import reference
-from betaprop.diagnostics import Diagnostics, GradientWarning
+from betaprop.explain.diagnostics import Diagnostics, GradientWarning
 
 
 def _data(n: int = 12, N0: int = 3, NQ: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -33,7 +33,7 @@ ENGINE_FILES = (
     "activations.py",
     "losses.py",
     "optimizers.py",
-    "training.py",
+    "loop.py",
     "reference.py",
 )
 NOT_YET_MARKER = "Status: designed, not yet in the engine"
@@ -198,7 +198,7 @@ def test_output_blocks_follow_runnable_blocks() -> None:
 
 def test_checkpoint_status_matches_the_engine() -> None:
     """The doc marks activation checkpointing as not yet implemented only while it is not."""
-    import betaprop.network as network
+    import betaprop.engine.network as network
 
     implemented = "checkpoint" in getattr(network, "_MEMORY", ())
     text = DOC.read_text(encoding="utf-8")

@@ -1,6 +1,6 @@
 """Steps 2-5 of the whole network against three independent oracles.
 
-1. central finite differences in float64 (betaprop.gradcheck);
+1. central finite differences in float64 (betaprop.engine.gradcheck);
 2. the literal per-example, per-neuron transcription of the seed (betaprop.reference);
 3. PyTorch autograd on the same weights.
 """

@@ -27,10 +27,10 @@ from safetensors.numpy import save as safetensors_save
 
 import betaprop as bp
 from betaprop import optimizers as opt
-from betaprop.checkpoint import CheckpointError, CheckpointFile, load_checkpoint, save_checkpoint
-from betaprop.datasets import DataError, Dataset, read_csv
-from betaprop.serialization import ModelFileError, _digest, read_model
-from betaprop.serialization import save as save_model
+from betaprop.files.checkpoint import CheckpointError, CheckpointFile, load_checkpoint, save_checkpoint
+from betaprop.files.datasets import DataError, Dataset, read_csv
+from betaprop.files.model import ModelFileError, _digest, read_model
+from betaprop.files.model import save as save_model
 
 FUZZ = settings(
     max_examples=150,

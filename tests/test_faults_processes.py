@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from betaprop.checkpoint import FILENAME, load_checkpoint
-from betaprop.serialization import read_model
+from betaprop.files.checkpoint import FILENAME, load_checkpoint
+from betaprop.files.model import read_model
 
 _SCRIPT = Path(sys.executable).with_name("betaprop")
 COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "betaprop.cli"]
@@ -33,7 +33,7 @@ TIMEOUT = 120  # seconds: no test may hang
 # The betaprop command, slowed: sleeps SLOW seconds after every checkpoint it writes.
 SLOW_COMMAND = """
 import sys, time
-from betaprop import checkpoint
+from betaprop.files import checkpoint
 saving = checkpoint.Checkpoint._save
 def slow_save(self, net, history):
     saving(self, net, history)
@@ -187,7 +187,7 @@ LIBRARY_RUN = """
 import json, sys, time
 import numpy as np
 import betaprop as bp
-from betaprop.checkpoint import Checkpoint, resume
+from betaprop.files.checkpoint import Checkpoint, resume
 
 mode, folder, seed, pause = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 rng = np.random.default_rng(0)

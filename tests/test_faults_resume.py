@@ -19,7 +19,7 @@ import pytest
 
 import betaprop as bp
 from betaprop import optimizers as opt
-from betaprop.checkpoint import (
+from betaprop.files.checkpoint import (
     FILENAME,
     Checkpoint,
     CheckpointError,

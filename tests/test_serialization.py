@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import betaprop as bp
-from betaprop.activations import names as activation_names
-from betaprop.losses import LOSSES
-from betaprop.serialization import (
+from betaprop.engine.activations import names as activation_names
+from betaprop.engine.losses import LOSSES
+from betaprop.files.model import (
     FORMAT_VERSION,
     ModelFileError,
     _digest,

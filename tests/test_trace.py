@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import betaprop as bp
-from betaprop.trace import as_dict, render, trace
+from betaprop.explain.trace import as_dict, render, trace
 
 torch = pytest.importorskip("torch")
 

@@ -5,12 +5,18 @@ The code follows the textbook algorithm step by step (see docs/algorithm.md):
 5 gradients, 6 update.
 """
 
-from . import activations, losses, optimizers, reference
-from .diagnostics import Diagnostics
-from .gradcheck import GradcheckReport, gradcheck
-from .network import Network
-from .serialization import ModelFileError, load, save
-from .training import (
+from .engine import activations
+
+from .engine import losses
+
+from .training import optimizers
+
+from .engine import reference
+from .explain.diagnostics import Diagnostics
+from .engine.gradcheck import GradcheckReport, gradcheck
+from .engine.network import Network
+from .files.model import ModelFileError, load, save
+from .training.loop import (
     Callback,
     DivergenceError,
     EarlyStopping,

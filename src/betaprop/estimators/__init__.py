@@ -54,11 +54,11 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_targ
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from .activations import get_activation
-from .activations import names as activation_names
-from .network import Network, _check_dtype
-from .optimizers import OPTIMIZERS, SGD, Adam, AdamW, Optimizer, RMSprop, Schedule
-from .training import (
+from ..engine.activations import get_activation
+from ..engine.activations import names as activation_names
+from ..engine.network import Network, _check_dtype
+from ..training.optimizers import OPTIMIZERS, SGD, Adam, AdamW, Optimizer, RMSprop, Schedule
+from ..training.loop import (
     Callback,
     DivergenceError,
     History,

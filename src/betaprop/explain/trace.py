@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from . import reference
-from .network import Network
+from ..engine import reference
+from ..engine.network import Network
 
 __all__ = ["Trace", "trace", "render", "as_dict", "LANGUAGES", "FORMATS"]
 

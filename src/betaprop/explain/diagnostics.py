@@ -28,8 +28,8 @@ import warnings
 
 import numpy as np
 
-from .network import Network
-from .training import Callback, History
+from ..engine.network import Network
+from ..training.loop import Callback, History
 
 __all__ = ["Diagnostics", "GradientWarning", "REMEDIES"]
 

@@ -38,9 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from .activations import ACTIVATIONS
-from .losses import LOSSES
-from .network import Network
+from ..engine.activations import ACTIVATIONS
+from ..engine.losses import LOSSES
+from ..engine.network import Network
 
 __all__ = [
     "save",
@@ -146,7 +146,7 @@ def save(
         raise ValueError(
             f"net.params must be finite to be saved, got {net.params[bad]!r} at index {bad}"
         )
-    from . import __version__
+    from .. import __version__
 
     document = {
         "format": FORMAT,
@@ -298,7 +298,7 @@ def read_model(path: str | os.PathLike[str]) -> ModelFile:
 
 
 def _version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .training import History
+from ..training.loop import History
 
 __all__ = ["report"]
 

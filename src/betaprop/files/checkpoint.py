@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from .network import Network
-from .optimizers import OPTIMIZERS, SCHEDULES, Optimizer, Schedule
-from .serialization import (
+from ..engine.network import Network
+from ..training.optimizers import OPTIMIZERS, SCHEDULES, Optimizer, Schedule
+from .model import (
     ModelFileError,
     _digest,
     _network,
@@ -47,7 +47,7 @@ from .serialization import (
     read_verified,
     tensor_names,
 )
-from .training import Callback, EarlyStopping, History, TrainingState, fit
+from ..training.loop import Callback, EarlyStopping, History, TrainingState, fit
 
 __all__ = [
     "Checkpoint",
@@ -123,7 +123,7 @@ def save_checkpoint(
     """
     from safetensors.numpy import save as serialize
 
-    from . import __version__
+    from .. import __version__
 
     if not isinstance(net, Network):
         raise TypeError(f"net must be a betaprop.Network, got {type(net).__name__}")

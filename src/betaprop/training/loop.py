@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
-from .network import Network, _as_matrix
+from ..engine.network import Network, _as_matrix
 from .optimizers import Optimizer, Schedule, get_optimizer, get_schedule
 
 __all__ = [

@@ -38,10 +38,10 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from . import __version__
-from .activations import ACTIVATIONS
-from .activations import names as activation_names
-from .datasets import (
+from .. import __version__
+from ..engine.activations import ACTIVATIONS
+from ..engine.activations import names as activation_names
+from ..files.datasets import (
     BUNDLED,
     SYNTHETIC,
     DataError,
@@ -51,11 +51,11 @@ from .datasets import (
     infer_task,
     load_data,
 )
-from .losses import LOSSES
-from .network import Network
-from .optimizers import OPTIMIZERS, SCHEDULES, get_optimizer, get_schedule
-from .serialization import ModelFile, ModelFileError, atomic_write, read_model, save
-from .training import Callback, DivergenceError, History, InterruptedWarning, evaluate, fit
+from ..engine.losses import LOSSES
+from ..engine.network import Network
+from ..training.optimizers import OPTIMIZERS, SCHEDULES, get_optimizer, get_schedule
+from ..files.model import ModelFile, ModelFileError, atomic_write, read_model, save
+from ..training.loop import Callback, DivergenceError, History, InterruptedWarning, evaluate, fit
 
 __all__ = ["main", "build_parser", "train_run", "write_run", "TrainRun", "UserError"]
 
@@ -360,7 +360,7 @@ def _fail(message: str) -> None:
 
 def _bench(argv: list[str]) -> int:
     try:
-        from . import bench  # type: ignore[attr-defined]
+        from .. import bench  # type: ignore[attr-defined]
     except ModuleNotFoundError as error:
         if error.name != "betaprop.bench":
             raise
@@ -622,8 +622,8 @@ def train_run(args: argparse.Namespace, console: Any | None = None) -> TrainRun:
     Raises ``UserError``/``DataError`` before anything is written, ``DivergenceError``
     (nothing written) if training diverges.
     """
-    from .checkpoint import Checkpoint
-    from .diagnostics import Diagnostics, GradientWarning
+    from ..files.checkpoint import Checkpoint
+    from ..explain.diagnostics import Diagnostics, GradientWarning
 
     saved = None
     if getattr(args, "resume", None):
@@ -770,7 +770,7 @@ def train_run(args: argparse.Namespace, console: Any | None = None) -> TrainRun:
 
 def _resumed(args: argparse.Namespace) -> tuple[Any, argparse.Namespace]:
     """The checkpoint in ``--resume DIR`` and the arguments of the run that wrote it."""
-    from .checkpoint import load_checkpoint
+    from ..files.checkpoint import load_checkpoint
 
     defaults = vars(build_parser().parse_args(["train"]))
     own = ("resume", "quiet", "checkpoint_every", "argv", "handler", "command")
@@ -865,7 +865,7 @@ def write_run(
     Creates ``out`` if needed; returns the paths written. Every file is replaced whole,
     so this can be called again (after every epoch, say) on the same folder.
     """
-    from . import plots
+    from ..explain import plots
 
     os.makedirs(out, exist_ok=True)
     paths = {
@@ -1111,7 +1111,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _cmd_gradcheck(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from .gradcheck import gradcheck
+    from ..engine.gradcheck import gradcheck
 
     if args.model:
         net = read_model(args.model).network
@@ -1161,7 +1161,7 @@ def _small_network(
 
 
 def _cmd_trace(args: argparse.Namespace) -> int:
-    from .trace import as_dict, render, trace
+    from ..explain.trace import as_dict, render, trace
 
     if args.model:
         if args.x is not None or args.d is not None:

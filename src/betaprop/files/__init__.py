@@ -1,0 +1,1 @@
+"""Everything betaprop reads or writes: model files, checkpoints, CSV and bundled data."""

@@ -1,0 +1,1 @@
+"""Step 6: optimizers, schedules, the training step and the loop over epochs."""
