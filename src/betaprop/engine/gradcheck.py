@@ -88,8 +88,8 @@ def gradcheck(
     error is at most ``tolerance``.
     """
     twin = net.astype("float64")
-    X = twin._check_X(X)
-    D = twin._check_D(D, X.shape[0])
+    X = twin.check_X(X)
+    D = twin.check_D(D, X.shape[0])
     twin.loss_and_gradients(X, D)
     analytic = twin.grads.copy()
     numeric = numerical_gradient(twin, X, D, h)

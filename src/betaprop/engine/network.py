@@ -319,7 +319,7 @@ class Network:
         The pre-activations ``net.s[q]`` and outputs ``net.y[q]`` of every layer stay
         available, (N_q, n) each, for a backward pass or for inspection.
         """
-        X = self._check_X(X)
+        X = self.check_X(X)
         return self._forward(self.buffers(X.shape[0]), X.T).T.copy()
 
     def loss_and_gradients(self, X: Array, D: Array) -> float:
@@ -330,13 +330,13 @@ class Network:
         of the mean loss, and ``net.beta[q]`` the local errors beta^q, shape (N_q, n),
         with the 1/n of the batch mean folded in (multiply by n for per-example errors).
         """
-        X = self._check_X(X)
-        D = self._check_D(D, X.shape[0])
+        X = self.check_X(X)
+        D = self.check_D(D, X.shape[0])
         return self._loss_and_gradients(X.T, D.T)
 
     def predict(self, X: Array, batch_size: int = 4096) -> Array:
         """Outputs y^Q for X of shape (n, N_0), as (n, N_Q), computed in chunks of rows."""
-        X = self._check_X(X)
+        X = self.check_X(X)
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
         for start in range(0, X.shape[0], batch_size):
             chunk = X[start : start + batch_size]
@@ -365,6 +365,34 @@ class Network:
         twin.seed = self.seed
         return twin
 
+    def spec(self) -> dict[str, Any]:
+        """The one description of this network: what ``Network.from_spec`` rebuilds it from.
+
+        Model files, checkpoints, the estimators and the command line all store this.
+        """
+        return {
+            "sizes": list(self.sizes),
+            "activations": list(self.activations),
+            "loss": self.loss.name,
+            "dtype": self.dtype,
+            "seed": self.seed if isinstance(self.seed, int) else None,
+        }
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any], memory: str = "all") -> Network:
+        """A network (fresh parameters) of the architecture that ``spec()`` described."""
+        activations = list(spec["activations"])
+        net = cls(
+            spec["sizes"],
+            activations[:-1],
+            activations[-1],
+            spec["loss"],
+            spec["dtype"],
+            seed=spec.get("seed"),
+            memory=memory,
+        )
+        return net
+
     def __repr__(self) -> str:
         return (
             f"Network(sizes={list(self.sizes)}, activation={self.activations[:-1]}, "
@@ -372,7 +400,7 @@ class Network:
         )
 
     # ----------------------------------------------------------------- input checks
-    def _check_X(self, X: Array) -> Array:
+    def check_X(self, X: Array) -> Array:
         X = _as_matrix(X, "X", self.dtype)
         if X.shape[1] != self.sizes[0]:
             raise ValueError(
@@ -381,7 +409,7 @@ class Network:
             )
         return X
 
-    def _check_D(self, D: Array, n: int) -> Array:
+    def check_D(self, D: Array, n: int) -> Array:
         D = _as_matrix(D, "D", self.dtype)
         if D.shape != (n, self.sizes[-1]):
             raise ValueError(f"D must have shape (n, N_Q) = ({n}, {self.sizes[-1]}), got {D.shape}")

@@ -218,8 +218,8 @@ class _InterruptGuard:
 
 def evaluate(net: Network, X: Array, D: Array, batch_size: int = 4096) -> tuple[float, float]:
     """(mean loss, score) of ``net`` on X (n, N_0), D (n, N_Q): accuracy or R²."""
-    X = net._check_X(X)
-    D = net._check_D(D, X.shape[0])
+    X = net.check_X(X)
+    D = net.check_D(D, X.shape[0])
     total, n = 0.0, X.shape[0]
     predictions = np.empty((n, net.sizes[-1]), dtype=net.dtype)
     for start in range(0, n, batch_size):
@@ -294,8 +294,8 @@ def fit(
     mini-batch at a time.
     """
     sparse = scipy.sparse.issparse(X)
-    X = _check_sparse(net, X) if sparse else net._check_X(X)
-    D = net._check_D(D, X.shape[0])
+    X = _check_sparse(net, X) if sparse else net.check_X(X)
+    D = net.check_D(D, X.shape[0])
     _check_positive_int("epochs", epochs)
     _check_positive_int("batch_size", batch_size)
     optimizer = get_optimizer(optimizer)
@@ -304,8 +304,8 @@ def fit(
     validation = None
     if validation_data is not None:
         Xv, Dv = validation_data
-        Xv = net._check_X(Xv)
-        validation = (Xv, net._check_D(_as_matrix(Dv, "validation D", net.dtype), Xv.shape[0]))
+        Xv = net.check_X(Xv)
+        validation = (Xv, net.check_D(_as_matrix(Dv, "validation D", net.dtype), Xv.shape[0]))
     monitor = _monitor(stopper, validation is not None)
     w = None if sample_weight is None else _check_sample_weight(sample_weight, X.shape[0])
 
