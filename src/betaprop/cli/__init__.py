@@ -26,21 +26,22 @@ import io
 import json
 import math
 import os
-import re
 import shlex
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 
 from .. import __version__
 from ..engine.activations import ACTIVATIONS
 from ..engine.activations import names as activation_names
+from ..engine.losses import LOSSES
+from ..engine.network import Network
 from ..files.datasets import (
     BUNDLED,
     SYNTHETIC,
@@ -51,11 +52,27 @@ from ..files.datasets import (
     infer_task,
     load_data,
 )
-from ..engine.losses import LOSSES
-from ..engine.network import Network
-from ..training.optimizers import OPTIMIZERS, SCHEDULES, get_optimizer, get_schedule
 from ..files.model import ModelFile, ModelFileError, atomic_write, read_model, save
 from ..training.loop import Callback, DivergenceError, History, InterruptedWarning, evaluate, fit
+from ..training.optimizers import OPTIMIZERS, SCHEDULES, get_optimizer, get_schedule
+from . import bench
+from .options import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USER_ERROR,
+    Parser,
+    UserError,
+    fail,
+    float_list,
+    fraction,
+    hidden_activations,
+    hidden_sizes,
+    int_at_least,
+    layer_sizes,
+    non_negative_float,
+    positive_float,
+    rich_console,
+)
 
 __all__ = ["main", "build_parser", "train_run", "write_run", "TrainRun", "UserError"]
 
@@ -63,117 +80,7 @@ MODEL_FILE = "model.safetensors"
 HISTORY_FILE = "history.csv"
 REPORT_FILE = "report.png"
 DEFAULT_DATA = "digits"
-EXIT_USER_ERROR = 2
-EXIT_FAILED = 1
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
 CHECKPOINT_FILE = "checkpoint.safetensors"  # betaprop.checkpoint.FILENAME
-
-
-class UserError(Exception):
-    """A problem with what the user asked for; printed as one line, exit code 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error as one line (no usage dump) via UserError."""
-
-    def error(self, message: str) -> NoReturn:
-        match = re.match(r"argument ([^:]+): (must .*)$", message)
-        if match:  # "argument --lr: must be ..." -> "--lr must be ..."
-            message = f"{match.group(1).split('/')[0]} {match.group(2)}"
-        raise UserError(f"{self.prog}: {message}")
-
-
-# ----------------------------------------------------------------------------- option types
-def _number(text: str, accepted: Callable[[float], bool], description: str) -> float:
-    """``text`` as a float if ``accepted`` holds for it, else an error naming ``description``."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not accepted(value):
-        raise argparse.ArgumentTypeError(f"must be {description}, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    return _number(text, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
-
-
-def _non_negative_float(text: str) -> float:
-    return _number(text, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
-
-
-def _fraction(text: str) -> float:
-    return _number(text, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
-
-
-def _int_at_least(low: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = low - 1
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}")
-        return value
-
-    return parse
-
-
-def _sizes_list(text: str, allow_empty: bool) -> list[int]:
-    if allow_empty and text.strip().lower() in ("", "none"):
-        return []
-    try:
-        values = [int(part) for part in text.split(",")]
-    except ValueError:
-        values = [0]
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(
-            f"must be integers >= 1 separated by commas (e.g. 128,64), got {text!r}"
-        )
-    return values
-
-
-def _hidden(text: str) -> list[int]:
-    return _sizes_list(text, allow_empty=True)
-
-
-def _sizes(text: str) -> list[int]:
-    values = _sizes_list(text, allow_empty=False)
-    if len(values) < 2:
-        raise argparse.ArgumentTypeError(
-            f"must name at least 2 layers N_0,...,N_Q (e.g. 2,3,2), got {text!r}"
-        )
-    return values
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        values = [float(part) for part in text.split(",")]
-    except ValueError:
-        values = [math.nan]
-    if not all(math.isfinite(v) for v in values):
-        raise argparse.ArgumentTypeError(
-            f"must be finite numbers separated by commas, got {text!r}"
-        )
-    return values
-
-
-def _activations(text: str, n_hidden: int) -> list[str]:
-    """One hidden activation name for all layers, or one per hidden layer."""
-    names = [part.strip() for part in text.split(",")]
-    accepted = activation_names(hidden_only=True)
-    for name in names:
-        if name not in accepted:
-            raise UserError(f"--activation must be one of {accepted}, got {name!r}")
-    if len(names) == 1:
-        return names * n_hidden
-    if len(names) != n_hidden:
-        raise UserError(
-            f"--activation must be one name or {n_hidden} names (one per hidden layer of "
-            f"--hidden), got {len(names)}: {text!r}"
-        )
-    return names
 
 
 def _add_small_network_options(
@@ -181,22 +88,22 @@ def _add_small_network_options(
 ) -> None:
     """--sizes, --activation, --output, --loss and --seed of the small random network that
     ``trace`` and ``gradcheck`` build (``_small_network``) when no --model is given."""
-    parser.add_argument("--sizes", type=_sizes, default=sizes)
+    parser.add_argument("--sizes", type=layer_sizes, default=sizes)
     parser.add_argument("--activation", default=activation)
     parser.add_argument("--output", choices=sorted(ACTIVATIONS), default=output)
     parser.add_argument("--loss", choices=sorted(LOSSES), default="squared_error")
-    parser.add_argument("--seed", type=_int_at_least(0), default=0)
+    parser.add_argument("--seed", type=int_at_least(0), default=0)
 
 
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``betaprop`` command and its subcommands."""
-    parser = _Parser(
+    parser = Parser(
         prog="betaprop",
         description="Multilayer perceptrons trained by backpropagation, in NumPy.",
     )
     parser.add_argument("--version", action="version", version=f"betaprop {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     data_names = ", ".join(BUNDLED + SYNTHETIC)
 
     train = commands.add_parser(
@@ -212,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--task", choices=("auto", "classification", "regression"), default="auto")
     train.add_argument(
         "--hidden",
-        type=_hidden,
+        type=hidden_sizes,
         default=[128],
         help="hidden layer sizes, e.g. 128,64 ('none': no hidden layer); default 128",
     )
@@ -230,15 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="default: cross_entropy (classification), squared_error (regression)",
     )
     train.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
+    train.add_argument("--lr", type=positive_float, help="learning rate (default: the optimizer's)")
     train.add_argument(
-        "--lr", type=_positive_float, help="learning rate (default: the optimizer's)"
-    )
-    train.add_argument(
-        "--momentum", type=_fraction, help="momentum of sgd and rmsprop, in [0, 1) (default 0)"
+        "--momentum", type=fraction, help="momentum of sgd and rmsprop, in [0, 1) (default 0)"
     )
     train.add_argument(
         "--weight-decay",
-        type=_non_negative_float,
+        type=non_negative_float,
         help="L2 penalty on the weights (not the biases); default 0",
     )
     train.add_argument(
@@ -247,22 +152,22 @@ def build_parser() -> argparse.ArgumentParser:
         default="constant",
         help="learning-rate schedule, stepped every epoch (cosine spans --epochs)",
     )
-    train.add_argument("--epochs", type=_int_at_least(1), default=100)
-    train.add_argument("--batch-size", type=_int_at_least(1), default=32)
-    train.add_argument("--seed", type=_int_at_least(0), default=0)
+    train.add_argument("--epochs", type=int_at_least(1), default=100)
+    train.add_argument("--batch-size", type=int_at_least(1), default=32)
+    train.add_argument("--seed", type=int_at_least(0), default=0)
     train.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    train.add_argument("--val-fraction", type=_fraction, default=0.1)
-    train.add_argument("--test-fraction", type=_fraction, default=0.2)
+    train.add_argument("--val-fraction", type=fraction, default=0.1)
+    train.add_argument("--test-fraction", type=fraction, default=0.2)
     train.add_argument(
         "--early-stopping",
-        type=_int_at_least(0),
+        type=int_at_least(0),
         default=10,
         metavar="PATIENCE",
         help="stop after PATIENCE epochs without improvement (0: never); default 10",
     )
     train.add_argument(
         "--checkpoint-every",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         metavar="N",
         help=f"write {CHECKPOINT_FILE} to the run folder every N epochs (Ctrl-C always does)",
     )
@@ -282,14 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
         "network (default 2-3-2 sigmoid, squared error) or a saved model.",
     )
     _add_small_network_options(trace, sizes=[2, 3, 2], activation="sigmoid", output="sigmoid")
-    trace.add_argument("--x", type=_floats, help="the example x (default: 1, 0.5, -0.5, ...)")
-    trace.add_argument("--d", type=_floats, help="the target d (default: 1, 0, 0, ...)")
+    trace.add_argument("--x", type=float_list, help="the example x (default: 1, 0.5, -0.5, ...)")
+    trace.add_argument("--d", type=float_list, help="the target d (default: 1, 0, 0, ...)")
     trace.add_argument("--model", help="trace a saved model instead")
-    trace.add_argument("--example", type=_int_at_least(0), help="row of --data to trace")
+    trace.add_argument("--example", type=int_at_least(0), help="row of --data to trace")
     trace.add_argument("--data", help="CSV file or bundled dataset for --example")
     trace.add_argument("--lang", choices=("en", "ru"), default="en")
     trace.add_argument("--format", choices=("text", "markdown", "json"), default="text")
-    trace.add_argument("--max-entries", type=_int_at_least(1), default=8)
+    trace.add_argument("--max-entries", type=int_at_least(1), default=8)
     trace.add_argument("--out", help="write to this file instead of the terminal")
     trace.set_defaults(handler=_cmd_trace)
 
@@ -300,8 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
         "gradients; exit code 1 if an error is above --tolerance.",
     )
     _add_small_network_options(check, sizes=[4, 5, 3], activation="tanh", output=None)
-    check.add_argument("--examples", type=_int_at_least(1), default=8)
-    check.add_argument("--tolerance", type=_positive_float, default=1e-6)
+    check.add_argument("--examples", type=int_at_least(1), default=8)
+    check.add_argument("--tolerance", type=positive_float, default=1e-6)
     check.add_argument("--model", help="check a saved model (random inputs of its size)")
     check.set_defaults(handler=_cmd_gradcheck)
 
@@ -332,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``betaprop`` command; returns the exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] == "bench":
-        return _bench(args_list[1:])
+        return bench.run(args_list[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(args_list)
@@ -342,41 +247,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.argv = args_list  # a checkpoint keeps the command line, for --resume
         return int(args.handler(args))
     except (UserError, DataError, ModelFileError) as error:
-        _fail(str(error))
+        fail(str(error))
         return EXIT_USER_ERROR
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside training
         print("betaprop: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `betaprop predict ... | head`
         return 0
-
-
-def _fail(message: str) -> None:
-    text = " ".join(message.split())
-    if not text.startswith("betaprop"):
-        text = f"betaprop: error: {text}"
-    print(text, file=sys.stderr)
-
-
-def _bench(argv: list[str]) -> int:
-    try:
-        from .. import bench  # type: ignore[attr-defined]
-    except ModuleNotFoundError as error:
-        if error.name != "betaprop.bench":
-            raise
-        print(
-            "betaprop bench: error: the benchmark module betaprop.bench is missing from this "
-            "installation",
-            file=sys.stderr,
-        )
-        return EXIT_USER_ERROR
-    return int(bench.main(argv))
-
-
-def _console(stderr: bool = False, quiet: bool = False) -> Any:
-    from rich.console import Console
-
-    return Console(stderr=stderr, quiet=quiet, highlight=False, soft_wrap=False)
 
 
 # ----------------------------------------------------------------------------- train
@@ -479,7 +356,7 @@ def _build_network(args: argparse.Namespace, n_inputs: int, prep: Preprocessing)
     else:
         n_outputs = 1
     hidden = list(args.hidden)
-    activations = _activations(args.activation, len(hidden)) if hidden else []
+    activations = hidden_activations(args.activation, len(hidden)) if hidden else []
     try:
         return Network(
             [n_inputs, *hidden, n_outputs],
@@ -622,8 +499,8 @@ def train_run(args: argparse.Namespace, console: Any | None = None) -> TrainRun:
     Raises ``UserError``/``DataError`` before anything is written, ``DivergenceError``
     (nothing written) if training diverges.
     """
-    from ..files.checkpoint import Checkpoint
     from ..explain.diagnostics import Diagnostics, GradientWarning
+    from ..files.checkpoint import Checkpoint
 
     saved = None
     if getattr(args, "resume", None):
@@ -635,7 +512,7 @@ def train_run(args: argparse.Namespace, console: Any | None = None) -> TrainRun:
     task = infer_task(data) if args.task == "auto" else args.task
     labels = data.target
     stratify = class_labels(labels) if task == "classification" else None
-    splits = _split(len(data.X), stratify, args.val_fraction, args.test_fraction, args.seed)
+    splits = _split(len(data.X), stratify, args.valfraction, args.testfraction, args.seed)
     prep = Preprocessing.fit(data, task, splits["train"])
     if args.loss == "poisson":  # counts: the log link needs the target as it is, >= 0
         prep.target_mean, prep.target_scale = 0.0, 1.0
@@ -740,8 +617,8 @@ def train_run(args: argparse.Namespace, console: Any | None = None) -> TrainRun:
         "batch_size": batch_size,
         "seed": args.seed,
         "dtype": net.dtype,
-        "val_fraction": args.val_fraction,
-        "test_fraction": args.test_fraction,
+        "valfraction": args.valfraction,
+        "testfraction": args.testfraction,
         "rows": {name: int(len(rows)) for name, rows in splits.items()},
         "seconds": seconds,
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -913,14 +790,14 @@ def _cell(value: Any) -> str:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    console = None if args.quiet else _console(stderr=True)
+    console = None if args.quiet else rich_console(stderr=True)
     try:
         run = train_run(args, console)
     except DivergenceError as error:
         if args.checkpoint_every:
-            _fail(f"{error} Only the checkpoints from before it were written.")
+            fail(f"{error} Only the checkpoints from before it were written.")
         else:
-            _fail(f"{error} Nothing was written.")
+            fail(f"{error} Nothing was written.")
         return EXIT_FAILED
     if args.quiet:
         return EXIT_INTERRUPTED if run.history.interrupted else 0
@@ -957,7 +834,7 @@ def _print_train_table(run: TrainRun) -> None:
     h = run.history
     stopped = f", stopped early (best epoch {h.best_epoch})" if h.stopped_early else ""
     table.caption = f"{len(h.epoch)} epochs{stopped}, {run.seconds:.2f} s"
-    console = _console()
+    console = rich_console()
     console.print(table)
     hidden = sorted(set(run.net.activations[:-1]))
     console.print(
@@ -1050,7 +927,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     table.add_row("rows", str(len(data.X)))
     for name, value in values.items():
         table.add_row(name, f"{value:.6g}")
-    _console().print(table)
+    rich_console().print(table)
     return 0
 
 
@@ -1059,7 +936,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
     model, prep = _open_model(args.model)
     net = model.network
-    console = _console()
+    console = rich_console()
     layers = Table(title=f"betaprop model {args.model}")
     for name in ("layer q", "N_q", "activation", "weights W^q", "biases b^q"):
         layers.add_column(name, justify="right" if name != "activation" else "left")
@@ -1131,7 +1008,7 @@ def _cmd_gradcheck(args: argparse.Namespace) -> int:
             str(row.layer), f"{row.name}^{row.layer}", f"{row.max_elementwise:.3e}",
             f"{row.normwise:.3e}",
         )  # fmt: skip
-    console = _console()
+    console = rich_console()
     console.print(table)
     verdict = "passed" if report.passed else "FAILED"
     console.print(
@@ -1153,7 +1030,7 @@ def _random_targets(net: Network, rng: np.random.Generator, n: int) -> np.ndarra
 def _small_network(
     sizes: list[int], activation: str, output: str | None, loss: str, seed: int
 ) -> Network:
-    hidden = _activations(activation, len(sizes) - 2) if len(sizes) > 2 else []
+    hidden = hidden_activations(activation, len(sizes) - 2) if len(sizes) > 2 else []
     try:
         return Network(sizes, hidden, output, loss, "float64", seed)
     except (TypeError, ValueError) as error:

@@ -1,0 +1,161 @@
+"""What every command shares: the user error and exit codes, the argument parser that reports
+one line, the option types, and the rich console that prints tables and progress."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from ..engine.activations import names as activation_names
+
+__all__ = [
+    "UserError",
+    "Parser",
+    "EXIT_USER_ERROR",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "positive_float",
+    "non_negative_float",
+    "fraction",
+    "int_at_least",
+    "hidden_sizes",
+    "layer_sizes",
+    "float_list",
+    "hidden_activations",
+    "rich_console",
+    "fail",
+]
+
+EXIT_USER_ERROR = 2
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
+
+
+class UserError(Exception):
+    """A problem with what the user asked for; printed as one line, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (no usage dump) via UserError."""
+
+    def error(self, message: str) -> NoReturn:
+        match = re.match(r"argument ([^:]+): (must .*)$", message)
+        if match:  # "argument --lr: must be ..." -> "--lr must be ..."
+            message = f"{match.group(1).split('/')[0]} {match.group(2)}"
+        raise UserError(f"{self.prog}: {message}")
+
+
+# ----------------------------------------------------------------------------- option types
+def _number(text: str, accepted: Callable[[float], bool], description: str) -> float:
+    """``text`` as a float if ``accepted`` holds for it, else an error naming ``description``."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not accepted(value):
+        raise argparse.ArgumentTypeError(f"must be {description}, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    return _number(text, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
+
+
+def non_negative_float(text: str) -> float:
+    return _number(text, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
+
+
+def fraction(text: str) -> float:
+    return _number(text, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
+
+
+def int_at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _sizes_list(text: str, allow_empty: bool) -> list[int]:
+    if allow_empty and text.strip().lower() in ("", "none"):
+        return []
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        values = [0]
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be integers >= 1 separated by commas (e.g. 128,64), got {text!r}"
+        )
+    return values
+
+
+def hidden_sizes(text: str) -> list[int]:
+    """Hidden layer sizes N_1,...,N_{Q-1}; 'none' (or nothing) for no hidden layer."""
+    return _sizes_list(text, allow_empty=True)
+
+
+def layer_sizes(text: str) -> list[int]:
+    """All layer sizes N_0,...,N_Q, at least two."""
+    values = _sizes_list(text, allow_empty=False)
+    if len(values) < 2:
+        raise argparse.ArgumentTypeError(
+            f"must name at least 2 layers N_0,...,N_Q (e.g. 2,3,2), got {text!r}"
+        )
+    return values
+
+
+def float_list(text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        values = [math.nan]
+    if not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(
+            f"must be finite numbers separated by commas, got {text!r}"
+        )
+    return values
+
+
+def hidden_activations(text: str, n_hidden: int) -> list[str]:
+    """The --activation option: one hidden activation name for all layers, or one per layer."""
+    names = [part.strip() for part in text.split(",")]
+    accepted = activation_names(hidden_only=True)
+    for name in names:
+        if name not in accepted:
+            raise UserError(f"--activation must be one of {accepted}, got {name!r}")
+    if len(names) == 1:
+        return names * n_hidden
+    if len(names) != n_hidden:
+        raise UserError(
+            f"--activation must be one name or {n_hidden} names (one per hidden layer of "
+            f"--hidden), got {len(names)}: {text!r}"
+        )
+    return names
+
+
+# ----------------------------------------------------------------------------- output
+def rich_console(stderr: bool = False, quiet: bool = False) -> Any:
+    """A rich console: tables to stdout, progress to stderr (``stderr=True``)."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, quiet=quiet, highlight=False, soft_wrap=False)
+
+
+def fail(message: str) -> None:
+    """Print an error as one line on stderr, prefixed ``betaprop: error:`` unless it names
+    the command already."""
+    text = " ".join(message.split())
+    if not text.startswith("betaprop"):
+        text = f"betaprop: error: {text}"
+    print(text, file=sys.stderr)
