@@ -16,7 +16,8 @@ import pytest
 
 import betaprop as bp
 from betaprop.files.datasets import Preprocessing, load_bundled
-from betaprop.files.model import _digest, save
+from betaprop.files.container import digest as _digest
+from betaprop.files.model import save
 
 _SCRIPT = Path(sys.executable).with_name("betaprop")
 COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "betaprop.cli"]

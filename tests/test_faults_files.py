@@ -29,7 +29,8 @@ import betaprop as bp
 from betaprop import optimizers as opt
 from betaprop.files.checkpoint import CheckpointError, CheckpointFile, load_checkpoint, save_checkpoint
 from betaprop.files.datasets import DataError, Dataset, read_csv
-from betaprop.files.model import ModelFileError, _digest, read_model
+from betaprop.files.container import digest as _digest
+from betaprop.files.model import ModelFileError, read_model
 from betaprop.files.model import save as save_model
 
 FUZZ = settings(
@@ -58,7 +59,7 @@ def _checkpoint_bytes(tmp: Path) -> bytes:
         X,
         D,
         optimizer=opt.RMSprop(0.01, momentum=0.5, centered=True),
-        schedule=opt.ReduceOnPlateau(patience=1),
+        schedule=bp.schedules.ReduceOnPlateau(patience=1),
         early_stopping=5,
         epochs=2,
         batch_size=5,

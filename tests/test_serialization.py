@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 import betaprop as bp
 from betaprop.engine.activations import names as activation_names
 from betaprop.engine.losses import LOSSES
+from betaprop.files.container import digest as _digest
 from betaprop.files.model import (
     FORMAT_VERSION,
     ModelFileError,
-    _digest,
     load,
     read_model,
     save,
