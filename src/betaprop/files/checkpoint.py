@@ -32,9 +32,10 @@ from typing import Any
 import numpy as np
 
 from ..engine.network import Network
-from ..training.loop import Callback, History, TrainingState, fit
+from ..training.loop import fit
 from ..training.optimizers import Optimizer
 from ..training.schedules import SCHEDULES, Schedule
+from ..training.state import Callback, History, TrainingState
 from . import checkpoint_fields as fields
 from .container import Contents, Format, document, read, write
 from .model import MODEL, ModelFileError, layer_tensors, read_network

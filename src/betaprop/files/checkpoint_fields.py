@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from ..training.loop import EarlyStopping, History
 from ..training.optimizers import OPTIMIZERS, Optimizer
 from ..training.schedules import SCHEDULES, Schedule
+from ..training.state import EarlyStopping, History
 from .container import Contents
 
 Fail = Callable[[str], Exception]
