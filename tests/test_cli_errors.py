@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 import betaprop as bp
-from betaprop.files.datasets import Preprocessing, load_bundled
 from betaprop.files.container import digest as _digest
+from betaprop.files.datasets import load_bundled
 from betaprop.files.model import save
+from betaprop.files.preprocessing import Preprocessing
 
 _SCRIPT = Path(sys.executable).with_name("betaprop")
 COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "betaprop.cli"]

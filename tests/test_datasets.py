@@ -13,12 +13,12 @@ from betaprop.files.datasets import (
     SYNTHETIC,
     DataError,
     Dataset,
-    Preprocessing,
     infer_task,
     load_bundled,
     load_data,
     read_csv,
 )
+from betaprop.files.preprocessing import Preprocessing
 
 
 def _write(tmp_path, text: str, name: str = "data.csv", encoding: str = "utf-8"):

@@ -27,9 +27,14 @@ from safetensors.numpy import save as safetensors_save
 
 import betaprop as bp
 from betaprop import optimizers as opt
-from betaprop.files.checkpoint import CheckpointError, CheckpointFile, load_checkpoint, save_checkpoint
-from betaprop.files.datasets import DataError, Dataset, read_csv
+from betaprop.files.checkpoint import (
+    CheckpointError,
+    CheckpointFile,
+    load_checkpoint,
+    save_checkpoint,
+)
 from betaprop.files.container import digest as _digest
+from betaprop.files.datasets import DataError, Dataset, read_csv
 from betaprop.files.model import ModelFileError, read_model
 from betaprop.files.model import save as save_model
 

@@ -1,4 +1,4 @@
-"""Data for the command line: bundled datasets, CSV files, standardisation and label encoding.
+"""Data for the command line: bundled datasets, CSV files, tasks and class labels.
 
 Bundled datasets are scikit-learn's own small tables (``digits``, ``iris``, ``wine``,
 ``breast_cancer``, ``diabetes``) and three seeded synthetic problems (``xor``, ``moons``,
@@ -6,9 +6,7 @@ Bundled datasets are scikit-learn's own small tables (``digits``, ``iris``, ``wi
 problem in a file is reported as one ``DataError`` line naming the file, the line, the
 column and the offending value.
 
-``Preprocessing`` holds what training learned about the data -- feature means and scales,
-the class labels, the scale of a regression target -- as plain JSON-ready fields, so that a
-model file can carry it and ``predict`` applies exactly the same transformation.
+What training learns about the data (scaling, label encoding) is ``files.preprocessing``.
 """
 
 from __future__ import annotations
@@ -17,15 +15,17 @@ import csv
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # moved to files.preprocessing; see __getattr__ at the end
+    from .preprocessing import Preprocessing
 
 __all__ = [
     "DataError",
     "Dataset",
-    "Preprocessing",
     "BUNDLED",
     "SYNTHETIC",
     "load_bundled",
@@ -33,6 +33,10 @@ __all__ = [
     "load_data",
     "infer_task",
     "class_labels",
+    "numeric_labels",
+    "as_number",
+    "TASKS",
+    "Preprocessing",
 ]
 
 Array = np.ndarray
@@ -116,7 +120,7 @@ def _synthetic(name: str, seed: int) -> Dataset:
 
 
 # ----------------------------------------------------------------------------- CSV files
-def _number(cell: str) -> float | None:
+def as_number(cell: str) -> float | None:
     """The cell as a float, or None if it is not a plain number (NaN and inf are numbers)."""
     text = cell.strip()
     if "_" in text:  # Python's float() accepts 1_000; a CSV file should not
@@ -239,13 +243,13 @@ def read_csv(
     labels: list[str] = []
     for r, (line, cells) in enumerate(rows):
         for k, i in enumerate(feature_index):
-            value = _number(cells[i])
+            value = as_number(cells[i])
             if value is None or not math.isfinite(value):
                 raise DataError(_cell_problem(path, line, header[i], cells[i], value))
             X[r, k] = value
         if has_target:
             cell = cells[t].strip()
-            value = _number(cell)
+            value = as_number(cell)
             if _is_missing(cell) or (value is not None and not math.isfinite(value)):
                 raise DataError(_cell_problem(path, line, target_name, cells[t], value))
             labels.append(cell)
@@ -292,11 +296,11 @@ def load_data(
 
 
 # ----------------------------------------------------------------------------- tasks, labels
-def _numeric_labels(target: Array) -> Array | None:
+def numeric_labels(target: Array) -> Array | None:
     """The target as float64 if every value is a number, else None."""
     if target.dtype.kind in "biuf":
         return np.asarray(target, dtype=np.float64)
-    values = [_number(str(v)) for v in target]
+    values = [as_number(str(v)) for v in target]
     if any(v is None for v in values):
         return None
     return np.array(values, dtype=np.float64)
@@ -310,7 +314,7 @@ def infer_task(data: Dataset) -> str:
     """
     if data.task is not None:
         return data.task
-    numbers = _numeric_labels(data.target)
+    numbers = numeric_labels(data.target)
     if numbers is None:
         return "classification"
     integral = bool(np.all(numbers == np.round(numbers)))
@@ -321,170 +325,17 @@ def infer_task(data: Dataset) -> str:
 
 def class_labels(target: Array) -> list[str]:
     """Class labels as strings; numeric labels with integer values lose a trailing ".0"."""
-    numbers = _numeric_labels(target)
+    numbers = numeric_labels(target)
     if numbers is not None and np.all(numbers == np.round(numbers)):
         return [str(int(v)) for v in numbers]
     return [str(v) for v in target]
 
 
-def _sorted_classes(labels: Sequence[str]) -> list[str]:
-    unique = set(labels)
-    numbers = {label: _number(label) for label in unique}
-    if all(v is not None for v in numbers.values()):
-        return sorted(unique, key=lambda label: (numbers[label], label))
-    return sorted(unique)
+def __getattr__(name: str) -> object:
+    """``Preprocessing`` moved to ``files.preprocessing``; the command line still imports it
+    from here. Imported on first use: ``files.preprocessing`` itself imports this module."""
+    if name == "Preprocessing":
+        from .preprocessing import Preprocessing
 
-
-# ----------------------------------------------------------------------------- preprocessing
-@dataclass
-class Preprocessing:
-    """What ``predict`` must apply: feature standardisation and the target's encoding.
-
-    Features: x' = (x - mean) / scale per column (scale 1 for a constant column).
-    Classification: ``classes`` in output order; one-hot rows d (or one column d = [label
-    is classes[1]] for a single sigmoid output). Regression: d = (t - target_mean) /
-    target_scale, undone on the way out.
-    """
-
-    feature_names: list[str]
-    mean: list[float]
-    scale: list[float]
-    task: str
-    target_name: str
-    classes: list[str] | None = None
-    target_mean: float = 0.0
-    target_scale: float = 1.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def fit(cls, data: Dataset, task: str, rows: Array | None = None) -> Preprocessing:
-        """Learn the scaling from ``data`` (only the given ``rows``: the training split)."""
-        if task not in TASKS:
-            raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
-        X = data.X if rows is None else data.X[rows]
-        mean = X.mean(axis=0)
-        scale = X.std(axis=0)
-        scale[scale == 0.0] = 1.0
-        prep = cls(
-            list(data.feature_names),
-            [float(v) for v in mean],
-            [float(v) for v in scale],
-            task,
-            data.target_name,
-        )
-        if task == "classification":
-            prep.classes = _sorted_classes(class_labels(data.target))
-            if len(prep.classes) < 2:
-                raise DataError(
-                    f"target {data.target_name!r} must have at least 2 classes for "
-                    f"classification, got {prep.classes}"
-                )
-        else:
-            numbers = _numeric_labels(data.target)
-            if numbers is None:
-                bad = next(v for v in data.target if _number(str(v)) is None)
-                raise DataError(
-                    f"target {data.target_name!r} must be numeric for regression, got {bad!r}"
-                )
-            t = numbers if rows is None else numbers[rows]
-            prep.target_mean = float(t.mean())
-            spread = float(t.std())
-            prep.target_scale = spread if spread > 0 else 1.0
-        return prep
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.classes) if self.classes else 0
-
-    def columns_of(self, data: Dataset) -> Array:
-        """The model's feature columns of ``data``, in the model's order (by name)."""
-        if data.feature_names == self.feature_names:
-            return data.X
-        missing = [name for name in self.feature_names if name not in data.feature_names]
-        if missing:
-            raise DataError(
-                f"{data.source} lacks the feature columns {missing} that the model was trained on"
-            )
-        index = [data.feature_names.index(name) for name in self.feature_names]
-        return data.X[:, index]
-
-    def transform(self, X: Array, dtype: str = "float64") -> Array:
-        """Standardised features (x - mean) / scale, computed in float64, then cast."""
-        Z = (np.asarray(X, dtype=np.float64) - np.array(self.mean)) / np.array(self.scale)
-        return Z.astype(dtype)
-
-    def encode(self, target: Array, n_outputs: int, dtype: str = "float64") -> Array:
-        """Target rows d for the network: one-hot, a single 0/1 column, or scaled values."""
-        if self.task == "regression":
-            numbers = _numeric_labels(target)
-            if numbers is None:
-                raise DataError(f"target {self.target_name!r} must be numeric for regression")
-            d = (numbers - self.target_mean) / self.target_scale
-            return d.reshape(-1, 1).astype(dtype)
-        assert self.classes is not None
-        position = {label: k for k, label in enumerate(self.classes)}
-        labels = class_labels(target)
-        unknown = sorted({label for label in labels if label not in position})
-        if unknown:
-            raise DataError(
-                f"target {self.target_name!r} has classes {unknown[:5]} that the model does "
-                f"not know; its classes are {self.classes}"
-            )
-        k = np.array([position[label] for label in labels])
-        if n_outputs == 1:
-            return (k == 1).astype(dtype).reshape(-1, 1)
-        return np.eye(n_outputs, dtype=dtype)[k]
-
-    def decode(self, P: Array) -> list[str] | Array:
-        """Network outputs (n, N_Q) back to class labels or target values."""
-        if self.task == "regression":
-            return P[:, 0].astype(np.float64) * self.target_scale + self.target_mean
-        assert self.classes is not None
-        if P.shape[1] == 1:
-            return [self.classes[int(p > 0.5)] for p in P[:, 0]]
-        return [self.classes[k] for k in P.argmax(axis=1)]
-
-    def labels(self, target: Array) -> list[str]:
-        """Class labels of a target column in the model's spelling."""
-        return class_labels(target)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (floats round-trip exactly through JSON)."""
-        return {
-            "feature_names": self.feature_names,
-            "mean": self.mean,
-            "scale": self.scale,
-            "task": self.task,
-            "target_name": self.target_name,
-            "classes": self.classes,
-            "target_mean": self.target_mean,
-            "target_scale": self.target_scale,
-            "extra": self.extra,
-        }
-
-    @classmethod
-    def from_dict(cls, fields: dict[str, Any]) -> Preprocessing:
-        """Rebuild from ``to_dict`` output; raises ValueError on anything malformed."""
-        try:
-            prep = cls(
-                [str(v) for v in fields["feature_names"]],
-                [float(v) for v in fields["mean"]],
-                [float(v) for v in fields["scale"]],
-                str(fields["task"]),
-                str(fields["target_name"]),
-                None if fields["classes"] is None else [str(c) for c in fields["classes"]],
-                float(fields["target_mean"]),
-                float(fields["target_scale"]),
-                dict(fields.get("extra", {})),
-            )
-        except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(
-                f"preprocessing must hold the fields of Preprocessing: {error}"
-            ) from None
-        if prep.task not in TASKS or not (
-            len(prep.mean) == len(prep.scale) == len(prep.feature_names)
-        ):
-            raise ValueError("preprocessing fields are inconsistent")
-        if not all(math.isfinite(v) and v != 0 for v in prep.scale):
-            raise ValueError("preprocessing scale must be finite and non-zero")
-        return prep
+        return Preprocessing
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
