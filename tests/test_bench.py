@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 import betaprop
-from betaprop import bench
+from benchmarks import bench, command, compare, report
+from betaprop.cli import bench as cli_bench
 
 
 def _operand_shapes(epoch: bench.GemmBound, monkeypatch) -> list[tuple[tuple[int, ...], ...]]:
@@ -120,11 +121,11 @@ def test_quick_run_reports_ratios_of_its_own_medians(tmp_path: Path, capsys) -> 
     profile = results["profile"]["small"]
     assert tuple(profile["phases"]) == bench.PHASES
     assert all(t > 0 for t in profile["phases"].values()) and profile["fit"] > 0
-    assert "| step 5 |" in printed
-    # the memory modes on Q = 256: the checkpoint work buffers are a small part of "all"'s
+    assert "| steps 3-5 |" in printed
+    # the memory modes on Q = 256: the recompute work buffers are a small part of "all"'s
     memory = results["checkpoint"]
-    assert memory["checkpoint"]["work_bytes"] * 5 < memory["all"]["work_bytes"]
-    assert "| checkpoint |" in printed
+    assert memory["recompute"]["work_bytes"] * 5 < memory["all"]["work_bytes"]
+    assert "| recompute |" in printed
 
 
 def test_target_lines_say_what_each_target_asks_of_betaprop_in_bound_units() -> None:
@@ -133,7 +134,7 @@ def test_target_lines_say_what_each_target_asks_of_betaprop_in_bound_units() -> 
         name: {"median": t}
         for name, t in (("betaprop", 1.3), ("sklearn", 1.4), ("torch", 1.8), ("bound", 1.0))
     }
-    lines = bench._target_lines("deep", rows)
+    lines = report.target_lines("deep", rows)
     assert lines[0].startswith("targets: betaprop ÷ bound = 1.300 (target <= 1.2: missed)")
     # torch: 0.55 x 1.8 s = 0.99 s = 0.99 x bound, below it; sklearn: 0.75 x 1.4 = 1.05
     assert (
@@ -146,8 +147,8 @@ def test_target_lines_say_what_each_target_asks_of_betaprop_in_bound_units() -> 
     )
     assert len(lines) == 2 and "against torch asks for less time than the GEMM bound" in lines[1]
     rows["torch"]["median"] = 2.0  # 0.55 x 2.0 = 1.1 x bound: no longer below the bound
-    assert len(bench._target_lines("deep", rows)) == 1
-    assert bench._target_lines("deep", {"betaprop": {"median": 1.0}}) == []  # no contender
+    assert len(report.target_lines("deep", rows)) == 1
+    assert report.target_lines("deep", {"betaprop": {"median": 1.0}}) == []  # no contender
 
 
 def test_unsteady_contenders_are_those_whose_epochs_spread_over_the_limit() -> None:
@@ -156,9 +157,9 @@ def test_unsteady_contenders_are_those_whose_epochs_spread_over_the_limit() -> N
         "sklearn": {"min": 2.0, "max": 2.8},  # 1.4 > 1.3
         "bound": {"min": 0.5, "max": 0.5},
     }
-    assert bench._unsteady(rows) == {"sklearn": pytest.approx(1.4)}
+    assert report.unsteady(rows) == {"sklearn": pytest.approx(1.4)}
     rows["sklearn"]["max"] = 2.5  # 1.25
-    assert bench._unsteady(rows) == {}
+    assert report.unsteady(rows) == {}
 
 
 def test_an_unsteady_run_is_flagged_in_print_and_json(monkeypatch, capsys) -> None:
@@ -168,8 +169,8 @@ def test_an_unsteady_run_is_flagged_in_print_and_json(monkeypatch, capsys) -> No
     def interleaved(tasks, repeats):
         return {name: {"seconds": timings[name], "peak_rss": 1, "over_data": 0} for name in tasks}
 
-    monkeypatch.setattr(bench, "_interleaved", interleaved)
-    args = bench._parse(
+    monkeypatch.setattr(command, "interleaved", interleaved)
+    args = bench.parse(
         [
             "--workloads",
             "small",
@@ -189,18 +190,18 @@ def test_an_unsteady_run_is_flagged_in_print_and_json(monkeypatch, capsys) -> No
 
 
 def test_missing_torch_and_estimator_are_skipped_with_a_note(monkeypatch) -> None:
-    real = bench.machine
+    real = command.machine
 
     def without_torch() -> dict:
         return {**real(), "torch": None}
 
-    monkeypatch.setattr(bench, "machine", without_torch)
+    monkeypatch.setattr(command, "machine", without_torch)
 
     def no_estimators(name: str) -> object:
         raise AttributeError(name)
 
     monkeypatch.setattr(betaprop, "__getattr__", no_estimators)  # as before estimators.py
-    args = bench._parse(
+    args = bench.parse(
         ["--quick", "--workloads", "small", "--contenders", "torch", "--repeats", "1"]
     )
     args.no_checkpoint = True
@@ -235,7 +236,7 @@ def test_the_benchmarks_script_is_importable_and_runs_the_same_main() -> None:
     spec.loader.exec_module(module)
     assert module.main is bench.main
     assert set(module.WORKLOADS) == {"wide", "small", "deep"}
-    assert isinstance(bench._parse(["--quick"]), argparse.Namespace)
+    assert isinstance(bench.parse(["--quick"]), argparse.Namespace)
 
 
 def test_workloads_are_the_issues() -> None:
@@ -250,3 +251,91 @@ def test_workloads_are_the_issues() -> None:
     assert X.shape == (1797, 64) and X.dtype == np.float32 and small.batch_size == 32
     assert len(deep.sizes) == 66 and set(deep.sizes[1:-1]) == {128} and deep.batch_size == 256
     assert deep.activation == "tanh" and deep.n == 8_192
+
+
+# ------------------------------------------------------------------ betaprop bench (the CLI)
+def test_the_command_runs_the_checkouts_benchmarks_with_its_arguments(monkeypatch) -> None:
+    from betaprop import cli
+
+    seen: list = []
+
+    def fake_main(argv: list[str]) -> int:
+        seen.append(argv)
+        return 5
+
+    monkeypatch.setattr(bench, "main", fake_main)
+    assert cli_bench.find_checkout() == Path(__file__).resolve().parents[1]
+    assert cli.main(["bench", "--quick", "-n", "3"]) == 5
+    assert seen == [["--quick", "-n", "3"]]
+
+
+def test_the_command_without_a_checkout_says_how_to_run_it(monkeypatch, tmp_path, capsys) -> None:
+    from betaprop import cli
+
+    monkeypatch.setattr(cli_bench, "checkout_folders", lambda: [tmp_path])  # as from a wheel
+    assert cli.main(["bench"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the benchmarks are not installed with betaprop" in err
+    assert "python -m benchmarks.bench" in err
+
+
+# ------------------------------------------------------------------ compare (before / after)
+def test_compare_summarizes_paired_times_by_their_ratios() -> None:
+    before = [1.00, 1.10, 0.90, 1.00, 2.00]  # the fifth pair: both slowed by the machine
+    after = [1.02, 1.10, 0.99, 0.98, 2.10]
+    row = compare.summarize(before, after)
+    ratios = sorted(b / a for a, b in zip(before, after, strict=True))  # 0.98, 1.0, 1.02, 1.05, 1.1
+    assert row["pairs"] == 5
+    assert row["before"] == 1.00 and row["after"] == 1.02
+    assert row["ratio_of_medians"] == pytest.approx(1.02)
+    assert row["ratio"] == pytest.approx(ratios[2]) == pytest.approx(1.02)
+    assert (row["ratio_q1"], row["ratio_q3"]) == (pytest.approx(1.0), pytest.approx(1.05))
+    assert row["spread_before"] == pytest.approx(2.0 / 0.9)
+    assert row["verdict"] == "within"  # 1.02 <= 1.03
+    assert compare.summarize([1.0] * 4, [1.1] * 4)["verdict"] == "slower"
+    unclear = compare.summarize([1.0] * 4, [1.0, 1.02, 1.05, 1.06])  # q1 1.015, median 1.035
+    assert unclear["verdict"] == "unclear"
+    one = compare.summarize([2.0], [1.0])
+    assert one["ratio"] == one["ratio_q1"] == one["ratio_q3"] == 0.5
+    with pytest.raises(ValueError, match="need as many before as after times, got 2, 1"):
+        compare.summarize([1.0, 1.0], [1.0])
+
+
+def test_compare_table_and_epochs_per_sample() -> None:
+    assert compare.epochs_per_sample([0.003, 0.004], 0.2) == 67  # ceil(0.2 / 0.003)
+    assert compare.epochs_per_sample([0.5, 0.6], 0.2) == 1
+    row = compare.summarize([0.5, 0.52], [0.51, 0.5])
+    lines = compare.table({"wide": {**row, "epochs": 1}})
+    assert lines[0].startswith("| workload | before s/epoch | after s/epoch |")
+    assert lines[2].startswith("| wide | 0.5100 | 0.5050 | 0.990 | 0.991 [0.976, 1.005] | 2 x 1 |")
+    assert lines[2].endswith("| yes |")
+
+
+def test_compare_runs_two_trees_paired(tmp_path: Path) -> None:
+    """The machinery, with the same tree on both sides: one pair of one small sample."""
+    src = str(Path(betaprop.__file__).resolve().parents[1])
+    out = tmp_path / "compare.json"
+    argv = ["--before", src, "--after", src, "--workloads", "small", "--quick"]
+    argv += ["--rounds", "2", "--sample", "0.01", "--threads", "1", "--json", str(out)]
+    assert compare.main(argv) == 0
+    row = json.loads(out.read_text())["workloads"]["small"]
+    assert row["pairs"] == 2 and len(row["times"]["before"]) == len(row["times"]["after"]) == 2
+    assert row["ratio"] > 0 and row["verdict"] in ("within", "slower", "unclear")
+    where = str(Path(src) / "betaprop" / "__init__.py")  # each child imported the given tree
+    assert row["imported"] == {"before": where, "after": where}
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--before", "/nowhere"], "--before must be a src folder holding betaprop/"),
+        (["--before", "src", "--workloads", "huge"], "--workloads must name some of ['wide'"),
+        (["--before", "src", "--rounds", "0"], "--rounds must be an integer >= 1, got 0"),
+    ],
+)
+def test_compare_refuses_bad_options(argv, message, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    with pytest.raises(SystemExit) as exit_info:
+        compare.parse(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
