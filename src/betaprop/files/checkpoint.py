@@ -64,7 +64,12 @@ class CheckpointError(ModelFileError):
 
 
 CHECKPOINT = Format(
-    FORMAT, FORMAT, FORMAT_VERSION, "checkpoint", CheckpointError, "betaprop.files.checkpoint"
+    name=FORMAT,
+    key=FORMAT,
+    version=FORMAT_VERSION,
+    noun="checkpoint",
+    error=CheckpointError,
+    loader="betaprop.files.checkpoint.load_checkpoint",
 )
 
 

@@ -56,7 +56,14 @@ class ModelFileError(ValueError):
     """A file that is not a valid, intact betaprop model file; the message says why."""
 
 
-MODEL = Format(FORMAT, "betaprop", FORMAT_VERSION, "model file", ModelFileError, "betaprop.load")
+MODEL = Format(
+    name=FORMAT,
+    key="betaprop",
+    version=FORMAT_VERSION,
+    noun="model file",
+    error=ModelFileError,
+    loader="betaprop.load",
+)
 
 
 @dataclass
