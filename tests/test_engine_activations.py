@@ -124,9 +124,9 @@ def test_loss_value_and_fused_delta_equal_torch(name: str) -> None:
     s, d = _loss_case(name, np.random.default_rng(3))
     f = activations.get_activation(loss.canonical_output)
     y = np.empty_like(s)
-    row = np.empty((2, 6))  # step 2 leaves the softmax's column max and sum here
-    f.forward(s, out=y, row=row)
-    value = loss.value(s, y, d, np.empty_like(s), row)
+    lse = np.empty((1, 6))  # step 2 of a softmax leaves log sum_j e^{s_j} here
+    f.forward(s, out=y, lse=lse)
+    value = loss.value(s, y, d, lse)
     st = torch.tensor(s, requires_grad=True)
     expected = TORCH_LOSS[name](st, torch.tensor(d))
     expected.backward()
@@ -171,9 +171,9 @@ def test_loss_finite_at_extreme_pre_activations(name: str, dtype: type) -> None:
     s = np.array([[1000.0, -1000.0], [-1000.0, 1000.0]], dtype=dtype)
     d = np.array([[0.0, 1.0], [1.0, 0.0]], dtype=dtype)  # confidently wrong: a huge loss
     y = np.empty_like(s)
-    row = np.empty((2, 2), dtype)
-    activations.get_activation(loss.canonical_output).forward(s, out=y, row=row)
+    lse = np.empty((1, 2), dtype)
+    activations.get_activation(loss.canonical_output).forward(s, out=y, lse=lse)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        value = loss.value(s, y, d, np.empty_like(s), row)
+        value = loss.value(s, y, d, lse)
     assert np.isfinite(value) and value > 100

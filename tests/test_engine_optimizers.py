@@ -133,23 +133,23 @@ def test_training_trajectory_equals_torch(ours: opt.Optimizer, cls: type, kwargs
 
 # ------------------------------------------------------------------------ schedules
 SCHEDULE_CASES = [
-    (opt.Constant(), lambda o: torch.optim.lr_scheduler.ConstantLR(o, factor=1.0)),
+    (bp.schedules.Constant(), lambda o: torch.optim.lr_scheduler.ConstantLR(o, factor=1.0)),
     (
-        opt.InverseScaling(0.5),
+        bp.schedules.InverseScaling(0.5),
         lambda o: torch.optim.lr_scheduler.LambdaLR(o, lambda e: (e + 1) ** -0.5),
     ),
-    (opt.StepDecay(7, 0.5), lambda o: torch.optim.lr_scheduler.StepLR(o, 7, 0.5)),
-    (opt.Cosine(20, 0.001), lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 20, 0.001)),
+    (bp.schedules.StepDecay(7, 0.5), lambda o: torch.optim.lr_scheduler.StepLR(o, 7, 0.5)),
+    (bp.schedules.Cosine(20, 0.001), lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 20, 0.001)),
 ]
 
 
 def test_schedule_cases_cover_the_registry() -> None:
-    covered = {type(s) for s, _ in SCHEDULE_CASES} | {opt.ReduceOnPlateau}
-    assert covered == set(opt.SCHEDULES.values())
+    covered = {type(s) for s, _ in SCHEDULE_CASES} | {bp.schedules.ReduceOnPlateau}
+    assert covered == set(bp.schedules.SCHEDULES.values())
 
 
 @pytest.mark.parametrize(("ours", "make"), SCHEDULE_CASES, ids=lambda c: type(c).__name__)
-def test_schedule_equals_torch_lr_scheduler(ours: opt.Schedule, make) -> None:
+def test_schedule_equals_torch_lr_scheduler(ours: bp.schedules.Schedule, make) -> None:
     torch_opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     scheduler = make(torch_opt)
     for epoch in range(1, 60):
@@ -163,7 +163,7 @@ def test_reduce_on_plateau_equals_torch(mode: str) -> None:
     rng = np.random.default_rng(5)
     # a metric that improves, stalls, improves a little, stalls again
     metrics = list(np.linspace(1.0, 0.5, 10)) + [0.5] * 8 + list(0.5 - rng.random(20) * 1e-3)
-    ours = opt.ReduceOnPlateau(
+    ours = bp.schedules.ReduceOnPlateau(
         factor=0.5, patience=2, threshold=1e-3, threshold_mode=mode, cooldown=1, min_lr=0.004
     )
     torch_opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
@@ -204,7 +204,7 @@ def test_fit_with_schedule_equals_torch_loop() -> None:
         epochs=5,
         batch_size=10,
         shuffle=False,
-        schedule=opt.StepDecay(2, 0.5),
+        schedule=bp.schedules.StepDecay(2, 0.5),
     )
     np.testing.assert_allclose(net.params, _flat(model), rtol=1e-9, atol=1e-12)
     assert history.learning_rate == pytest.approx([0.2, 0.2, 0.1, 0.1, 0.05])

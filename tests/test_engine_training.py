@@ -28,7 +28,9 @@ def test_xor_is_solved_with_the_seeds_setting() -> None:
         dtype="float64",
         seed=3,
     )
-    assert not net.fused  # sigmoid with squared error goes through the general chain
+    assert not net.loss.fuses(
+        net.f[net.Q]
+    )  # sigmoid with squared error goes through the general chain
     history = bp.fit(
         net, X, D, optimizer=opt.SGD(0.5, momentum=0.9), epochs=3000, batch_size=4, shuffle=False
     )
@@ -180,16 +182,14 @@ def test_training_step_allocates_nothing_after_warm_up(hidden: str, optimizer) -
         x, d = X.T, D.T
         state = optimizer.init(net.params)
         for _ in range(2):  # warm-up: buffers are allocated here
-            net._loss_and_gradients(x, d)
-            optimizer.update(net.params, net.grads, state, net.n_weights)
+            bp.train_step(net, optimizer, state, x, d)
         smallest_buffer = 16 * 2048 * 4  # bytes of the smallest (N_q, n) float32 buffer
         tracemalloc.start()
         try:
             before = tracemalloc.get_traced_memory()[0]
             tracemalloc.reset_peak()
             for _ in range(5):
-                net._loss_and_gradients(x, d)
-                optimizer.update(net.params, net.grads, state, net.n_weights)
+                bp.train_step(net, optimizer, state, x, d)
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
@@ -200,11 +200,13 @@ def test_allocation_check_detects_an_allocating_step() -> None:
     """The measuring method itself catches a step that makes a temporary array."""
     net = bp.Network([20, 32, 4], seed=0)
     x, d = np.ones((20, 50), np.float32), np.ones((4, 50), np.float32)
-    net._loss_and_gradients(x, d)
+    net.forward_columns(x)
+    net.backward(d)
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     tracemalloc.reset_peak()
-    net._loss_and_gradients(x, d)
+    net.forward_columns(x)
+    net.backward(d)
     _ = net.params * 2.0  # a temporary the size of the parameters
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()

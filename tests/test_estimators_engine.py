@@ -34,7 +34,7 @@ def _case(loss: str, targets, seed: int = 0):
 @pytest.mark.parametrize(("loss", "targets"), CASES, ids=[c[0] for c in CASES])
 def test_weighted_loss_is_the_weighted_mean_of_per_example_losses(loss, targets) -> None:
     net, X, D, w = _case(loss, targets)
-    value = net._loss_and_gradients(X.T, D.T, w)
+    value = net.loss_and_gradients(X, D, w[0])
     per_example = [net.loss_and_gradients(X[i : i + 1], D[i : i + 1]) for i in range(7)]
     assert value == pytest.approx(float(np.dot(w[0], per_example)) / 7, rel=1e-12)
 
@@ -42,16 +42,16 @@ def test_weighted_loss_is_the_weighted_mean_of_per_example_losses(loss, targets)
 @pytest.mark.parametrize(("loss", "targets"), CASES, ids=[c[0] for c in CASES])
 def test_weighted_gradients_equal_central_differences(loss, targets) -> None:
     net, X, D, w = _case(loss, targets, seed=1)
-    net._loss_and_gradients(X.T, D.T, w)
+    net.loss_and_gradients(X, D, w[0])
     analytic = net.grads.copy()
     numeric = np.empty_like(analytic)
     h = 1e-6
     for k in range(net.n_params):
         saved = net.params[k]
         net.params[k] = saved + h
-        plus = net._loss_and_gradients(X.T, D.T, w)
+        plus = net.loss_and_gradients(X, D, w[0])
         net.params[k] = saved - h
-        minus = net._loss_and_gradients(X.T, D.T, w)
+        minus = net.loss_and_gradients(X, D, w[0])
         net.params[k] = saved
         numeric[k] = (plus - minus) / (2 * h)
     np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-9)
@@ -61,7 +61,7 @@ def test_integer_weights_equal_repeated_examples() -> None:
     net, X, D, _ = _case("cross_entropy", CASES[1][1], seed=2)
     counts = np.array([1, 3, 2, 1, 4, 1, 2])
     w = (counts * 7 / counts.sum())[None, :]  # normalised so that the mean is the same
-    weighted = net._loss_and_gradients(X.T, D.T, w)
+    weighted = net.loss_and_gradients(X, D, w[0])
     grads = net.grads.copy()
     repeated = net.loss_and_gradients(np.repeat(X, counts, axis=0), np.repeat(D, counts, axis=0))
     assert weighted == pytest.approx(repeated, rel=1e-12)
@@ -101,5 +101,5 @@ def test_exp_output_is_exact_below_its_cap_and_finite_above(dtype) -> None:
     np.testing.assert_allclose(y[0, :4], np.exp(s[0, :4].astype(np.float64)), rtol=1e-6)
     assert np.isfinite(y).all() and y[0, 4] >= y[0, 3]
     d = np.array([[1.0, 0.0, 2.0, 3.0, 4.0]], dtype=dtype)
-    value = losses.get_loss("poisson").value(s, y, d, np.empty_like(s), np.empty((2, 5), dtype))
+    value = losses.get_loss("poisson").value(s, y, d)
     assert np.isfinite(value)

@@ -205,7 +205,7 @@ else:
     net = bp.Network([8, 16, 16, 3], activation="tanh", loss="cross_entropy", seed=seed)
     history = bp.fit(
         net, X, D, optimizer=bp.optimizers.Adam(0.01), epochs=12, batch_size=16, seed=seed,
-        validation_data=validation, schedule=bp.optimizers.ReduceOnPlateau(patience=1),
+        validation_data=validation, schedule=bp.schedules.ReduceOnPlateau(patience=1),
         early_stopping=bp.EarlyStopping(patience=20), callbacks=[Checkpoint(folder), Slow()],
     )
 record = {

@@ -48,10 +48,10 @@ OPTIMIZERS: dict[str, Callable[[], opt.Optimizer]] = {
     "adamw": lambda: opt.AdamW(0.01),
     "rmsprop-centered": lambda: opt.RMSprop(0.005, momentum=0.5, centered=True),
 }
-SCHEDULES: dict[str, Callable[[], opt.Schedule]] = {
-    "plateau": lambda: opt.ReduceOnPlateau(factor=0.5, patience=1),
-    "cosine": lambda: opt.Cosine(T_max=8),
-    "step": lambda: opt.StepDecay(step_size=3, gamma=0.5),
+SCHEDULES: dict[str, Callable[[], bp.schedules.Schedule]] = {
+    "plateau": lambda: bp.schedules.ReduceOnPlateau(factor=0.5, patience=1),
+    "cosine": lambda: bp.schedules.Cosine(T_max=8),
+    "step": lambda: bp.schedules.StepDecay(step_size=3, gamma=0.5),
 }
 
 

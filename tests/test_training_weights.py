@@ -48,7 +48,7 @@ def test_penalty_adding_l2_equals_weight_decay() -> None:
     lam, hooked, decayed = 0.3, _net(), _net()
     seen: list[float] = []
 
-    def l2(loss: float, weight: float) -> float:
+    def l2(net: bp.Network, loss: float, weight: float) -> float:
         seen.append(weight)
         W = hooked.params[: hooked.n_weights]
         hooked.grads[: hooked.n_weights] += lam * W

@@ -5,18 +5,12 @@ The code follows the textbook algorithm step by step (see docs/algorithm.md):
 5 gradients, 6 update.
 """
 
-from .engine import activations
-
-from .engine import losses
-
-from .training import optimizers
-
-from .engine import reference
-from .explain.diagnostics import Diagnostics
+from .engine import activations, losses, reference
 from .engine.gradcheck import GradcheckReport, gradcheck
 from .engine.network import Network
+from .explain.diagnostics import Diagnostics
 from .files.model import ModelFileError, load, save
-from .training.loop import (
+from .training import (
     Callback,
     DivergenceError,
     EarlyStopping,
@@ -25,6 +19,9 @@ from .training.loop import (
     TrainingState,
     evaluate,
     fit,
+    optimizers,
+    schedules,
+    train_step,
 )
 
 __version__ = "0.1.0"
@@ -32,6 +29,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Network",
     "fit",
+    "train_step",
     "evaluate",
     "History",
     "Callback",
@@ -48,6 +46,7 @@ __all__ = [
     "activations",
     "losses",
     "optimizers",
+    "schedules",
     "reference",
     "__version__",
     "MLPClassifier",

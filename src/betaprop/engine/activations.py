@@ -36,6 +36,10 @@ class Activation:
         where that is cheaper (sigmoid, tanh).
     init : ``"glorot"`` or ``"he"``, the initialisation that suits the activation (step 1).
     output_only : True for activations that are not element-wise (softmax).
+    dead_at_or_below : a neuron whose s never exceeds this value on a batch passes no
+        error back (f' = 0 there): ReLU's "dead" neurons; None where that cannot happen.
+    saturates_outside : (low, high): outputs beyond these are saturated (f' near 0), as
+        for sigmoid and tanh; None for activations that do not saturate.
     """
 
     name: str
@@ -43,9 +47,18 @@ class Activation:
     derivative_fn: Callable[[Array, Array, Array], object]
     init: str = "glorot"
     output_only: bool = False
+    dead_at_or_below: float | None = None
+    saturates_outside: tuple[float, float] | None = None
 
-    def forward(self, s: Array, out: Array, row: Array | None = None) -> None:
-        """Step 2: y = f(s) into ``out`` (``row`` is scratch for column-wise activations)."""
+    @property
+    def elementwise(self) -> bool:
+        """Whether y_j depends on s_j alone (so f'(s) is a vector, not a Jacobian)."""
+        return True
+
+    def forward(
+        self, s: Array, out: Array, lse: Array | None = None, row: Array | None = None
+    ) -> None:
+        """Step 2: y = f(s) into ``out``. ``lse`` and ``row`` are for softmax only."""
         self.forward_fn(s, out)
 
     def derivative(self, s: Array, y: Array, out: Array) -> None:
@@ -66,20 +79,29 @@ class Softmax(Activation):
     never calls it: the fused output error beta^Q = y^Q - d is used instead.
     """
 
-    def forward(self, s: Array, out: Array, row: Array | None = None) -> None:
-        """y = softmax(s) into ``out``; ``row`` (2, n) keeps m = max_j s_j and sum_j e^{s_j - m}.
+    @property
+    def elementwise(self) -> bool:
+        return False
 
-        Cross-entropy reads those two rows for logsumexp(s) = m + log sum_j e^{s_j - m}.
+    def forward(
+        self, s: Array, out: Array, lse: Array | None = None, row: Array | None = None
+    ) -> None:
+        """y = softmax(s) into ``out``, and its log-normaliser log sum_j e^{s_j} into ``lse``.
+
+        ``lse`` (1, n) is an output of step 2 like y, kept for cross-entropy's value
+        (e_j = d_j (lse - s_j), stable where y_j rounds to 0); ``row`` (1, n) is scratch.
         """
-        if row is None:
-            row = np.empty((2, s.shape[1]), dtype=s.dtype)
-        m, total = row[:1], row[1:2]
+        n = s.shape[1]
+        m = np.empty((1, n), dtype=s.dtype) if lse is None else lse[:1]
+        total = np.empty((1, n), dtype=s.dtype) if row is None else row[:1]
         # (np.maximum.reduce and np.add.reduce are np.max and np.sum without their wrapper)
         np.maximum.reduce(s, axis=0, keepdims=True, out=m)  # minus the column max: no overflow
         np.subtract(s, m, out=out)
         np.exp(out, out=out)
         np.add.reduce(out, axis=0, keepdims=True, out=total)
         out /= total
+        np.log(total, out=total)
+        m += total  # lse = m + log sum_j e^{s_j - m}
 
     def derivative(self, s: Array, y: Array, out: Array) -> None:
         raise TypeError(
@@ -204,17 +226,20 @@ register(Activation(
     "sigmoid",
     forward_fn=lambda s, out: expit(s, out=out),                    # 1 / (1 + e^-s), stable
     derivative_fn=_sigmoid_derivative,                              # y (1 - y)
+    saturates_outside=(0.01, 0.99),
 ), aliases=("logistic",))
 register(Activation(
     "tanh",
     forward_fn=lambda s, out: np.tanh(s, out=out),
     derivative_fn=_tanh_derivative,                                 # 1 - y^2
+    saturates_outside=(-0.99, 0.99),
 ))
 register(Activation(
     "relu",
     forward_fn=_relu,                                               # max(s, 0)
     derivative_fn=lambda s, y, out: np.greater(s, 0.0, out=out),    # [s > 0]
     init="he",
+    dead_at_or_below=0.0,
 ))
 register(Activation(
     "leaky_relu",

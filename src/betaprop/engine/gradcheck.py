@@ -63,16 +63,15 @@ def _relative(g: np.ndarray, n: np.ndarray, floor: float = 1e-12) -> tuple[float
 def numerical_gradient(net: Network, X: np.ndarray, D: np.ndarray, h: float = 1e-6) -> np.ndarray:
     """Central differences of the mean loss over every parameter (net must be float64)."""
     x, d = X.T, D.T
-    ws = net.buffers(x.shape[1])
     numeric = np.empty_like(net.params)
     for i in range(net.n_params):
         saved = net.params[i]
         net.params[i] = saved + h
-        net._forward(ws, x)
-        plus = net._loss(ws, d)
+        net.forward_columns(x)
+        plus = net.loss_value(d)
         net.params[i] = saved - h
-        net._forward(ws, x)
-        minus = net._loss(ws, d)
+        net.forward_columns(x)
+        minus = net.loss_value(d)
         net.params[i] = saved
         numeric[i] = (plus - minus) / (2.0 * h)
     return numeric

@@ -2,8 +2,8 @@
 
 Slow on purpose. This module is for reading beside the seed document, and it is the
 oracle that the fast engine (``network.py``) must equal to 1e-12 in float64. It uses the
-network's weights and its activation functions f and f' applied to one number at a time,
-and nothing else of the engine: no fused output error, no batch matrices.
+network's weights, its activation functions f and f' and the loss's dE/dy applied to one
+number at a time, and nothing else of the engine: no fused output error, no batch matrices.
 
     Step 2:  s_j^q = sum_r w_jr^q y_r^{q-1} + b_j^q,   y_j^q = f(s_j^q)
     Step 3:  delta_j^Q = (dE/dy_j^Q) * f'(s_j^Q)        (dE/dy_j = y_j - d_j: squared error)
@@ -26,26 +26,26 @@ from .network import Network
 __all__ = ["forward_example", "backward_example", "gradients"]
 
 
+def _one(function, *values: float) -> float:  # type: ignore[no-untyped-def]
+    """Apply an array function ``function(*arrays, out)`` to single numbers."""
+    out = np.empty((1, 1))
+    function(*(np.array([[v]]) for v in values), out)
+    return float(out[0, 0])
+
+
 def _f(net: Network, q: int, s: list[float]) -> list[float]:
     """y^q = f(s^q), one neuron at a time (softmax: over the whole layer)."""
     f = net.f[q]
-    if f.name == "softmax":  # type: ignore[union-attr]
+    if not f.elementwise:  # softmax: y_j = e^{s_j} / sum_r e^{s_r}
         top = max(s)
         e = [math.exp(v - top) for v in s]
         return [v / sum(e) for v in e]
-    y = np.empty((1, 1))
-    result = []
-    for v in s:
-        f.forward(np.array([[v]]), out=y)  # type: ignore[union-attr]
-        result.append(float(y[0, 0]))
-    return result
+    return [_one(f.forward, v) for v in s]
 
 
 def _f_prime(net: Network, q: int, s_j: float, y_j: float) -> float:
     """f'(s_j^q) for an element-wise activation, one neuron."""
-    out = np.empty((1, 1))
-    net.f[q].derivative(np.array([[s_j]]), np.array([[y_j]]), out)  # type: ignore[union-attr]
-    return float(out[0, 0])
+    return _one(net.f[q].derivative, s_j, y_j)
 
 
 def forward_example(net: Network, x: list[float]) -> tuple[list, list]:
@@ -65,27 +65,14 @@ def forward_example(net: Network, x: list[float]) -> tuple[list, list]:
     return s, y
 
 
-def _output_gradient(net: Network, y_j: float, d_j: float) -> float:
-    """dE/dy_j for one output neuron, the literal derivative of the per-example loss."""
-    name = net.loss.name
-    if name == "squared_error":
-        return y_j - d_j  # E = ½ Σ (y_j - d_j)^2
-    if name == "cross_entropy":
-        return -d_j / y_j  # E = -Σ d_j log y_j
-    if name == "binary_cross_entropy":
-        return (y_j - d_j) / (y_j * (1.0 - y_j))  # E = -Σ [d log y + (1 - d) log(1 - y)]
-    if name == "poisson":
-        return 1.0 - d_j / y_j  # E = Σ [y_j - d_j log y_j + d_j log d_j - d_j]
-    raise ValueError(f"the reference knows no loss {name!r}")
-
-
 def backward_example(net: Network, s: list, y: list, d: list[float]) -> list:
     """Steps 3-4 for one example: the local errors beta[q] (q = 1..Q), plain floats."""
     Q, W = net.Q, net.W
     beta: list = [None] * (Q + 1)
     # Step 3: delta_j^Q = (dE/dy_j) * f'(s_j^Q), for every neuron j of the output layer
-    error = [_output_gradient(net, y[Q][j], float(d[j])) for j in range(net.sizes[Q])]
-    if net.f[Q].name == "softmax":  # type: ignore[union-attr]
+    dE_dy = net.loss.output_gradient
+    error = [_one(dE_dy, y[Q][j], float(d[j])) for j in range(net.sizes[Q])]
+    if not net.f[Q].elementwise:  # softmax: sum_r dE/dy_r dy_r/ds_j
         beta[Q] = [
             sum(error[r] * y[Q][r] * ((r == j) - y[Q][j]) for r in range(net.sizes[Q]))
             for j in range(net.sizes[Q])
@@ -106,8 +93,8 @@ def backward_example(net: Network, s: list, y: list, d: list[float]) -> list:
 def gradients(net: Network, X: np.ndarray, D: np.ndarray) -> tuple[list, list, float]:
     """Step 5 averaged over the examples of X (n, N_0), D (n, N_Q): (dW, db, mean loss).
 
-    dW[q] has shape (N_q, N_{q-1}) and db[q] (N_q, 1), as the engine's; the loss is
-    computed literally from y (not from the pre-activations).
+    dW[q] has shape (N_q, N_{q-1}) and db[q] (N_q, 1), as the engine's; the loss of each
+    example is the loss's own formula applied to this example's s^Q, y^Q alone.
     """
     Q, n = net.Q, len(X)
     dW: list = [None] + [np.zeros((net.sizes[q], net.sizes[q - 1])) for q in range(1, Q + 1)]
@@ -116,27 +103,11 @@ def gradients(net: Network, X: np.ndarray, D: np.ndarray) -> tuple[list, list, f
     for x, d in zip(X, D, strict=True):
         s, y = forward_example(net, x)
         beta = backward_example(net, s, y, d)
-        loss += _example_loss(net, y[Q], d)
+        column = (np.array(s[Q])[:, None], np.array(y[Q])[:, None], np.array(d, float)[:, None])
+        loss += float(net.loss.per_example(*column)[0])
         for q in range(1, Q + 1):
             for j in range(net.sizes[q]):
                 for r in range(net.sizes[q - 1]):
                     dW[q][j, r] += beta[q][j] * y[q - 1][r] / n  # dE/dw_jr = beta_j y_r
                 db[q][j, 0] += beta[q][j] / n
     return dW, db, loss / n
-
-
-def _example_loss(net: Network, y: list[float], d: np.ndarray) -> float:
-    name = net.loss.name
-    if name == "squared_error":
-        return 0.5 * sum((y_j - d_j) ** 2 for y_j, d_j in zip(y, d, strict=True))
-    if name == "cross_entropy":
-        return -sum(d_j * math.log(y_j) for y_j, d_j in zip(y, d, strict=True) if d_j)
-    if name == "poisson":
-        return sum(
-            y_j - d_j * math.log(y_j) + (d_j * math.log(d_j) if d_j else 0.0) - d_j
-            for y_j, d_j in zip(y, d, strict=True)
-        )
-    return -sum(
-        d_j * math.log(y_j) + (1.0 - d_j) * math.log(1.0 - y_j)
-        for y_j, d_j in zip(y, d, strict=True)
-    )

@@ -56,17 +56,19 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from ..engine.activations import get_activation
 from ..engine.activations import names as activation_names
-from ..engine.network import Network, _check_dtype
-from ..training.optimizers import OPTIMIZERS, SGD, Adam, AdamW, Optimizer, RMSprop, Schedule
-from ..training.loop import (
+from ..engine.checks import check_dtype
+from ..engine.network import Network
+from ..training import (
     Callback,
     DivergenceError,
     History,
     InterruptedWarning,
     TrainingState,
-    _InterruptGuard,
     fit,
 )
+from ..training.interrupt import InterruptGuard
+from ..training.optimizers import OPTIMIZERS, SGD, Adam, AdamW, Optimizer, RMSprop
+from ..training.schedules import Schedule
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -467,7 +469,7 @@ class _BaseMLP(BaseEstimator):
         self._random = self._rng()
 
         if first_pass:
-            dtype = X.dtype.name if self.dtype is None else _check_dtype(self.dtype)
+            dtype = X.dtype.name if self.dtype is None else check_dtype(self.dtype)
             self._initialize(y, layer_units, dtype)
         elif list(self._net.sizes) != layer_units:
             raise ValueError(
@@ -594,7 +596,7 @@ class _BaseMLP(BaseEstimator):
                 optimizer_state=self._opt_state,
                 state=run,
                 sample_weight=w_train,
-                penalty=lambda loss, weight: loss * self._loss_scale + self._penalty(weight),
+                penalty=lambda net, loss, weight: loss * self._loss_scale + self._penalty(weight),
             )
         except KeyboardInterrupt:  # a second Ctrl-C or a callback's: fit restored the weights
             history.interrupted = True
@@ -699,12 +701,11 @@ class _BaseMLP(BaseEstimator):
         net, total = self._net, 0.0
         for start in range(0, X.shape[0], _CHUNK):
             x = self._dense_rows(X[start : start + _CHUNK])
-            ws = net.buffers(x.shape[0])
-            net._forward(ws, x.T)
+            net.forward_columns(x.T)
             weights = None
             if w is not None:
                 weights = np.asarray(w[start : start + _CHUNK], dtype=net.dtype)[None, :]
-            total += net._loss(ws, D[start : start + _CHUNK].T, weights) * x.shape[0]
+            total += net.loss_value(D[start : start + _CHUNK].T, weights) * x.shape[0]
         denominator = X.shape[0] if w is None else float(np.sum(w))
         return total / denominator * self._loss_scale
 
@@ -727,7 +728,10 @@ class _BaseMLP(BaseEstimator):
 
         def objective(params: Array) -> tuple[float, Array]:
             net.params[...] = params
-            f = net._loss_and_gradients(x_cols, d_cols, weights) + self._penalty(sw_sum)
+            net.forward_columns(x_cols)
+            f = net.loss_value(d_cols, weights)
+            net.backward(d_cols, weights)
+            f += self._penalty(sw_sum)
             if f < best_f[0]:  # the best point seen, kept for an interrupted run
                 best_f[0] = f
                 np.copyto(best_x, params)
@@ -747,8 +751,9 @@ class _BaseMLP(BaseEstimator):
 
         for callback in callbacks:
             callback.on_train_begin(net, history)
-        guard = _InterruptGuard().__enter__()
+        guard = InterruptGuard()
         try:
+            guard.__enter__()
             result = scipy.optimize.minimize(
                 objective,
                 net.params.astype(np.float64),
@@ -771,7 +776,8 @@ class _BaseMLP(BaseEstimator):
                 callback.on_train_end(net, history)
         # loss_ as scikit-learn reports it (squared error also averaged over the outputs)
         self._loss_scale = 1.0 / self.n_outputs_ if net.loss.name == "squared_error" else 1.0
-        data = net._loss_and_gradients(x_cols, d_cols, weights) * self._loss_scale
+        net.forward_columns(x_cols)
+        data = net.loss_value(d_cols, weights) * self._loss_scale
         self.loss_ = data + self._penalty(sw_sum)
 
     # ------------------------------------------------------------ prediction
@@ -789,9 +795,8 @@ class _BaseMLP(BaseEstimator):
         out = np.empty((X.shape[0], net.sizes[layer]), dtype=net.dtype)
         for start in range(0, X.shape[0], _CHUNK):
             x = self._dense_rows(X[start : start + _CHUNK])
-            ws = net.buffers(x.shape[0])
-            net._forward(ws, x.T)
-            out[start : start + x.shape[0]] = ws.y[layer].T
+            net.forward_columns(x.T)
+            out[start : start + x.shape[0]] = net.workspace(x.shape[0]).y[layer].T
         return out
 
     def _forward_pass_fast(self, X: Any, check_input: bool = True) -> Array:

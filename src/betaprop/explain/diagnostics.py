@@ -40,8 +40,6 @@ REMEDIES = (
     "(He for ReLU, Glorot for sigmoid/tanh), normalised inputs, fewer layers or a smaller "
     "learning rate"
 )
-_DEAD = ("relu",)
-_SATURATING = {"sigmoid": (0.01, 0.99), "tanh": (-0.99, 0.99)}
 
 
 class GradientWarning(UserWarning):
@@ -108,10 +106,12 @@ class Diagnostics(Callback):
             figures[f"beta_rms_{q}"] = n * float(np.sqrt(np.vdot(beta, beta) / beta.size))
             dW = twin.dW[q]
             figures[f"grad_rms_{q}"] = float(np.sqrt(np.vdot(dW, dW) / dW.size))
-            if q < Q and net.activations[q - 1] in _DEAD:
-                figures[f"dead_fraction_{q}"] = float(np.mean(~(twin.s[q] > 0).any(axis=1)))
-            elif q < Q and net.activations[q - 1] in _SATURATING:
-                low, high = _SATURATING[net.activations[q - 1]]
+            f = net.f[q]
+            if q < Q and f.dead_at_or_below is not None:
+                alive = (twin.s[q] > f.dead_at_or_below).any(axis=1)
+                figures[f"dead_fraction_{q}"] = float(np.mean(~alive))
+            elif q < Q and f.saturates_outside is not None:
+                low, high = f.saturates_outside
                 y = twin.y[q]
                 figures[f"saturated_fraction_{q}"] = float(np.mean((y < low) | (y > high)))
         return figures

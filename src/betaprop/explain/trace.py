@@ -116,7 +116,7 @@ def as_dict(t: Trace) -> dict[str, Any]:
         "sizes": list(t.net.sizes),
         "activations": list(t.net.activations),
         "loss": t.net.loss.name,
-        "fused_output_error": bool(t.net.fused),
+        "fused_output_error": t.net.loss.fuses(t.net.f[t.net.Q]),
         "x": t.x.tolist(),
         "d": t.d.tolist(),
         "s": layers(t.s),
@@ -305,7 +305,7 @@ def render(t: Trace, lang: str = "en", fmt: str = "text", max_entries: int = 8) 
     output, loss = net.activations[-1], net.loss.name
     if t.f_prime[Q] is not None:
         row(f"f'(s^{Q})", f"f'(s^{{{Q}}})", t.f_prime[Q])
-    if net.fused and not (loss == "squared_error" and output == "identity"):
+    if net.loss.fuses(net.f[Q]) and not net.loss.seed_form:
         say(_w("fused", lang, output=output, loss=loss))
         row(f"delta^{Q}", f"\\delta^{{{Q}}} = y^{{{Q}}} - d", t.beta[Q])
     elif t.f_prime[Q] is None:
@@ -315,7 +315,7 @@ def render(t: Trace, lang: str = "en", fmt: str = "text", max_entries: int = 8) 
         row(
             f"delta^{Q}",
             f"\\delta^{{{Q}}} = (y^{{{Q}}} - d) \\odot f'(s^{{{Q}}})"
-            if loss == "squared_error"
+            if net.loss.seed_form
             else f"\\delta^{{{Q}}} = dE/dy^{{{Q}}} \\odot f'(s^{{{Q}}})",
             t.beta[Q],
         )

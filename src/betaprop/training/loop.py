@@ -1,219 +1,76 @@
-"""Step 6: the training loop over epochs and mini-batches.
+"""Step 6: the one training step, and the loop over epochs and mini-batches around it.
 
-``fit`` shuffles the examples each epoch, cuts them into mini-batches, and for each batch
-runs steps 2-5 (``Network._loss_and_gradients``) and one optimizer update. Mini-batch rows
-are gathered into buffers allocated once (``np.take(..., out=)``), so after the first step
-a training step allocates no new arrays. Library code never prints: ``fit`` returns a
-``History`` and calls the callbacks, which may print (a progress bar) or record
-(diagnostics).
+``train_step`` is the mini-batch step that every loop calls (``fit``, the estimators, the
+benchmark): steps 2-5 of the network, an optional penalty, one optimizer update. ``fit``
+shuffles the examples each epoch, gathers mini-batches into buffers allocated once
+(``np.take(..., out=)``), and after each epoch records the history, validates, steps the
+schedule and checks early stopping. Library code never prints: ``fit`` returns a
+``History`` and calls the callbacks, which may print (a progress bar) or record.
 """
 
 from __future__ import annotations
 
 import math
-import signal
-import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.sparse
 
-from ..engine.network import Network, _as_matrix
-from .optimizers import Optimizer, Schedule, get_optimizer, get_schedule
+from ..engine.network import Network
+from .interrupt import InterruptGuard
+from .optimizers import Optimizer, get_optimizer
+from .schedules import Schedule, get_schedule
+from .state import (
+    Callback,
+    DivergenceError,
+    EarlyStopping,
+    History,
+    InterruptedWarning,
+    TrainingState,
+    begin_run,
+)
 
-__all__ = [
-    "fit",
-    "History",
-    "Callback",
-    "EarlyStopping",
-    "DivergenceError",
-    "InterruptedWarning",
-    "TrainingState",
-    "evaluate",
-]
+__all__ = ["train_step", "fit", "evaluate", "Penalty", "EXPLOSION_FACTOR"]
 
 Array = np.ndarray
+# A penalty term: penalty(net, loss, weight) adds its gradient to net.grads and returns the
+# loss with its value added; weight is the mini-batch's total sample weight (m without).
+Penalty = Callable[[Network, float, float], float]
 
 # A loss this many times its value on the first batch (or non-finite) is a divergence.
 EXPLOSION_FACTOR = 1e4
 
 
-class DivergenceError(FloatingPointError):
-    """Training diverged: the loss became non-finite or exploded.
+def train_step(
+    net: Network,
+    optimizer: Optimizer,
+    state: dict,
+    x: Array,
+    d: Array,
+    w: Array | None = None,
+    penalty: Penalty | None = None,
+    weight: float | None = None,
+) -> float:
+    """Steps 2-6 on one mini-batch of columns x (N_0, m), d (N_Q, m); returns its loss.
 
-    The network holds the weights of the last good epoch; ``history`` the epochs before.
-    ``loss`` is the batch loss that diverged (None when the weights became non-finite).
+    ``w`` (1, m): per-example weights (the loss and gradient are then those of
+    (1/m) sum_i w_i E_i); ``penalty`` adds a term (e.g. L2) to the loss and ``net.grads``,
+    given the batch's total sample weight ``weight`` (m by default). The optimizer then
+    updates ``net.params`` with ``state`` (its learning rate is ``state["lr"]``), unless
+    the loss is not finite: the caller decides what a diverged step means.
     """
-
-    def __init__(
-        self, message: str, epoch: int, batch: int, history: History, loss: float | None = None
-    ) -> None:
-        super().__init__(message)
-        self.epoch = epoch
-        self.batch = batch
-        self.history = history
-        self.loss = loss
-
-
-class InterruptedWarning(UserWarning):
-    """Issued by ``fit`` when Ctrl-C (SIGINT) ended training early: "Training interrupted by user."
-
-    ``History.interrupted`` is set too; the network keeps usable weights (see ``fit``).
-    """
-
-
-@dataclass
-class History:
-    """What happened per epoch: training loss, validation loss and score, learning rate.
-
-    ``val_score`` is the accuracy for classification losses and R² for squared error.
-    ``extra`` holds the series that callbacks record (for example per-layer sizes of beta).
-    ``interrupted`` is True when Ctrl-C ended the last call of ``fit`` early.
-    """
-
-    epoch: list[int] = field(default_factory=list)
-    loss: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    val_score: list[float] = field(default_factory=list)
-    learning_rate: list[float] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
-    extra: dict[str, list[Any]] = field(default_factory=dict)
-    best_epoch: int | None = None
-    stopped_early: bool = False
-    interrupted: bool = False
-
-    def columns(self) -> dict[str, list]:
-        """The per-epoch series as a column table (for CSV files and plots)."""
-        table: dict[str, list] = {"epoch": self.epoch, "loss": self.loss}
-        if self.val_loss:
-            table["val_loss"] = self.val_loss
-            table["val_score"] = self.val_score
-        table["learning_rate"] = self.learning_rate
-        table["seconds"] = self.seconds
-        for key, values in self.extra.items():
-            if len(values) == len(self.epoch) and all(np.isscalar(v) for v in values):
-                table[key] = values
-        return table
-
-
-class Callback:
-    """Hooks called by ``fit``; override what you need. A hook that returns True stops.
-
-    While ``fit`` runs, ``self.training_state`` is its ``TrainingState`` (what a checkpoint
-    saves besides the weights); it is set before ``on_train_begin``.
-    """
-
-    training_state: TrainingState | None = None
-
-    def on_train_begin(self, net: Network, history: History) -> None:
-        pass
-
-    def on_batch_end(self, net: Network, epoch: int, batch: int, loss: float) -> bool | None:
-        return None
-
-    def on_epoch_end(self, net: Network, epoch: int, history: History) -> bool | None:
-        return None
-
-    def on_train_end(self, net: Network, history: History) -> None:
-        pass
-
-
-@dataclass
-class EarlyStopping:
-    """Stop when the monitored value has not improved by ``min_delta`` for ``patience`` epochs.
-
-    ``monitor`` is "val_loss" (default when validation data is given), "val_score" or "loss".
-    With ``restore_best`` the network ends with the weights of the best epoch.
-    """
-
-    patience: int = 10
-    min_delta: float = 0.0
-    monitor: str | None = None
-    restore_best: bool = True
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.patience, int) or self.patience < 1:
-            raise ValueError(f"patience must be an integer >= 1, got {self.patience!r}")
-        if self.monitor not in (None, "loss", "val_loss", "val_score"):
-            raise ValueError(
-                f"monitor must be one of ['loss', 'val_loss', 'val_score'], got {self.monitor!r}"
-            )
-
-
-@dataclass
-class TrainingState:
-    """Where a run of ``fit`` stands, besides the weights: all it needs to go on exactly.
-
-    ``fit`` fills a fresh state (or continues the one passed as ``state``) and keeps it
-    current; callbacks see it as ``training_state``; ``betaprop.checkpoint`` saves and loads
-    it. Continuing with the state, the same data and the same settings gives bit for bit
-    the weights and history of one uninterrupted run. Fields left None are created by
-    ``fit``: the generator from ``seed``, the order as 0..n-1, a fresh optimizer state.
-    """
-
-    rng: np.random.Generator | None = None  # shuffles the examples every epoch
-    order: Array | None = None  # the example order, shuffled in place, kept across epochs
-    optimizer_state: dict | None = None
-    epoch: int = 0  # the last completed epoch
-    position: int = 0  # examples of epoch + 1 already trained on (after an interruption)
-    batch: int = 0  # mini-batches of epoch + 1 already done
-    epoch_loss: float = 0.0  # their summed loss, sum of (batch mean loss * batch size)
-    reference: float | None = None  # the first batch's loss: the scale of an explosion
-    best_value: float = math.inf  # the best monitored value so far (minimised)
-    bad_epochs: int = 0  # epochs since it last improved
-    best_params: Array | None = None  # the weights of the best epoch
-    last_good: Array | None = None  # the weights at the start of epoch + 1, when position > 0
-    params: Array | None = None  # the weights to go on from, when the network holds others
-    resumable: bool = True  # False after a hard interruption left the state inexact
-    # The settings of the run, recorded by fit (a checkpoint stores them to resume):
-    optimizer: Optimizer | None = None
-    schedule: Schedule | None = None
-    early_stopping: EarlyStopping | None = None
-    batch_size: int = 0
-    shuffle: bool = True
-    final_epoch: int = 0  # the last epoch this run was asked to reach
-
-
-class _InterruptGuard:
-    """While active in the main thread, the first Ctrl-C (SIGINT) only sets ``requested``.
-
-    ``fit`` checks the flag after every mini-batch. A second Ctrl-C raises
-    ``KeyboardInterrupt`` at once. The previous handler is restored on exit. Nothing is
-    installed outside the main thread, when SIGINT is ignored, or when the previous
-    handler was not installed from Python (it could not be restored).
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.installed = False
-        self.previous: Any = None
-
-    def __enter__(self) -> _InterruptGuard:
-        if threading.current_thread() is not threading.main_thread():
-            return self
-        try:
-            previous = signal.getsignal(signal.SIGINT)
-            if previous is None or previous is signal.SIG_IGN:
-                return self
-            signal.signal(signal.SIGINT, self._handle)
-        except (ValueError, OSError):  # no signals here (an embedded interpreter)
-            return self
-        self.previous, self.installed = previous, True
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc: object) -> None:
-        if self.installed:
-            signal.signal(signal.SIGINT, self.previous)
-            self.installed = False
+    net.forward_columns(x)  # step 2
+    loss = net.loss_value(d, w)
+    net.backward(d, w)  # steps 3-5
+    if penalty is not None:
+        loss = penalty(net, loss, x.shape[1] if weight is None else weight)
+    if math.isfinite(loss):
+        optimizer.update(net.params, net.grads, state, net.n_weights)  # step 6
+    return loss
 
 
 def evaluate(net: Network, X: Array, D: Array, batch_size: int = 4096) -> tuple[float, float]:
@@ -224,20 +81,66 @@ def evaluate(net: Network, X: Array, D: Array, batch_size: int = 4096) -> tuple[
     predictions = np.empty((n, net.sizes[-1]), dtype=net.dtype)
     for start in range(0, n, batch_size):
         x, d = X[start : start + batch_size].T, D[start : start + batch_size].T
-        ws = net.buffers(x.shape[1])
-        predictions[start : start + x.shape[1]] = net._forward(ws, x).T
-        total += net._loss(ws, d) * x.shape[1]
-    return total / n, _score(net, predictions, D)
+        predictions[start : start + x.shape[1]] = net.forward_columns(x).T
+        total += net.loss_value(d) * x.shape[1]
+    return total / n, net.loss.score(predictions, D)
 
 
-def _score(net: Network, P: Array, D: Array) -> float:
-    if net.loss.classification:
-        if P.shape[1] == 1 or net.loss.name == "binary_cross_entropy":
-            return float(np.mean(np.all((P > 0.5) == (D > 0.5), axis=1)))
-        return float(np.mean(P.argmax(axis=1) == D.argmax(axis=1)))
-    residual = float(np.sum((D - P) ** 2))
-    spread = float(np.sum((D - D.mean(axis=0)) ** 2))
-    return 1.0 - residual / spread if spread > 0 else 0.0
+class _Batches:
+    """The examples of a run, gathered mini-batch by mini-batch into buffers allocated once.
+
+    ``gather(idx)`` returns columns x (N_0, m), d (N_Q, m), the weights w (1, m) scaled to
+    mean 1 (None without sample weights) and the batch's total sample weight (m without;
+    0 when its weights sum to 0 or less: such a batch teaches nothing).
+    """
+
+    def __init__(self, net: Network, X: Any, D: Array, w: Array | None, batch_size: int) -> None:
+        self.X, self.D, self.w = X, D, w
+        self.sparse = scipy.sparse.issparse(X)
+        self.x = np.empty((batch_size, X.shape[1]), dtype=net.dtype)
+        self.d = np.empty((batch_size, D.shape[1]), dtype=net.dtype)
+        if w is not None:
+            self.sw = np.empty(batch_size)
+            self.w_cols = np.empty((1, batch_size), dtype=net.dtype)
+
+    def gather(self, idx: Array) -> tuple[Array, Array, Array | None, float]:
+        m = len(idx)
+        x, d = self.x[:m], self.d[:m]
+        if self.sparse:
+            x[...] = self.X[idx].toarray()
+        else:
+            self.X.take(idx, axis=0, out=x, mode="clip")  # np.take without its wrapper
+        self.D.take(idx, axis=0, out=d, mode="clip")
+        if self.w is None:
+            return x.T, d.T, None, float(m)
+        sw, w_cols = self.sw[:m], self.w_cols[:, :m]
+        np.take(self.w, idx, out=sw, mode="clip")
+        total = float(sw.sum())
+        if total <= 0:
+            return x.T, d.T, None, 0.0
+        np.multiply(sw, m / total, out=w_cols[0])  # m w_i / sum w: mean 1
+        return x.T, d.T, w_cols, total
+
+
+@dataclass
+class _Run:
+    """What one call of ``fit`` works with, besides the network."""
+
+    state: TrainingState
+    optimizer: Optimizer
+    schedule: Schedule
+    stopper: EarlyStopping | None
+    monitor: str
+    batches: _Batches
+    validation: tuple[Array, Array] | None
+    callbacks: Sequence[Callback]
+    penalty: Penalty | None
+    history: History
+    guard: InterruptGuard
+    last_good: Array
+    best: Array
+    n: int
+    stop: bool = False
 
 
 def fit(
@@ -258,14 +161,14 @@ def fit(
     optimizer_state: dict | None = None,
     state: TrainingState | None = None,
     sample_weight: Array | None = None,
-    penalty: Callable[[float, float], float] | None = None,
+    penalty: Penalty | None = None,
 ) -> History:
     """Train ``net`` on X (n, N_0) and targets D (n, N_Q) by mini-batch backpropagation.
 
     Each epoch shuffles the examples (with ``np.random.default_rng(seed)``), and for each
-    mini-batch runs steps 2-5 and one optimizer step (step 6). After every epoch the
-    schedule sets the learning rate, the validation loss and score are recorded, and
-    early stopping is checked.
+    mini-batch runs ``train_step`` (steps 2-6). After every epoch the schedule sets the
+    learning rate, the validation loss and score are recorded, and early stopping is
+    checked.
 
     A non-finite loss, or one ``EXPLOSION_FACTOR`` times the first batch's, or non-finite
     weights at the end of an epoch, raise ``DivergenceError`` naming the epoch and batch,
@@ -287,166 +190,180 @@ def fit(
     (the interrupted epoch included).
 
     ``sample_weight`` (n,) makes each mini-batch's loss and gradients its weighted mean
-    sum_i w_i E_i / sum_i w_i; a mini-batch whose weights sum to 0 or less is skipped (no update).
-    ``penalty(loss, weight)``, called after steps 2-5 of each mini-batch with its mean loss
-    and total weight (m without sample weights), may add a term's gradient to ``net.grads``
-    and returns the loss to record. X may be a SciPy sparse matrix, densified one
-    mini-batch at a time.
+    sum_i w_i E_i / sum_i w_i; a mini-batch whose weights sum to 0 or less is skipped (no
+    update). ``penalty(net, loss, weight)`` (see ``train_step``) adds a term such as L2.
+    X may be a SciPy sparse matrix, densified one mini-batch at a time.
     """
-    sparse = scipy.sparse.issparse(X)
-    X = _check_sparse(net, X) if sparse else net.check_X(X)
+    X = _check_sparse(net, X) if scipy.sparse.issparse(X) else net.check_X(X)
     D = net.check_D(D, X.shape[0])
     _check_positive_int("epochs", epochs)
     _check_positive_int("batch_size", batch_size)
     optimizer = get_optimizer(optimizer)
-    schedule = get_schedule(schedule)
     stopper = EarlyStopping(early_stopping) if isinstance(early_stopping, int) else early_stopping
     validation = None
     if validation_data is not None:
-        Xv, Dv = validation_data
-        Xv = net.check_X(Xv)
-        validation = (Xv, net.check_D(_as_matrix(Dv, "validation D", net.dtype), Xv.shape[0]))
-    monitor = _monitor(stopper, validation is not None)
+        Xv = net.check_X(validation_data[0])
+        validation = (Xv, net.check_D(validation_data[1], Xv.shape[0], "validation D"))
     w = None if sample_weight is None else _check_sample_weight(sample_weight, X.shape[0])
-
-    n = X.shape[0]
-    batch_size = min(batch_size, n)
+    n, batch_size = X.shape[0], min(batch_size, X.shape[0])
     history = History() if history is None else history
-    run = _start_run(net, n, seed, optimizer, optimizer_state, state, history)
-    run.optimizer, run.schedule, run.early_stopping = optimizer, schedule, stopper
-    run.batch_size, run.shuffle = batch_size, shuffle
-    first_epoch = run.epoch + 1
-    run.final_epoch = first_epoch + epochs - 1
-    rng, order, state_ = run.rng, run.order, run.optimizer_state
-    assert rng is not None and order is not None and state_ is not None
-    x_batch = np.empty((batch_size, X.shape[1]), dtype=net.dtype)
-    d_batch = np.empty((batch_size, D.shape[1]), dtype=net.dtype)
-    if w is not None:
-        w_batch, w_cols = np.empty(batch_size), np.empty((1, batch_size), dtype=net.dtype)
-    last_good = net.params.copy() if run.last_good is None else run.last_good
-    best = net.params.copy() if run.best_params is None else run.best_params
-    run.last_good, run.best_params = None, best
-    history.interrupted = False
-
-    for callback in callbacks:
-        if isinstance(callback, Callback):
-            callback.training_state = run
-        callback.on_train_begin(net, history)
-    stop = False
-    with _InterruptGuard() as guard:
-        try:
-            for epoch in range(first_epoch, first_epoch + epochs):
-                started = time.perf_counter()
-                if run.position == 0:
-                    if shuffle:
-                        rng.shuffle(order)
-                    total = 0.0
-                else:  # resuming in the middle of this epoch
-                    total = run.epoch_loss
-                first_start, first_batch = run.position, run.batch + 1
-                run.position = run.batch = 0
-                batch = first_batch - 1
-                for batch, start in enumerate(range(first_start, n, batch_size), first_batch):
-                    idx = order[start : start + batch_size]
-                    m = len(idx)
-                    x, d = x_batch[:m], d_batch[:m]
-                    if sparse:
-                        x[...] = X[idx].toarray()
-                    else:
-                        X.take(idx, axis=0, out=x, mode="clip")  # np.take without its wrapper
-                    D.take(idx, axis=0, out=d, mode="clip")
-                    weight = float(m)
-                    if w is None:
-                        loss = net._loss_and_gradients(x.T, d.T)  # steps 2-5
-                    else:
-                        weight = _batch_weights(w, idx, w_batch[:m], w_cols[0, :m])
-                        loss = net._loss_and_gradients(x.T, d.T, w_cols[:, :m]) if weight else 0.0
-                    if penalty is not None and weight:
-                        loss = penalty(loss, weight)
-                    if run.reference is None:
-                        run.reference = max(abs(loss), 1.0)
-                    if not math.isfinite(loss) or loss > EXPLOSION_FACTOR * run.reference:
-                        net.params[...] = last_good
-                        raise DivergenceError(
-                            f"training diverged in epoch {epoch}, batch {batch}: the loss "
-                            f"became {loss!r} (it started at {run.reference:.4g}); the "
-                            "weights of the last good epoch were restored. Try a smaller "
-                            f"learning rate (now {state_['lr']:.4g}).",
-                            epoch,
-                            batch,
-                            history,
-                            loss,
-                        )
-                    if weight:  # a mini-batch without weight teaches nothing
-                        optimizer.update(net.params, net.grads, state_, net.n_weights)  # step 6
-                    total += loss * m
-                    for callback in callbacks:
-                        stop = bool(callback.on_batch_end(net, epoch, batch, loss)) or stop
-                    if guard.requested and start + m < n:  # Ctrl-C: stop mid-epoch
-                        _check_finite(net, last_good, epoch, batch, history, state_["lr"])
-                        run.position, run.batch, run.epoch_loss = start + m, batch, total
-                        run.last_good = last_good
-                        break
-                if run.position:
-                    break
-                _check_finite(net, last_good, epoch, batch, history, state_["lr"])
-                np.copyto(last_good, net.params)
-
-                history.epoch.append(epoch)
-                history.loss.append(total / n)
-                history.learning_rate.append(state_["lr"])
-                if validation is not None:
-                    val_loss, val_score = evaluate(net, *validation)
-                    history.val_loss.append(val_loss)
-                    history.val_score.append(val_score)
-                history.seconds.append(time.perf_counter() - started)
-                run.epoch, run.epoch_loss = epoch, 0.0
-                value = _monitored(history, monitor)
-                state_["lr"] = schedule.step(optimizer.learning_rate, len(history.epoch), value)
-                if value < run.best_value - (stopper.min_delta if stopper else 0.0):
-                    run.best_value, run.bad_epochs, history.best_epoch = value, 0, epoch
-                    np.copyto(best, net.params)
-                else:
-                    run.bad_epochs += 1
-                if stopper is not None and run.bad_epochs >= stopper.patience:
-                    history.stopped_early = True
-                    stop = True
-                for callback in callbacks:
-                    stop = bool(callback.on_epoch_end(net, epoch, history)) or stop
-                if stop or guard.requested:
-                    break
-        except KeyboardInterrupt:
-            net.params[...] = last_good  # the interrupted update may be half done
-            if guard.installed:  # a second Ctrl-C: stop at once
-                raise
-            history.interrupted = True
-            run.resumable = False
-            _trim(history)
-        if guard.requested:
-            history.interrupted = True
-    if history.interrupted:
-        warnings.warn("Training interrupted by user.", InterruptedWarning, stacklevel=2)
-    if stopper is not None:
-        restore = stopper.restore_best
-    else:
-        restore = history.interrupted and validation is not None
-    if restore and history.best_epoch is not None:
-        if run.resumable:
-            run.params = net.params.copy()  # training goes on from here, not from the best
-        net.params[...] = best
-    for callback in callbacks:
-        callback.on_train_end(net, history)
+    state = begin_run(net, n, seed, optimizer, optimizer_state, state, history)
+    state.optimizer, state.schedule, state.early_stopping = (
+        optimizer,
+        get_schedule(schedule),
+        stopper,
+    )
+    state.batch_size, state.shuffle = batch_size, shuffle
+    state.final_epoch = state.epoch + epochs
+    run = _Run(
+        state,
+        optimizer,
+        state.schedule,
+        stopper,
+        _monitor(stopper, validation is not None),
+        _Batches(net, X, D, w, batch_size),
+        validation,
+        callbacks,
+        penalty,
+        history,
+        InterruptGuard(),
+        net.params.copy() if state.last_good is None else state.last_good,
+        net.params.copy() if state.best_params is None else state.best_params,
+        n,
+    )
+    state.last_good, state.best_params = None, run.best
+    _train(net, run, epochs)
+    _finish(net, run)
     return history
 
 
-def _check_sparse(net: Network, X: Any) -> Any:
-    """A sparse X (n, N_0) with finite values, in CSR form (rows are gathered per batch)."""
-    X = scipy.sparse.csr_matrix(X)
-    if X.shape[0] == 0 or X.shape[1] != net.sizes[0]:
-        raise ValueError(f"X must have shape (n, N_0) = (n, {net.sizes[0]}), got {X.shape}")
-    if not np.isfinite(X.data).all():
-        raise ValueError("X must be finite, got a non-finite stored value")
-    return X
+def _train(net: Network, run: _Run, epochs: int) -> None:
+    """The epochs of ``fit``, under the Ctrl-C guard; a hard interruption keeps the last good."""
+    run.history.interrupted = False
+    for callback in run.callbacks:
+        if isinstance(callback, Callback):
+            callback.training_state = run.state
+        callback.on_train_begin(net, run.history)
+    first = run.state.epoch + 1
+    with run.guard:
+        try:
+            for epoch in range(first, first + epochs):
+                started = time.perf_counter()
+                total, batch = _epoch(net, run, epoch)
+                if run.state.position:  # Ctrl-C in the middle of this epoch
+                    break
+                _end_epoch(net, run, epoch, total, batch, started)
+                if run.stop or run.guard.requested:
+                    break
+        except KeyboardInterrupt:
+            net.params[...] = run.last_good  # the interrupted update may be half done
+            if run.guard.installed:  # a second Ctrl-C: stop at once
+                raise
+            run.history.interrupted = True
+            run.state.resumable = False
+            _trim(run.history)
+        if run.guard.requested:
+            run.history.interrupted = True
+
+
+def _epoch(net: Network, run: _Run, epoch: int) -> tuple[float, int]:
+    """One epoch's mini-batches (from where an interrupted epoch stopped); (summed loss, batch)."""
+    state, n = run.state, run.n
+    assert state.rng is not None and state.order is not None and state.optimizer_state
+    if state.position == 0:
+        if state.shuffle:
+            state.rng.shuffle(state.order)
+        total = 0.0
+    else:  # resuming in the middle of this epoch
+        total = state.epoch_loss
+    first_start, batch = state.position, state.batch
+    state.position = state.batch = 0
+    size, lr = state.batch_size, state.optimizer_state
+    for start in range(first_start, n, size):
+        batch += 1
+        idx = state.order[start : start + size]
+        x, d, w, weight = run.batches.gather(idx)
+        loss = 0.0
+        if weight:  # a mini-batch without weight teaches nothing
+            loss = train_step(net, run.optimizer, lr, x, d, w, run.penalty, weight)
+        _check_loss(net, run, loss, epoch, batch)
+        total += loss * len(idx)
+        for callback in run.callbacks:
+            run.stop = bool(callback.on_batch_end(net, epoch, batch, loss)) or run.stop
+        if run.guard.requested and start + len(idx) < n:  # Ctrl-C: stop mid-epoch
+            _check_finite(net, run.last_good, epoch, batch, run.history, lr["lr"])
+            state.position, state.batch, state.epoch_loss = start + len(idx), batch, total
+            state.last_good = run.last_good
+            break
+    return total, batch
+
+
+def _check_loss(net: Network, run: _Run, loss: float, epoch: int, batch: int) -> None:
+    """A non-finite or exploded loss: the last good epoch's weights back, DivergenceError."""
+    state = run.state
+    if state.reference is None:
+        state.reference = max(abs(loss), 1.0)
+    if math.isfinite(loss) and loss <= EXPLOSION_FACTOR * state.reference:
+        return
+    net.params[...] = run.last_good
+    lr = state.optimizer_state["lr"] if state.optimizer_state else math.nan
+    raise DivergenceError(
+        f"training diverged in epoch {epoch}, batch {batch}: the loss became {loss!r} (it "
+        f"started at {state.reference:.4g}); the weights of the last good epoch were "
+        f"restored. Try a smaller learning rate (now {lr:.4g}).",
+        epoch,
+        batch,
+        run.history,
+        loss,
+    )
+
+
+def _end_epoch(
+    net: Network, run: _Run, epoch: int, total: float, batch: int, started: float
+) -> None:
+    """After an epoch: history, validation, schedule, best weights, early stopping, callbacks."""
+    state, history, stopper = run.state, run.history, run.stopper
+    lr = state.optimizer_state
+    assert lr is not None
+    _check_finite(net, run.last_good, epoch, batch, history, lr["lr"])
+    np.copyto(run.last_good, net.params)
+    history.epoch.append(epoch)
+    history.loss.append(total / run.n)
+    history.learning_rate.append(lr["lr"])
+    if run.validation is not None:
+        val_loss, val_score = evaluate(net, *run.validation)
+        history.val_loss.append(val_loss)
+        history.val_score.append(val_score)
+    history.seconds.append(time.perf_counter() - started)
+    state.epoch, state.epoch_loss = epoch, 0.0
+    value = _monitored(history, run.monitor)
+    lr["lr"] = run.schedule.step(run.optimizer.learning_rate, len(history.epoch), value)
+    if value < state.best_value - (stopper.min_delta if stopper else 0.0):
+        state.best_value, state.bad_epochs, history.best_epoch = value, 0, epoch
+        np.copyto(run.best, net.params)
+    else:
+        state.bad_epochs += 1
+    if stopper is not None and state.bad_epochs >= stopper.patience:
+        history.stopped_early = run.stop = True
+    for callback in run.callbacks:
+        run.stop = bool(callback.on_epoch_end(net, epoch, history)) or run.stop
+
+
+def _finish(net: Network, run: _Run) -> None:
+    """After the epochs: the interruption warning, the best weights where asked, callbacks."""
+    history, stopper = run.history, run.stopper
+    if history.interrupted:
+        warnings.warn("Training interrupted by user.", InterruptedWarning, stacklevel=3)
+    if stopper is not None:
+        restore = stopper.restore_best
+    else:
+        restore = history.interrupted and run.validation is not None
+    if restore and history.best_epoch is not None:
+        if run.state.resumable:
+            run.state.params = net.params.copy()  # training goes on from here, not the best
+        net.params[...] = run.best
+    for callback in run.callbacks:
+        callback.on_train_end(net, history)
 
 
 def _check_sample_weight(sample_weight: Any, n: int) -> Array:
@@ -458,79 +375,14 @@ def _check_sample_weight(sample_weight: Any, n: int) -> Array:
     return w
 
 
-def _batch_weights(w: Array, idx: Array, sw: Array, out: Array) -> float:
-    """Gather the batch's weights into sw; out = m w_i / sum w (mean 1); returns sum w or 0."""
-    np.take(w, idx, out=sw, mode="clip")
-    total = float(sw.sum())
-    if total <= 0:
-        return 0.0
-    np.multiply(sw, len(idx) / total, out=out)
-    return total
-
-
-def _start_run(
-    net: Network,
-    n: int,
-    seed: int | None,
-    optimizer: Optimizer,
-    optimizer_state: dict | None,
-    state: TrainingState | None,
-    history: History,
-) -> TrainingState:
-    """The state ``fit`` goes on from: ``state`` checked against the network and data, or new."""
-    run = TrainingState() if state is None else state
-    if run.rng is None:
-        run.rng = np.random.default_rng(seed)
-    elif seed is not None:
-        raise ValueError(
-            f"seed must be None when state.rng is set (the state's generator goes on), got {seed!r}"
-        )
-    if run.order is None:
-        run.order = np.arange(n)
-    elif run.order.shape != (n,) or not np.array_equal(np.sort(run.order), np.arange(n)):
-        raise ValueError(
-            f"state.order must be a permutation of the n = {n} examples, got an array of shape "
-            f"{run.order.shape}"
-        )
-    if optimizer_state is not None and run.optimizer_state is not None:
-        raise ValueError("optimizer_state must be None when state.optimizer_state is set")
-    given = optimizer_state if optimizer_state is not None else run.optimizer_state
-    if given is None:
-        run.optimizer_state = optimizer.init(net.params)
-    else:
-        # the keys of a fresh state, from one parameter (full-size arrays only where missing)
-        fresh = optimizer.init(net.params[:1])
-        missing = [key for key in fresh if key not in given]
-        if missing:
-            full = optimizer.init(net.params)
-            given.update({key: full[key] for key in missing})
-        for key, value in fresh.items():
-            if isinstance(value, np.ndarray) and np.shape(given[key]) != net.params.shape:
-                raise ValueError(
-                    f"optimizer_state[{key!r}] must have shape {net.params.shape} for this "
-                    f"network, got {np.shape(given[key])}"
-                )
-        run.optimizer_state = given
-    for name in ("best_params", "last_good", "params"):
-        array = getattr(run, name)
-        if array is not None and array.shape != net.params.shape:
-            raise ValueError(
-                f"state.{name} must have shape {net.params.shape} for this network, "
-                f"got {array.shape}"
-            )
-    last = history.epoch[-1] if history.epoch else 0
-    if run.epoch not in (0, last) or (run.position and run.epoch != last):
-        raise ValueError(
-            f"state.epoch must be the last epoch of history ({last}), got {run.epoch!r}"
-        )
-    if not 0 <= run.position < n:
-        raise ValueError(f"state.position must be in [0, {n}), got {run.position!r}")
-    run.epoch = last
-    if run.params is not None:
-        net.params[...] = run.params  # go on from the weights training had reached
-        run.params = None
-    run.resumable = True
-    return run
+def _check_sparse(net: Network, X: Any) -> Any:
+    """A sparse X (n, N_0) with finite values, in CSR form (rows are gathered per batch)."""
+    X = scipy.sparse.csr_matrix(X)
+    if X.shape[0] == 0 or X.shape[1] != net.sizes[0]:
+        raise ValueError(f"X must have shape (n, N_0) = (n, {net.sizes[0]}), got {X.shape}")
+    if not np.isfinite(X.data).all():
+        raise ValueError("X must be finite, got a non-finite stored value")
+    return X
 
 
 def _check_finite(

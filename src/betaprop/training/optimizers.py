@@ -1,4 +1,4 @@
-"""Step 6: optimizers and learning-rate schedules.
+"""Step 6: optimizers.
 
 An optimizer is frozen hyperparameters plus an explicit state (``init`` / ``update``), as in
 optax. ``update`` changes the flat parameter array in place with a handful of whole-array
@@ -8,13 +8,15 @@ operations, whatever the depth of the network. The update rules are exactly thos
 (as scikit-learn's ``alpha``).
 
 The current learning rate lives in the state (``state["lr"]``), where a schedule sets it
-between epochs. Keys of the state that start with ``_`` are scratch space, not state.
+between epochs. The state holds only what a checkpoint saves; the work arrays of an update
+are scratch, kept per optimizer outside the state (``Optimizer.scratch``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import weakref
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,17 +28,12 @@ __all__ = [
     "RMSprop",
     "OPTIMIZERS",
     "get_optimizer",
-    "Schedule",
-    "Constant",
-    "InverseScaling",
-    "StepDecay",
-    "Cosine",
-    "ReduceOnPlateau",
-    "SCHEDULES",
-    "get_schedule",
 ]
 
 Array = np.ndarray
+# Work arrays of the updates, per optimizer (equal hyperparameters share them: scratch is
+# written before it is read within one update), freed with the optimizer.
+_SCRATCH: weakref.WeakKeyDictionary[Optimizer, dict[tuple, Array]] = weakref.WeakKeyDictionary()
 
 
 def _positive(name: str, value: float) -> None:
@@ -72,13 +69,18 @@ class Optimizer:
         _in_range("weight_decay", self.weight_decay, 0.0, math.inf)
 
     def init(self, params: Array) -> dict:
-        """A fresh state for a flat parameter array."""
-        return {
-            "lr": float(self.learning_rate),
-            "t": 0,
-            "_g": np.zeros_like(params),  # scratch: the decayed gradient
-            "_h": np.zeros_like(params),  # scratch: the step
-        }
+        """A fresh state for a flat parameter array: what a checkpoint saves, nothing else."""
+        return {"lr": float(self.learning_rate), "t": 0}
+
+    def scratch(self, params: Array, which: int) -> Array:
+        """Work array ``which`` (0 or 1) shaped like ``params``: allocated once, never saved."""
+        arrays = _SCRATCH.setdefault(self, {})
+        key = (params.shape, params.dtype.str, which)
+        if key not in arrays:
+            if len(arrays) >= 8:
+                arrays.clear()
+            arrays[key] = np.empty_like(params)
+        return arrays[key]
 
     def update(self, params: Array, grads: Array, state: dict, n_weights: int) -> None:
         """One step of the rule on the flat arrays, in place."""
@@ -91,9 +93,9 @@ class Optimizer:
         """
         if not self.weight_decay:
             return grads
-        g = state["_g"]
+        g = self.scratch(params, 0)
         np.copyto(g, grads)
-        h = state["_h"][:n_weights]
+        h = self.scratch(params, 1)[:n_weights]
         np.multiply(params[:n_weights], self.weight_decay, out=h)
         g[:n_weights] += h
         return g
@@ -127,7 +129,7 @@ class SGD(Optimizer):
 
     def update(self, params: Array, grads: Array, state: dict, n_weights: int) -> None:
         state["t"] += 1
-        g, h = self._decayed_gradient(params, grads, state, n_weights), state["_h"]
+        g, h = self._decayed_gradient(params, grads, state, n_weights), self.scratch(params, 1)
         if self.momentum:
             v = state["v"]
             v *= self.momentum  # v <- mu v + g
@@ -178,7 +180,7 @@ class Adam(Optimizer):
         self._adam_step(params, g, state)
 
     def _adam_step(self, params: Array, g: Array, state: dict) -> None:
-        t, m, v, h = state["t"], state["m"], state["v"], state["_h"]
+        t, m, v, h = state["t"], state["m"], state["v"], self.scratch(params, 1)
         m *= self.beta_1  # m <- b1 m + (1 - b1) g
         np.multiply(g, 1.0 - self.beta_1, out=h)
         m += h
@@ -248,7 +250,8 @@ class RMSprop(Optimizer):
 
     def update(self, params: Array, grads: Array, state: dict, n_weights: int) -> None:
         state["t"] += 1
-        g, h, a = self._decayed_gradient(params, grads, state, n_weights), state["_h"], state["a"]
+        g, a = self._decayed_gradient(params, grads, state, n_weights), state["a"]
+        h = self.scratch(params, 1)
         a *= self.alpha  # a <- alpha a + (1 - alpha) g^2
         np.multiply(g, g, out=h)
         h *= 1.0 - self.alpha
@@ -270,8 +273,9 @@ class RMSprop(Optimizer):
             u *= self.momentum
             u += h
             h = u
-        np.multiply(h, state["lr"], out=state["_g"])
-        params -= state["_g"]
+        step = self.scratch(params, 0)
+        np.multiply(h, state["lr"], out=step)
+        params -= step
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {
@@ -289,147 +293,3 @@ def get_optimizer(name: str | Optimizer, **hyperparameters: object) -> Optimizer
     if not isinstance(name, str) or name.lower() not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}")
     return OPTIMIZERS[name.lower()](**hyperparameters)  # type: ignore[arg-type]
-
-
-# ------------------------------------------------------------------------ schedules
-@dataclass
-class Schedule:
-    """A learning-rate schedule, stepped once at the end of every epoch.
-
-    ``lr = schedule.step(base_lr, epoch, metric)`` gives the learning rate for the next
-    epoch, where ``epoch`` counts the epochs completed so far (1 after the first) and
-    ``metric`` is the monitored value of the epoch just ended (for ``ReduceOnPlateau``).
-    The same sequence as the matching ``torch.optim.lr_scheduler`` stepped once per epoch.
-    """
-
-    def reset(self) -> None:
-        """Forget what was seen (a schedule that keeps state overrides this)."""
-
-    def step(self, base_lr: float, epoch: int, metric: float | None = None) -> float:
-        raise NotImplementedError
-
-
-@dataclass
-class Constant(Schedule):
-    """lr_e = lr_0."""
-
-    def step(self, base_lr: float, epoch: int, metric: float | None = None) -> float:
-        return base_lr
-
-
-@dataclass
-class InverseScaling(Schedule):
-    """lr_e = lr_0 / (e + 1)^power_t  (torch: LambdaLR(lambda e: (e + 1) ** -power_t))."""
-
-    power_t: float = 0.5
-
-    def step(self, base_lr: float, epoch: int, metric: float | None = None) -> float:
-        return base_lr / (epoch + 1) ** self.power_t
-
-
-@dataclass
-class StepDecay(Schedule):
-    """lr_e = lr_0 gamma^floor(e / step_size)  (torch: StepLR)."""
-
-    step_size: int = 10
-    gamma: float = 0.1
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.step_size, int) or self.step_size < 1:
-            raise ValueError(f"step_size must be an integer >= 1, got {self.step_size!r}")
-        _positive("gamma", self.gamma)
-
-    def step(self, base_lr: float, epoch: int, metric: float | None = None) -> float:
-        return base_lr * self.gamma ** (epoch // self.step_size)
-
-
-@dataclass
-class Cosine(Schedule):
-    """lr_e = eta_min + (lr_0 - eta_min) (1 + cos(pi e / T_max)) / 2  (torch: CosineAnnealingLR)."""
-
-    T_max: int = 100
-    eta_min: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.T_max, int) or self.T_max < 1:
-            raise ValueError(f"T_max must be an integer >= 1, got {self.T_max!r}")
-
-    def step(self, base_lr: float, epoch: int, metric: float | None = None) -> float:
-        return (
-            self.eta_min
-            + (base_lr - self.eta_min) * (1.0 + math.cos(math.pi * epoch / self.T_max)) / 2.0
-        )
-
-
-@dataclass
-class ReduceOnPlateau(Schedule):
-    """Multiply lr by ``factor`` when the metric has not improved for ``patience`` epochs.
-
-    Improvement (mode "min") means metric < best (1 - threshold) for threshold_mode "rel",
-    metric < best - threshold for "abs"; after a reduction, ``cooldown`` epochs pass before
-    counting again; lr never goes below ``min_lr`` (torch: ReduceLROnPlateau).
-    """
-
-    factor: float = 0.1
-    patience: int = 10
-    threshold: float = 1e-4
-    threshold_mode: str = "rel"
-    cooldown: int = 0
-    min_lr: float = 0.0
-    best: float = field(default=math.inf, init=False)
-    bad_epochs: int = field(default=0, init=False)
-    cooldown_left: int = field(default=0, init=False)
-    lr: float | None = field(default=None, init=False)
-
-    def __post_init__(self) -> None:
-        _in_range("factor", self.factor, 0.0, 1.0)
-        if self.threshold_mode not in ("rel", "abs"):
-            raise ValueError(
-                f"threshold_mode must be one of ['rel', 'abs'], got {self.threshold_mode!r}"
-            )
-
-    def reset(self) -> None:
-        self.best, self.bad_epochs, self.cooldown_left, self.lr = math.inf, 0, 0, None
-
-    def step(self, base_lr: float, epoch: int, metric: float | None = None) -> float:
-        if metric is None:
-            raise ValueError("ReduceOnPlateau needs the monitored metric, got None")
-        lr = base_lr if self.lr is None else self.lr
-        if self.threshold_mode == "rel":
-            improved = metric < self.best * (1.0 - self.threshold)
-        else:
-            improved = metric < self.best - self.threshold
-        if improved:
-            self.best, self.bad_epochs = metric, 0
-        else:
-            self.bad_epochs += 1
-        if self.cooldown_left > 0:
-            self.cooldown_left -= 1
-            self.bad_epochs = 0
-        if self.bad_epochs > self.patience:
-            reduced = max(lr * self.factor, self.min_lr)
-            if lr - reduced > 1e-8:
-                lr = reduced
-            self.cooldown_left, self.bad_epochs = self.cooldown, 0
-        self.lr = lr
-        return lr
-
-
-SCHEDULES: dict[str, type[Schedule]] = {
-    "constant": Constant,
-    "invscaling": InverseScaling,
-    "step": StepDecay,
-    "cosine": Cosine,
-    "plateau": ReduceOnPlateau,
-}
-
-
-def get_schedule(name: str | Schedule | None, **settings: object) -> Schedule:
-    """A schedule from its registry name and settings (None: constant)."""
-    if name is None:
-        return Constant()
-    if isinstance(name, Schedule):
-        return name
-    if not isinstance(name, str) or name not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}, got {name!r}")
-    return SCHEDULES[name](**settings)  # type: ignore[arg-type]

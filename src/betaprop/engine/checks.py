@@ -1,0 +1,87 @@
+"""Input checks at the engine's boundary: arrays, layer sizes, dtypes, activation lists.
+
+Kernels never validate; the public methods of ``Network`` and ``fit`` call these first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .activations import get_activation
+from .activations import names as activation_names
+
+__all__ = ["DTYPES", "as_matrix", "check_sizes", "check_dtype", "hidden_names", "weights_row"]
+
+Array = np.ndarray
+DTYPES = ("float32", "float64")
+
+
+def as_matrix(A: Any, name: str, dtype: str) -> Array:
+    """A 2-D finite array of ``dtype`` (a copy only where the dtype differs)."""
+    A = np.asarray(A)
+    if A.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {A.dtype}")
+    if A.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (n, features), got shape {A.shape}")
+    if A.shape[0] == 0:
+        raise ValueError(f"{name} must have at least one row, got shape {A.shape}")
+    A = A.astype(dtype, copy=False)
+    # one pass without a temporary first (the sum of finite values is finite unless it
+    # overflows); the element-wise test runs only when that sum is not finite
+    if not np.isfinite(np.sum(A)) and not np.isfinite(A).all():
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(A))[0])
+        raise ValueError(f"{name} must be finite, got {float(A[bad])!r} at index {bad}")
+    return A
+
+
+def weights_row(weights: Any, n: int, dtype: str) -> Array:
+    """Per-example weights as a finite (1, n) row of ``dtype``."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (n,) or not np.isfinite(w).all():
+        raise ValueError(f"weights must be {n} finite values (one per example), got {weights!r}")
+    return w.astype(dtype).reshape(1, n)
+
+
+def check_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
+    try:
+        values = tuple(sizes)
+    except TypeError:
+        raise TypeError(
+            f"sizes must be a sequence of layer sizes (N_0, ..., N_Q), got {sizes!r}"
+        ) from None
+    if len(values) < 2:
+        raise ValueError(f"sizes must name at least 2 layers (N_0, ..., N_Q), got {sizes!r}")
+    for N in values:
+        if isinstance(N, bool) or not isinstance(N, (int, np.integer)) or N < 1:
+            raise ValueError(f"sizes must be integers >= 1, got {sizes!r}")
+    return tuple(int(N) for N in values)
+
+
+def check_dtype(dtype: object) -> str:
+    name = np.dtype(dtype).name if isinstance(dtype, (type, np.dtype)) else dtype
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+    return str(name)
+
+
+def hidden_names(activation: str | Sequence[str], Q: int) -> list[str]:
+    """The Q - 1 hidden layers' activation names, from one name or a list."""
+    if isinstance(activation, str):
+        hidden = [activation] * (Q - 1)
+    else:
+        hidden = list(activation)
+        if len(hidden) != Q - 1:
+            raise ValueError(
+                f"activation must be one name or a list of Q-1 = {Q - 1} names (one per hidden "
+                f"layer), got {len(hidden)}: {hidden!r}"
+            )
+    for name in hidden:
+        if get_activation(name).output_only:
+            raise ValueError(
+                "activation of a hidden layer must be one of "
+                f"{activation_names(hidden_only=True)}, got {name!r} (output layer only)"
+            )
+    return hidden

@@ -1,0 +1,122 @@
+"""Work buffers: s^q, y^q, beta^q for a batch of n examples, allocated once per batch size.
+
+Two memory plans (the seed: "for deep nets keep every z^q; if memory is short, recompute"):
+
+- ``"all"`` keeps s^q and y^q of every layer for step 4: O(Q) buffers.
+- ``"recompute"`` keeps them only at every k-th layer, k = ceil(sqrt(Q)) (and at Q); the
+  layers between two kept ones share k - 1 segment slots, and step 4 runs step 2 again for
+  a segment when it needs it: O(sqrt(Q)) buffers, about one more forward pass of time, the
+  same numbers. beta^q then needs only two slots (step 4 reads beta^{q+1} alone).
+
+Buffers are scratch: never saved, never read by a call that did not write them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["MEMORY", "Workspace", "Buffers"]
+
+Array = np.ndarray
+MEMORY = ("all", "recompute")
+
+
+class Workspace:
+    """The buffers of one batch size n, views into flat arrays (C-contiguous).
+
+    Attributes
+    ----------
+    n : examples per batch (columns).
+    s, y, beta : per-layer lists, index 0 unused (``y[0]`` is set to the input batch);
+        with memory="recompute" layers between kept ones share slots.
+    tmp : per-layer scratch (N_q, n), one array shared by all layers.
+    spare : a second (N_Q, n) scratch for the output layer (the loss's terms).
+    lse : (1, n), log sum_j e^{s_j^Q}: written by step 2 when the output is softmax.
+    row : (1, n) scratch; ``ones`` (n, 1): the 1_n of db^q = beta^q 1_n.
+    held : with memory="recompute", the kept layer c whose segment c+1..c+k-1 the shared
+        slots hold now.
+    """
+
+    def __init__(self, flat: dict[str, list[Any]], sizes: Sequence[int], n: int) -> None:
+        def views(key: str) -> list[Any]:
+            return [None] + [
+                flat[key][q][: N * n].reshape(N, n) for q, N in enumerate(sizes) if q > 0
+            ]
+
+        self.n = n
+        self.s = views("s")
+        self.y = views("y")
+        self.beta = views("beta")  # beta[0] is never computed (no gradient w.r.t. the input)
+        self.tmp = views("tmp")
+        self.spare = flat["spare"][0][: sizes[-1] * n].reshape(sizes[-1], n)
+        self.lse = flat["rows"][0][:n].reshape(1, n)
+        self.row = flat["rows"][0][n : 2 * n].reshape(1, n)
+        self.ones = flat["ones"][0][:n].reshape(n, 1)
+        self.held = 0
+        # bytes of the flat arrays behind these views (arrays shared by layers count once)
+        arrays = {id(a): a for key in flat for a in flat[key] if a is not None}
+        self.nbytes = sum(a.nbytes for a in arrays.values())
+
+
+class Buffers:
+    """Allocates the workspaces of a network: once for the largest n seen, then views.
+
+    ``kept[q]`` says whether layer q keeps its own s^q, y^q (always, with memory="all");
+    ``k`` is the interval of the kept layers with memory="recompute".
+    """
+
+    def __init__(self, sizes: Sequence[int], dtype: str, memory: str) -> None:
+        if memory not in MEMORY:
+            raise ValueError(f"memory must be one of {list(MEMORY)}, got {memory!r}")
+        self.sizes, self.dtype, self.memory = tuple(sizes), dtype, memory
+        Q = len(self.sizes) - 1
+        self.k = max(2, math.ceil(math.sqrt(Q)))
+        self.kept = [memory == "all" or q % self.k == 0 or q == Q for q in range(Q + 1)]
+        # after step 2 the shared slots hold the segment of the last layer that is not kept
+        self.last_segment = max((q for q in range(1, Q) if not self.kept[q]), default=0)
+        self.last_segment = self.last_segment // self.k * self.k
+        self._flat: dict[str, list[Any]] = {}
+        self._capacity = 0
+        self._cache: dict[int, Workspace] = {}
+
+    def get(self, n: int) -> Workspace:
+        """The workspace for a batch of n, allocated the first time n exceeds capacity."""
+        if n > self._capacity:
+            self._flat = {key: self._allocate(key, n) for key in ("s", "y", "beta", "tmp")}
+            self._flat["spare"] = [np.empty(self.sizes[-1] * n, dtype=self.dtype)]
+            self._flat["rows"] = [np.empty(2 * n, dtype=self.dtype)]
+            self._flat["ones"] = [np.ones(n, dtype=self.dtype)]
+            self._capacity = n
+            self._cache.clear()
+        if n not in self._cache:
+            if len(self._cache) >= 4:
+                self._cache.clear()
+            self._cache[n] = Workspace(self._flat, self.sizes, n)
+        return self._cache[n]
+
+    def _allocate(self, key: str, n: int) -> list[Any]:
+        """Flat arrays behind ``key``'s views for batches of up to n; index 0 is None.
+
+        One array per layer, except that layers sharing a slot share one array (sized for
+        the largest of them): ``tmp`` is scratch, one slot for all; with "recompute",
+        s^q and y^q between kept layers use the k - 1 segment slots q mod k, and beta^q
+        the two slots q mod 2.
+        """
+
+        def slot(q: int) -> int:
+            if key == "tmp":
+                return 0
+            if self.memory == "recompute" and key == "beta":
+                return q % 2
+            return q if self.kept[q] else -(q % self.k)
+
+        slots = {q: slot(q) for q in range(1, len(self.sizes))}
+        largest: dict[int, int] = {}
+        for q, i in slots.items():
+            largest[i] = max(largest.get(i, 0), self.sizes[q])
+        arrays = {i: np.empty(N * n, dtype=self.dtype) for i, N in largest.items()}
+        return [None] + [arrays[slots[q]] for q in range(1, len(self.sizes))]
