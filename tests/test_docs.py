@@ -196,20 +196,20 @@ def test_output_blocks_follow_runnable_blocks() -> None:
             )
 
 
-def test_checkpoint_status_matches_the_engine() -> None:
-    """The doc marks activation checkpointing as not yet implemented only while it is not."""
-    import betaprop.engine.network as network
+def test_recompute_status_matches_the_engine() -> None:
+    """The doc marks memory="recompute" as not yet implemented only while it is not."""
+    import betaprop.engine.workspace as workspace
 
-    implemented = "checkpoint" in getattr(network, "_MEMORY", ())
+    implemented = "recompute" in getattr(workspace, "MEMORY", ())
     text = DOC.read_text(encoding="utf-8")
-    assert 'memory="checkpoint"' in text
+    assert 'memory="recompute"' in text
     if implemented:
         assert NOT_YET_MARKER not in text, (
-            'the engine now has memory="checkpoint": update the section on recomputation'
+            'the engine now has memory="recompute": update the section on recomputation'
         )
     else:
         assert NOT_YET_MARKER in text, (
-            'the engine has no memory="checkpoint" yet: the section must say so'
+            'the engine has no memory="recompute" yet: the section must say so'
         )
 
 
