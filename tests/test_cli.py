@@ -15,6 +15,7 @@ import sklearn.datasets
 
 import betaprop as bp
 from betaprop import cli
+from betaprop.cli.settings import split_rows
 from betaprop.files.model import read_model
 
 _SCRIPT = Path(sys.executable).with_name("betaprop")
@@ -58,7 +59,7 @@ def test_default_train_reaches_97_percent_and_writes_the_three_files(tmp_path):
     training = model.metadata["training"]
     digits = sklearn.datasets.load_digits()
     labels = [str(t) for t in digits.target]
-    splits = cli._split(
+    splits = split_rows(
         len(labels), labels, training["val_fraction"], training["test_fraction"], training["seed"]
     )
     rows = np.concatenate(list(splits.values()))

@@ -1,0 +1,176 @@
+"""``betaprop trace`` and ``gradcheck``: looking inside backpropagation, on a small random
+network or on a saved model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import numpy as np
+
+from ..engine.activations import ACTIVATIONS
+from ..engine.losses import LOSSES
+from ..engine.network import Network
+from ..files.model import read_model
+from .models import model_data, open_model, require_prep, write_text
+from .options import (
+    EXIT_FAILED,
+    UserError,
+    float_list,
+    hidden_activations,
+    int_at_least,
+    layer_sizes,
+    positive_float,
+    rich_console,
+)
+
+__all__ = ["add_commands"]
+
+
+def add_commands(commands: Any) -> None:
+    """The subcommands trace and gradcheck."""
+    trace = commands.add_parser(
+        "trace",
+        help="steps 2-5 for one example, with the formulas and the numbers",
+        description="Print steps 2-5 of backpropagation for one example through a tiny "
+        "network (default 2-3-2 sigmoid, squared error) or a saved model.",
+    )
+    _add_small_network_options(trace, sizes=[2, 3, 2], activation="sigmoid", output="sigmoid")
+    trace.add_argument("--x", type=float_list, help="the example x (default: 1, 0.5, -0.5, ...)")
+    trace.add_argument("--d", type=float_list, help="the target d (default: 1, 0, 0, ...)")
+    trace.add_argument("--model", help="trace a saved model instead")
+    trace.add_argument("--example", type=int_at_least(0), help="row of --data to trace")
+    trace.add_argument("--data", help="CSV file or bundled dataset for --example")
+    trace.add_argument("--lang", choices=("en", "ru"), default="en")
+    trace.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    trace.add_argument("--max-entries", type=int_at_least(1), default=8)
+    trace.add_argument("--out", help="write to this file instead of the terminal")
+    trace.set_defaults(handler=_cmd_trace)
+
+    check = commands.add_parser(
+        "gradcheck",
+        help="compare backpropagation with finite differences, per layer",
+        description="Central finite differences in float64 against backpropagation's "
+        "gradients; exit code 1 if an error is above --tolerance.",
+    )
+    _add_small_network_options(check, sizes=[4, 5, 3], activation="tanh", output=None)
+    check.add_argument("--examples", type=int_at_least(1), default=8)
+    check.add_argument("--tolerance", type=positive_float, default=1e-6)
+    check.add_argument("--model", help="check a saved model (random inputs of its size)")
+    check.set_defaults(handler=_cmd_gradcheck)
+
+
+def _add_small_network_options(
+    parser: argparse.ArgumentParser, sizes: list[int], activation: str, output: str | None
+) -> None:
+    """--sizes, --activation, --output, --loss and --seed of the small random network that
+    ``trace`` and ``gradcheck`` build (``_small_network``) when no --model is given."""
+    parser.add_argument("--sizes", type=layer_sizes, default=sizes)
+    parser.add_argument("--activation", default=activation)
+    parser.add_argument("--output", choices=sorted(ACTIVATIONS), default=output)
+    parser.add_argument("--loss", choices=sorted(LOSSES), default="squared_error")
+    parser.add_argument("--seed", type=int_at_least(0), default=0)
+
+
+def _small_network(args: argparse.Namespace) -> Network:
+    """The float64 network of --sizes, --activation, --output, --loss and --seed."""
+    sizes = args.sizes
+    hidden = hidden_activations(args.activation, len(sizes) - 2) if len(sizes) > 2 else []
+    try:
+        return Network(sizes, hidden, args.output, args.loss, "float64", args.seed)
+    except (TypeError, ValueError) as error:
+        raise UserError(str(error)) from None
+
+
+# ----------------------------------------------------------------------------- gradcheck
+def _cmd_gradcheck(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from ..engine.gradcheck import gradcheck
+
+    net = read_model(args.model).network if args.model else _small_network(args)
+    rng = np.random.default_rng(args.seed)
+    X = rng.normal(size=(args.examples, net.sizes[0]))
+    D = net.loss.sample_targets(rng, args.examples, net.sizes[-1])
+    report = gradcheck(net, X, D, tolerance=args.tolerance)
+    table = Table(
+        title=f"gradient check: sizes {list(net.sizes)} {net.activations} {net.loss.name}"
+    )
+    for name in ("layer q", "param", "max elementwise", "normwise"):
+        table.add_column(name, justify="right")
+    for row in report.rows:
+        table.add_row(
+            str(row.layer), f"{row.name}^{row.layer}", f"{row.max_elementwise:.3e}",
+            f"{row.normwise:.3e}",
+        )  # fmt: skip
+    console = rich_console()
+    console.print(table)
+    verdict = "passed" if report.passed else "FAILED"
+    console.print(
+        f"{verdict}: max norm-wise relative error {report.max_error:.3e} "
+        f"(tolerance {args.tolerance:.0e})"
+    )
+    return 0 if report.passed else EXIT_FAILED
+
+
+# ----------------------------------------------------------------------------- trace
+def _cmd_trace(args: argparse.Namespace) -> int:
+    from ..explain.trace import as_dict, render, trace
+
+    net, x, d = _model_example(args) if args.model else _given_example(args)
+    result = trace(net, x, d)
+    if args.format == "json":
+        text = json.dumps(as_dict(result), indent=1) + "\n"
+    else:
+        text = render(result, args.lang, args.format, args.max_entries)
+    write_text(args.out, text)
+    return 0 if result.agrees else EXIT_FAILED
+
+
+def _model_example(args: argparse.Namespace) -> tuple[Network, np.ndarray, np.ndarray]:
+    """A saved model and row --example of --data (default: its bundled training data)."""
+    if args.x is not None or args.d is not None:
+        raise UserError("--x/--d trace the default network; with --model use --example")
+    model, prep = open_model(args.model)
+    net = model.network
+    prep = require_prep(args.model, prep)
+    if args.example is None:
+        raise UserError("--model needs --example ROW (a row of --data)")
+    spec = args.data
+    if spec is None:
+        training = model.metadata.get("training", {})
+        if isinstance(training, dict) and training.get("bundled"):
+            spec = str(training.get("data"))
+        else:
+            raise UserError("--example needs --data (the CSV file to take the row from)")
+    data = model_data(args.model, prep, spec, prep.target_name)
+    if args.example >= len(data.X):
+        raise UserError(
+            f"--example must be a row index in [0, {len(data.X) - 1}], got {args.example}"
+        )
+    i = args.example
+    x = prep.transform(prep.columns_of(data)[i : i + 1])[0]
+    d = prep.encode(data.target[i : i + 1], net.sizes[-1])[0]
+    return net, x, d
+
+
+def _given_example(args: argparse.Namespace) -> tuple[Network, np.ndarray, np.ndarray]:
+    """The small network of the options and the example --x, --d (or the default one)."""
+    if args.example is not None or args.data is not None:
+        raise UserError("--example and --data need --model")
+    net = _small_network(args)
+    x = np.array(args.x if args.x is not None else _default_x(net.sizes[0]))
+    d = np.array(args.d if args.d is not None else _default_d(net.sizes[-1]))
+    for name, values, N in (("--x", x, net.sizes[0]), ("--d", d, net.sizes[-1])):
+        if len(values) != N:
+            raise UserError(f"{name} must have {N} values (the layer size), got {len(values)}")
+    return net, x, d
+
+
+def _default_x(N: int) -> list[float]:
+    return [1.0 if i == 0 else (0.5 if i % 2 else -0.5) for i in range(N)]
+
+
+def _default_d(N: int) -> list[float]:
+    return [1.0] + [0.0] * (N - 1)

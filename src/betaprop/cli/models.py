@@ -1,0 +1,244 @@
+"""``betaprop info``, ``predict`` and ``evaluate``: using a model file, and the metrics that
+``train`` reports too."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+from ..engine.network import Network
+from ..files.datasets import Dataset, Preprocessing, load_data
+from ..files.model import ModelFile, ModelFileError, atomic_write, read_model
+from ..training.loop import evaluate
+from .options import UserError, rich_console
+
+__all__ = [
+    "add_commands",
+    "open_model",
+    "require_prep",
+    "model_data",
+    "metrics",
+    "cell",
+    "write_text",
+]
+
+
+def add_commands(commands: Any) -> None:
+    """The subcommands info, predict and evaluate."""
+    info = commands.add_parser("info", help="describe a model file")
+    info.add_argument("model")
+    info.set_defaults(handler=_cmd_info)
+
+    predict = commands.add_parser("predict", help="predict with a model file")
+    predict.add_argument("model")
+    predict.add_argument("data", help="CSV file (or bundled dataset) with the feature columns")
+    predict.add_argument("--proba", action="store_true", help="also write class probabilities")
+    predict.add_argument("--out", help="write the predictions to this CSV file")
+    predict.set_defaults(handler=_cmd_predict)
+
+    evaluate_ = commands.add_parser("evaluate", help="metrics of a model file on labelled data")
+    evaluate_.add_argument("model")
+    evaluate_.add_argument("data")
+    evaluate_.add_argument("--target", help="target column (default: the model's)")
+    evaluate_.set_defaults(handler=_cmd_evaluate)
+
+
+# ----------------------------------------------------------------------------- shared
+def open_model(path: str) -> tuple[ModelFile, Preprocessing | None]:
+    """A model file and its preprocessing (None if it was saved without one)."""
+    model = read_model(path)
+    fields = model.metadata.get("preprocessing")
+    if fields is None:
+        return model, None
+    try:
+        prep = Preprocessing.from_dict(fields)
+    except ValueError as error:
+        raise ModelFileError(f"{path}: {error}") from None
+    if len(prep.feature_names) != model.network.sizes[0]:
+        raise ModelFileError(
+            f"{path}: the preprocessing has {len(prep.feature_names)} features for "
+            f"N_0 = {model.network.sizes[0]} inputs"
+        )
+    return model, prep
+
+
+def require_prep(path: str, prep: Preprocessing | None) -> Preprocessing:
+    if prep is None:
+        raise UserError(
+            f"{path} holds no preprocessing (saved from Python without it): use "
+            "betaprop.load and net.predict on already scaled features"
+        )
+    return prep
+
+
+def model_data(path: str, prep: Preprocessing, data_spec: str, target: str | None) -> Dataset:
+    """The model's feature columns of a data file, and the ``target`` column unless None
+    (then a target column in the file is ignored, even with empty cells)."""
+    return load_data(
+        data_spec, target, require_target=target is not None, features=prep.feature_names
+    )
+
+
+def metrics(net: Network, prep: Preprocessing, data: Dataset, rows: np.ndarray) -> dict[str, float]:
+    """Loss and scores on some rows: accuracy and macro F1, or R², MAE and RMSE."""
+    from sklearn import metrics as sklearn_metrics
+
+    Z = prep.transform(data.X[rows], net.dtype)
+    D = prep.encode(data.target[rows], net.sizes[-1], net.dtype)
+    loss, _ = evaluate(net, Z, D)
+    predicted = prep.decode(net.predict(Z))
+    result = {"loss": float(loss)}
+    if prep.task == "classification":
+        truth = prep.labels(data.target[rows])
+        result["accuracy"] = float(sklearn_metrics.accuracy_score(truth, predicted))
+        result["f1_macro"] = float(
+            sklearn_metrics.f1_score(truth, predicted, average="macro", zero_division=0)
+        )
+    else:
+        truth_values = np.array([float(v) for v in data.target[rows]])  # in its own units
+        values = np.asarray(predicted, dtype=np.float64)
+        result["r2"] = (
+            float(sklearn_metrics.r2_score(truth_values, values)) if len(rows) > 1 else math.nan
+        )
+        result["mae"] = float(sklearn_metrics.mean_absolute_error(truth_values, values))
+        result["rmse"] = float(np.sqrt(sklearn_metrics.mean_squared_error(truth_values, values)))
+    return result
+
+
+def cell(value: Any) -> str:
+    """A value as a CSV cell: floats in full (repr), None as empty."""
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    if value is None:
+        return ""
+    return str(value)
+
+
+# ----------------------------------------------------------------------------- commands
+def _cmd_predict(args: argparse.Namespace) -> int:
+    model, prep = open_model(args.model)
+    prep = require_prep(args.model, prep)
+    net = model.network
+    if args.proba and prep.task != "classification":
+        raise UserError("--proba is for classification models; this model does regression")
+    data = model_data(args.model, prep, args.data, None)
+    P = net.predict(prep.transform(prep.columns_of(data), net.dtype))
+    predicted = prep.decode(P)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    header = ["prediction"]
+    if args.proba:
+        assert prep.classes is not None
+        if P.shape[1] == 1:  # one sigmoid output: P(classes[1])
+            P = np.hstack([1.0 - P.astype(np.float64), P.astype(np.float64)])
+        header += [f"p_{label}" for label in prep.classes]
+    writer.writerow(header)
+    for i, value in enumerate(predicted):
+        row = [cell(value)]
+        if args.proba:
+            row += [repr(float(p)) for p in P[i]]
+        writer.writerow(row)
+    write_text(args.out, buffer.getvalue())
+    return 0
+
+
+def write_text(out: str | None, text: str) -> None:
+    """``text`` to the file ``--out`` (atomically), or to stdout without one."""
+    if out:
+        if os.path.isdir(out):
+            raise UserError(f"--out must be a file, got {out!r} (a folder)")
+        atomic_write(out, text.encode("utf-8"))
+    else:
+        sys.stdout.write(text)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    model, prep = open_model(args.model)
+    prep = require_prep(args.model, prep)
+    net = model.network
+    target = args.target if args.target else prep.target_name
+    data = model_data(args.model, prep, args.data, target)
+    data = Dataset(prep.columns_of(data), data.target, prep.feature_names, target, data.source)
+    values = metrics(net, prep, data, np.arange(len(data.X)))
+    table = Table(title="betaprop evaluate", caption=f"{args.model} on {args.data}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("rows", str(len(data.X)))
+    for name, value in values.items():
+        table.add_row(name, f"{value:.6g}")
+    rich_console().print(table)
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    model, prep = open_model(args.model)
+    console = rich_console()
+    console.print(_layer_table(args.model, model.network))
+    console.print(_facts_table(model, prep))
+    return 0
+
+
+def _layer_table(path: str, net: Network) -> Any:
+    """One row per layer q: N_q, f, the sizes of W^q and b^q."""
+    from rich.table import Table
+
+    layers = Table(title=f"betaprop model {path}")
+    for name in ("layer q", "N_q", "activation", "weights W^q", "biases b^q"):
+        layers.add_column(name, justify="right" if name != "activation" else "left")
+    layers.add_row("0 (input)", str(net.sizes[0]), "-", "-", "-")
+    for q in range(1, net.Q + 1):
+        layers.add_row(
+            str(q) + (" (output)" if q == net.Q else ""),
+            str(net.sizes[q]),
+            net.activations[q - 1],
+            str(net.sizes[q] * net.sizes[q - 1]),
+            str(net.sizes[q]),
+        )
+    return layers
+
+
+def _facts_table(model: ModelFile, prep: Preprocessing | None) -> Any:
+    """Loss, dtype, file format, preprocessing, training settings and metrics of a model."""
+    from rich.table import Table
+
+    net = model.network
+    facts = Table(show_header=False)
+    facts.add_column("what")
+    facts.add_column("value")
+    facts.add_row("loss", net.loss.name)
+    facts.add_row("dtype", net.dtype)
+    facts.add_row("parameters", f"{net.n_params} ({net.n_weights} weights)")
+    facts.add_row("format", f"{model.header.get('format')} v{model.header.get('format_version')}")
+    facts.add_row("saved by", f"betaprop {model.header.get('betaprop_version')}")
+    facts.add_row("sha256", model.sha256)
+    if prep is not None:
+        facts.add_row("task", prep.task)
+        facts.add_row("target", prep.target_name)
+        if prep.classes is not None:
+            facts.add_row("classes", ", ".join(prep.classes))
+        names = prep.feature_names
+        shown = ", ".join(names[:8]) + (f", ... ({len(names)})" if len(names) > 8 else "")
+        facts.add_row("features", shown)
+    training = model.metadata.get("training")
+    if isinstance(training, dict):
+        keys = ("data", "optimizer", "learning_rate", "epochs_run", "batch_size", "seed")
+        facts.add_row("trained", ", ".join(f"{k} {training.get(k)}" for k in keys))
+        facts.add_row("finished", str(training.get("finished")))
+    saved_metrics = model.metadata.get("metrics")
+    if isinstance(saved_metrics, dict):
+        for split, values in saved_metrics.items():
+            if isinstance(values, dict):
+                text = ", ".join(
+                    f"{k} {v:.4f}" for k, v in values.items() if isinstance(v, (int, float))
+                )
+                facts.add_row(f"{split} metrics", text)
+    return facts

@@ -1,0 +1,403 @@
+"""``betaprop train``: from the options to a trained network and its run folder, and
+``--resume`` of an interrupted run.
+
+``train --checkpoint-every N`` also keeps a checkpoint (``betaprop.files.checkpoint``) in the
+run folder, replaced atomically every N epochs. Ctrl-C finishes the current mini-batch,
+writes the run folder with the best weights so far, writes a checkpoint, prints how to resume
+and exits with code 130; ``train --resume DIR`` continues the run with its own settings and
+ends bit for bit where the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import os
+import shlex
+import sys
+import time
+import warnings
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from ..engine.activations import ACTIVATIONS
+from ..engine.activations import names as activation_names
+from ..engine.losses import LOSSES
+from ..engine.network import Network
+from ..files.checkpoint import Checkpoint, load_checkpoint
+from ..files.datasets import (
+    BUNDLED,
+    SYNTHETIC,
+    Dataset,
+    Preprocessing,
+    class_labels,
+    infer_task,
+    load_data,
+)
+from ..training.loop import fit
+from ..training.optimizers import OPTIMIZERS
+from ..training.schedules import SCHEDULES
+from ..training.state import Callback, DivergenceError, History, InterruptedWarning
+from .models import metrics
+from .options import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    Parser,
+    UserError,
+    fail,
+    fraction,
+    hidden_sizes,
+    int_at_least,
+    non_negative_float,
+    positive_float,
+    rich_console,
+)
+from .progress import ProgressBar, print_train_table
+from .runs import (
+    CHECKPOINT_FILE,
+    TrainRun,
+    check_out,
+    default_out,
+    finite,
+    portable_argv,
+    write_run,
+)
+from .settings import build_network, optimizer_and_schedule, split_rows
+
+__all__ = ["add_command", "train_run"]
+
+DEFAULT_DATA = "digits"
+
+
+def add_command(commands: Any) -> None:
+    """The subcommand train and its options."""
+    data_names = ", ".join(BUNDLED + SYNTHETIC)
+    train = commands.add_parser(
+        "train",
+        help="train a network (default: the bundled digits) and write a run folder",
+        description="Train a multilayer perceptron. Writes the model file, history.csv and "
+        "report.png to --out.",
+    )
+    train.add_argument(
+        "--data", default=DEFAULT_DATA, help=f"CSV file or bundled dataset ({data_names})"
+    )
+    train.add_argument("--target", help="target column of a CSV file (default: the last)")
+    train.add_argument("--task", choices=("auto", "classification", "regression"), default="auto")
+    train.add_argument(
+        "--hidden",
+        type=hidden_sizes,
+        default=[128],
+        help="hidden layer sizes, e.g. 128,64 ('none': no hidden layer); default 128",
+    )
+    train.add_argument(
+        "--activation",
+        default="relu",
+        help=f"hidden activation, one or one per layer: {', '.join(activation_names(True))}",
+    )
+    train.add_argument(
+        "--output", choices=sorted(ACTIVATIONS), help="output activation (default: by loss)"
+    )
+    train.add_argument(
+        "--loss",
+        choices=sorted(LOSSES),
+        help="default: cross_entropy (classification), squared_error (regression)",
+    )
+    train.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
+    train.add_argument("--lr", type=positive_float, help="learning rate (default: the optimizer's)")
+    train.add_argument(
+        "--momentum", type=fraction, help="momentum of sgd and rmsprop, in [0, 1) (default 0)"
+    )
+    train.add_argument(
+        "--weight-decay",
+        type=non_negative_float,
+        help="L2 penalty on the weights (not the biases); default 0",
+    )
+    train.add_argument(
+        "--schedule",
+        choices=sorted(SCHEDULES),
+        default="constant",
+        help="learning-rate schedule, stepped every epoch (cosine spans --epochs)",
+    )
+    train.add_argument("--epochs", type=int_at_least(1), default=100)
+    train.add_argument("--batch-size", type=int_at_least(1), default=32)
+    train.add_argument("--seed", type=int_at_least(0), default=0)
+    train.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    train.add_argument("--val-fraction", type=fraction, default=0.1)
+    train.add_argument("--test-fraction", type=fraction, default=0.2)
+    train.add_argument(
+        "--early-stopping",
+        type=int_at_least(0),
+        default=10,
+        metavar="PATIENCE",
+        help="stop after PATIENCE epochs without improvement (0: never); default 10",
+    )
+    train.add_argument(
+        "--checkpoint-every",
+        type=int_at_least(1),
+        metavar="N",
+        help=f"write {CHECKPOINT_FILE} to the run folder every N epochs (Ctrl-C always does)",
+    )
+    train.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the run whose checkpoint is in DIR, with that run's settings",
+    )
+    train.add_argument("--out", help="run folder (default: runs/<timestamp>/)")
+    train.add_argument("--quiet", action="store_true", help="print nothing")
+    train.set_defaults(handler=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    console = None if args.quiet else rich_console(stderr=True)
+    try:
+        run = train_run(args, console)
+    except DivergenceError as error:
+        if args.checkpoint_every:
+            fail(f"{error} Only the checkpoints from before it were written.")
+        else:
+            fail(f"{error} Nothing was written.")
+        return EXIT_FAILED
+    if args.quiet:
+        return EXIT_INTERRUPTED if run.history.interrupted else 0
+    print_train_table(run)
+    if run.history.interrupted:
+        print(
+            "Training interrupted by user. Checkpoint: "
+            f"{os.path.join(run.out, CHECKPOINT_FILE)}\n"
+            f"resume with: betaprop train --resume {shlex.quote(run.out)}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    return 0
+
+
+# ----------------------------------------------------------------------------- one run
+def train_run(args: argparse.Namespace, console: Any | None = None) -> TrainRun:
+    """Train as ``betaprop train`` does and write the run folder; returns it all in memory.
+
+    Raises ``UserError``/``DataError`` before anything is written, ``DivergenceError``
+    (nothing written) if training diverges.
+    """
+    from ..explain.diagnostics import Diagnostics
+
+    saved = None
+    if getattr(args, "resume", None):
+        saved, args = _resumed(args)
+    out = args.out if args.out else default_out()
+    check_out(out)
+    created = not os.path.exists(out)
+    data, prep, splits = _data_and_splits(args)
+    net = build_network(args, data.X.shape[1], prep)
+    optimizer, schedule = optimizer_and_schedule(args)
+    X, D = _arrays(net, prep, data, splits["train"])
+    fingerprint = hashlib.sha256(X.tobytes() + D.tobytes()).hexdigest()
+    settings: dict[str, Any] = {
+        "optimizer": optimizer,
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "early_stopping": args.early_stopping or None,
+        "schedule": schedule,
+    }
+    if saved is not None:
+        settings = _resume_settings(saved, net, fingerprint)
+    settings["batch_size"] = min(args.batch_size, len(X))
+    rows = splits["validation"]
+    settings["validation_data"] = _arrays(net, prep, data, rows) if len(rows) else None
+    diagnostics = Diagnostics(X, D, max_examples=256)
+    every = getattr(args, "checkpoint_every", None)
+    checkpoint = Checkpoint(
+        out,
+        every=every,
+        metadata={"argv": portable_argv(getattr(args, "argv", None)), "data_sha256": fingerprint},
+        # a resumed run also ends with a checkpoint, so that --resume then says it is finished
+        final=every is not None or saved is not None,
+    )
+    bar = None
+    if console is not None and not getattr(args, "quiet", False):
+        batches = math.ceil(len(X) / settings["batch_size"])
+        classes = net.loss.classification or prep.task == "classification"
+        score_name = "accuracy" if classes else "R²"
+        bar = ProgressBar(console, args.epochs, batches, score_name, diagnostics)
+    started = time.perf_counter()
+    try:
+        history = _fit(net, X, D, settings, [diagnostics, checkpoint], bar)
+    except DivergenceError:
+        if created and os.path.isdir(out) and not os.listdir(out):
+            os.rmdir(out)  # made for this run by a callback, and still empty
+        raise
+    seconds = time.perf_counter() - started
+    scores = {name: metrics(net, prep, data, rows) for name, rows in splits.items() if len(rows)}
+    confusion = _confusion(net, prep, data, splits) if prep.task == "classification" else None
+    run = TrainRun(net, prep, history, data, splits, scores, {}, out, seconds, confusion)
+    run.warnings = list(diagnostics.warnings)
+    run.metadata["preprocessing"] = prep.to_dict()
+    run.metadata["training"] = _training_record(args, run, optimizer, settings["batch_size"])
+    run.metadata["metrics"] = finite(scores)
+    write_run(out, net, run.metadata, history, confusion=confusion, prep=prep)
+    return run
+
+
+def _data_and_splits(
+    args: argparse.Namespace,
+) -> tuple[Dataset, Preprocessing, dict[str, np.ndarray]]:
+    """The data of --data, its preprocessing (fitted on the training rows) and the splits."""
+    data = load_data(args.data, args.target, seed=args.seed)
+    task = infer_task(data) if args.task == "auto" else args.task
+    stratify = class_labels(data.target) if task == "classification" else None
+    splits = split_rows(len(data.X), stratify, args.val_fraction, args.test_fraction, args.seed)
+    prep = Preprocessing.fit(data, task, splits["train"])
+    if args.loss and LOSSES[args.loss].targets == "counts":  # the log link needs them as they are
+        prep.target_mean, prep.target_scale = 0.0, 1.0
+        lowest = min(float(v) for v in data.target) if task == "regression" else 0.0
+        if lowest < 0:
+            raise UserError(f"--loss {args.loss} needs a target >= 0 (counts), got {lowest!r}")
+    return data, prep, splits
+
+
+def _arrays(
+    net: Network, prep: Preprocessing, data: Dataset, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs X (n, N_0) and targets D (n, N_Q) of some rows, as the network takes them."""
+    return (
+        prep.transform(data.X[rows], net.dtype),
+        prep.encode(data.target[rows], net.sizes[-1], net.dtype),
+    )
+
+
+def _fit(
+    net: Network,
+    X: np.ndarray,
+    D: np.ndarray,
+    settings: dict[str, Any],
+    callbacks: list[Callback],
+    bar: ProgressBar | None,
+) -> History:
+    """``fit`` with the progress bar (if any) on, and the warnings the run folder reports off."""
+    from ..explain.diagnostics import GradientWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GradientWarning)
+        warnings.simplefilter("ignore", InterruptedWarning)  # _cmd_train says it
+        if bar is not None:
+            callbacks = [*callbacks, bar]
+            bar.progress.start()
+        try:
+            return fit(net, X, D, callbacks=callbacks, **settings)
+        finally:
+            if bar is not None:
+                bar.progress.stop()
+
+
+def _confusion(
+    net: Network, prep: Preprocessing, data: Dataset, splits: dict[str, np.ndarray]
+) -> np.ndarray:
+    """The confusion matrix on the test rows (else validation, else training rows)."""
+    from sklearn.metrics import confusion_matrix
+
+    shown = next(name for name in ("test", "validation", "train") if len(splits[name]))
+    rows = splits[shown]
+    predicted = prep.decode(net.predict(prep.transform(data.X[rows], net.dtype)))
+    prep.extra["confusion_split"] = shown
+    return confusion_matrix(prep.labels(data.target[rows]), predicted, labels=prep.classes)
+
+
+def _training_record(
+    args: argparse.Namespace, run: TrainRun, optimizer: Any, batch_size: int
+) -> dict[str, Any]:
+    """The training settings and outcome that the model file keeps (``info`` shows them)."""
+    net, history, data = run.net, run.history, run.data
+    return {
+        "data": data.source,
+        "bundled": data.source in BUNDLED + SYNTHETIC,
+        "target": data.target_name,
+        "task": run.prep.task,
+        "hidden": list(args.hidden),
+        "activation": list(net.activations[:-1]),
+        "output": net.activations[-1],
+        "loss": net.loss.name,
+        "optimizer": args.optimizer,
+        "learning_rate": float(optimizer.learning_rate),
+        "momentum": getattr(optimizer, "momentum", None),
+        "weight_decay": float(optimizer.weight_decay),
+        "schedule": getattr(args, "schedule", "constant"),
+        "epochs": args.epochs,
+        "epochs_run": len(history.epoch),
+        "interrupted": history.interrupted,
+        "best_epoch": history.best_epoch,
+        "stopped_early": history.stopped_early,
+        "early_stopping": args.early_stopping,
+        "batch_size": batch_size,
+        "seed": args.seed,
+        "dtype": net.dtype,
+        "val_fraction": args.val_fraction,
+        "test_fraction": args.test_fraction,
+        "rows": {name: int(len(rows)) for name, rows in run.splits.items()},
+        "seconds": run.seconds,
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+# ----------------------------------------------------------------------------- --resume
+def _train_parser() -> argparse.ArgumentParser:
+    """A ``betaprop`` parser with the train subcommand only: reads a saved command line."""
+    parser = Parser(prog="betaprop")
+    add_command(parser.add_subparsers(dest="command", parser_class=Parser))
+    return parser
+
+
+def _resumed(args: argparse.Namespace) -> tuple[Any, argparse.Namespace]:
+    """The checkpoint in ``--resume DIR`` and the arguments of the run that wrote it."""
+    defaults = vars(_train_parser().parse_args(["train"]))
+    own = ("resume", "quiet", "checkpoint_every", "argv", "handler", "command")
+    changed = sorted(k for k, v in vars(args).items() if k not in own and v != defaults.get(k))
+    if changed:
+        option = "--" + changed[0].replace("_", "-")
+        raise UserError(f"--resume goes on with the run's own settings: drop {option}")
+    saved = load_checkpoint(args.resume)
+    argv = saved.metadata.get("argv")
+    if (
+        not isinstance(argv, list)
+        or not all(isinstance(token, str) for token in argv)
+        or argv[:1] != ["train"]
+        or any(token.startswith("--resume") for token in argv)
+    ):
+        raise UserError(
+            f"--resume: {saved.path} was not written by betaprop train (it holds no command line)"
+        )
+    restored = _train_parser().parse_args(argv)
+    folder = os.path.dirname(saved.path) or "."
+    if saved.finished:
+        raise UserError(
+            f"--resume: the run in {folder} is finished (epoch {saved.state.epoch}"
+            f"{', stopped early' if saved.history.stopped_early else ''}); nothing to resume"
+        )
+    restored.out, restored.resume, restored.quiet, restored.argv = folder, None, args.quiet, argv
+    if args.checkpoint_every is not None:
+        restored.checkpoint_every = args.checkpoint_every
+    return saved, restored
+
+
+def _resume_settings(saved: Any, net: Network, fingerprint: str) -> dict[str, Any]:
+    """Arguments of ``fit`` that continue the saved run; checks it matches data and network."""
+    if saved.metadata.get("data_sha256") != fingerprint:
+        raise UserError(
+            f"--resume: the training data differ from those of {saved.path} (their SHA-256 "
+            "differs): resume with the same data file"
+        )
+    # the same architecture; the seed only drew the first weights, which the checkpoint replaces
+    architecture = {**saved.network.spec(), "seed": net.seed}
+    if architecture != net.spec():
+        raise UserError(f"--resume: the network in {saved.path} does not match its settings")
+    net.params[...] = saved.network.params
+    state = saved.state
+    return {
+        "optimizer": state.optimizer,
+        "epochs": saved.remaining_epochs,
+        "early_stopping": state.early_stopping,
+        "schedule": state.schedule,
+        "history": saved.history,
+        "state": state,
+    }
