@@ -1,0 +1,123 @@
+"""scikit-learn's parameters: their constraints, and what they become on betaprop's side.
+
+The constraints use scikit-learn's private ``sklearn.utils._param_validation`` (Interval,
+StrOptions, Options): scikit-learn's own checks (``parametrize_with_checks``) require its
+``InvalidParameterError`` with its message, which only that module produces.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+from typing import TYPE_CHECKING
+
+import numpy as np
+from sklearn.metrics import get_scorer_names
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+
+from ..engine.activations import names as activation_names
+from ..training.optimizers import OPTIMIZERS, SGD, Adam, AdamW, Optimizer, RMSprop
+
+if TYPE_CHECKING:
+    from .base import BaseMLP
+
+__all__ = ["PARAMETER_CONSTRAINTS", "DOC_EXTRA", "make_optimizer", "hidden_activations"]
+
+SKLEARN_SOLVERS = ("lbfgs", "sgd", "adam")
+
+PARAMETER_CONSTRAINTS: dict = {
+    "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+    "activation": [StrOptions(set(activation_names(hidden_only=True))), "array-like"],
+    "solver": [StrOptions(set(SKLEARN_SOLVERS) | set(OPTIMIZERS)), Optimizer],
+    "alpha": [Interval(Real, 0, None, closed="left")],
+    "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+    "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+    "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+    "power_t": [Interval(Real, 0, None, closed="left")],
+    "max_iter": [Interval(Integral, 1, None, closed="left")],
+    "shuffle": ["boolean"],
+    "random_state": ["random_state"],
+    "tol": [Interval(Real, 0, None, closed="left")],
+    "verbose": ["verbose"],
+    "warm_start": ["boolean"],
+    "momentum": [Interval(Real, 0, 1, closed="both")],
+    "nesterovs_momentum": ["boolean"],
+    "early_stopping": ["boolean"],
+    "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+    "beta_1": [Interval(Real, 0, 1, closed="left")],
+    "beta_2": [Interval(Real, 0, 1, closed="left")],
+    "epsilon": [Interval(Real, 0, None, closed="neither")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+    "max_fun": [Interval(Integral, 1, None, closed="left")],
+    "scoring": [None, StrOptions(set(get_scorer_names())), callable],
+    "callbacks": [None, list, tuple],
+    "dtype": [None, StrOptions({"float32", "float64"}), type, np.dtype],
+}
+
+
+def make_optimizer(model: BaseMLP) -> Optimizer:
+    """The optimizer of ``solver``: scikit-learn's sgd and adam as betaprop optimizers."""
+    solver, lr = model.solver, model.learning_rate_init
+    if isinstance(solver, Optimizer):
+        return solver
+    if solver == "sgd":
+        nesterov = model.nesterovs_momentum and model.momentum > 0
+        return SGD(learning_rate=lr, momentum=model.momentum, nesterov=nesterov)
+    if solver == "adam":  # epsilon added before the bias correction, as scikit-learn's
+        return Adam(
+            learning_rate=lr,
+            beta_1=model.beta_1,
+            beta_2=model.beta_2,
+            epsilon=model.epsilon,
+            epsilon_hat=True,
+        )
+    if solver == "adamw":
+        return AdamW(
+            learning_rate=lr, beta_1=model.beta_1, beta_2=model.beta_2, epsilon=model.epsilon
+        )
+    if solver == "rmsprop":
+        return RMSprop(learning_rate=lr, epsilon=model.epsilon)
+    return OPTIMIZERS[solver](learning_rate=lr)
+
+
+def hidden_activations(activation: object, n_hidden: int) -> list[str]:
+    """One activation name per hidden layer, from one name or a list of them."""
+    if isinstance(activation, str):
+        return [activation] * n_hidden
+    names = list(activation)  # type: ignore[call-overload]
+    if len(names) != n_hidden:
+        raise ValueError(
+            f"activation must be one name or a list of one name per hidden layer "
+            f"({n_hidden}), got {activation!r}"
+        )
+    hidden = activation_names(hidden_only=True)
+    for name in names:
+        if not isinstance(name, str) or name not in hidden:
+            raise ValueError(f"activation must be one of {hidden}, got {name!r}")
+    return names
+
+
+DOC_EXTRA = """
+    Beyond scikit-learn (all off by default):
+
+    - ``activation`` may be a list (one name per hidden layer) and any name of betaprop's
+      registry (leaky_relu, elu, softplus, gelu, ...).
+    - ``solver`` also accepts betaprop's optimizers by name ("adamw", "rmsprop") or as an
+      instance (``betaprop.optimizers.RMSprop(0.01, centered=True)``); ``learning_rate``
+      schedules apply to every stochastic solver but "adam" (as in scikit-learn).
+    - ``scoring``: a scikit-learn scorer (name or callable) for ``early_stopping``;
+      ``validation_scores_`` then holds its values.
+    - ``callbacks``: betaprop ``Callback`` objects (epoch = iteration for lbfgs; returning True
+      stops); ``verbose=True`` shows a progress bar (nothing is printed otherwise).
+    - ``dtype``: "float32" or "float64" to train in that dtype whatever the input's (by
+      default float32 input trains in float32, anything else in float64).
+    - ``validation_loss_curve_``: the validation loss per epoch (same scale as
+      ``loss_curve_``, without the L2 term) when ``early_stopping=True``.
+    - ``beta_history_``: per epoch, an array of Q sizes, the root-mean-square per-example
+      local error beta^q of layer q = 1..Q on the epoch's first mini-batch (for lbfgs, per
+      iteration on the whole set): the seed's "beta is large at the output, fades in deep
+      layers".
+    - ``transform(X, layer=q)``: the hidden representation y^q; ``to_network()``: the
+      trained ``betaprop.Network``.
+    - Ctrl-C during ``fit`` warns "Training interrupted by user." and keeps a usable model
+      (the best weights so far when ``early_stopping=True``; for lbfgs the best point seen).
+"""
