@@ -291,12 +291,12 @@ def _tasks(name: str, args: argparse.Namespace, threads: int) -> dict[str, dict[
 
 def _heading(name: str, task: dict[str, Any]) -> str:
     if name == "memory":
-        return (
-            f"memory: {task['n']} x 128, {short(MEMORY_SIZES)}, tanh, batch {MEMORY_BATCH}; "
-            "memory modes before / after as given"
-        )
+        return f"memory: {task['n']} x 128, {short(MEMORY_SIZES)}, tanh, batch {MEMORY_BATCH}"
     workload = WORKLOADS[name]
-    return f"{name}: {task['n']} x {workload.sizes[0]}, sizes {short(workload.sizes)}"
+    return (
+        f"{name}: {task['n']} x {workload.sizes[0]}, sizes {short(workload.sizes)}, "
+        f"{workload.activation}, batch {workload.batch_size}"
+    )
 
 
 def run(args: argparse.Namespace, say: Say = print) -> dict[str, Any]:
