@@ -13,7 +13,15 @@ import numpy as np
 from .activations import get_activation
 from .activations import names as activation_names
 
-__all__ = ["DTYPES", "as_matrix", "check_sizes", "check_dtype", "hidden_names", "weights_row"]
+__all__ = [
+    "DTYPES",
+    "as_matrix",
+    "check_sizes",
+    "check_dtype",
+    "hidden_names",
+    "weights_row",
+    "per_hidden",
+]
 
 Array = np.ndarray
 DTYPES = ("float32", "float64")
@@ -85,3 +93,27 @@ def hidden_names(activation: str | Sequence[str], Q: int) -> list[str]:
                 f"{activation_names(hidden_only=True)}, got {name!r} (output layer only)"
             )
     return hidden
+
+
+def per_hidden(name: str, value: Any, Q: int, choices: Sequence[Any] | None) -> list[Any]:
+    """One setting per hidden layer (a list of Q - 1) from one value or a list of them.
+
+    ``choices`` lists the accepted values; None means a rate in [0, 1) (dropout).
+    """
+    if value is None or isinstance(value, (str, int, float, np.number)):
+        values = [value] * (Q - 1)
+    else:
+        values = list(value)
+        if len(values) != Q - 1:
+            raise ValueError(
+                f"{name} must be one value or a list of Q-1 = {Q - 1} (one per hidden layer), "
+                f"got {len(values)}: {values!r}"
+            )
+    for v in values:
+        if choices is not None and v not in choices:
+            raise ValueError(f"{name} must be one of {list(choices)}, got {v!r}")
+        if choices is None and (
+            isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not 0 <= v < 1
+        ):
+            raise ValueError(f"{name} must be a rate in [0, 1), got {v!r}")
+    return values

@@ -2,7 +2,12 @@
 
 For every parameter p of the flat array, (E(p + h) - E(p - h)) / 2h is compared with the
 gradient that backpropagation computed. The report gives, per layer, the maximum
-element-wise and the norm-wise relative error of dW^q and db^q separately.
+element-wise and the norm-wise relative error of dW^q and db^q (and of dgamma^q, dshift^q
+for normalised layers) separately.
+
+Differences cannot resolve a gradient below their rounding noise, about eps |E| / h. Where
+both gradients of a block are below that floor (the bias of a normalised layer, whose true
+gradient is exactly 0: the batch mean removes it), the block is a zero and its error is 0.
 """
 
 from __future__ import annotations
@@ -54,7 +59,11 @@ class GradcheckReport:
         return "\n".join(lines)
 
 
-def _relative(g: np.ndarray, n: np.ndarray, floor: float = 1e-12) -> tuple[float, float]:
+def _relative(
+    g: np.ndarray, n: np.ndarray, noise: float, floor: float = 1e-12
+) -> tuple[float, float]:
+    if np.abs(g).max() <= noise and np.abs(n).max() <= noise:
+        return 0.0, 0.0  # both zero, as far as differences can tell
     elementwise = np.abs(g - n) / np.maximum(np.abs(g) + np.abs(n), floor)
     normwise = np.linalg.norm(g - n) / max(np.linalg.norm(g) + np.linalg.norm(n), floor)
     return float(elementwise.max()), float(normwise)
@@ -67,10 +76,10 @@ def numerical_gradient(net: Network, X: np.ndarray, D: np.ndarray, h: float = 1e
     for i in range(net.n_params):
         saved = net.params[i]
         net.params[i] = saved + h
-        net.forward_columns(x)
+        net.forward_columns(x, training=True, new_masks=False)
         plus = net.loss_value(d)
         net.params[i] = saved - h
-        net.forward_columns(x)
+        net.forward_columns(x, training=True, new_masks=False)
         minus = net.loss_value(d)
         net.params[i] = saved
         numeric[i] = (plus - minus) / (2.0 * h)
@@ -89,13 +98,14 @@ def gradcheck(
     twin = net.astype("float64")
     X = twin.check_X(X)
     D = twin.check_D(D, X.shape[0])
-    twin.loss_and_gradients(X, D)
+    loss = twin.loss_and_gradients(X, D)
+    noise = 100.0 * np.finfo(np.float64).eps * max(abs(loss), 1.0) / h
     analytic = twin.grads.copy()
     numeric = numerical_gradient(twin, X, D, h)
-    dW_num, db_num = twin._layer_views(numeric)
-    dW, db = twin._layer_views(analytic)
+    numerical, backprop = twin._layer_views(numeric), twin._layer_views(analytic)
     rows = []
     for q in range(1, twin.Q + 1):
-        rows.append(LayerError(q, "W", *_relative(dW[q], dW_num[q])))
-        rows.append(LayerError(q, "b", *_relative(db[q], db_num[q])))
+        for name, g, n in zip(("W", "b", "gamma", "shift"), backprop, numerical, strict=True):
+            if g[q] is not None:
+                rows.append(LayerError(q, name, *_relative(g[q], n[q], noise)))
     return GradcheckReport(rows, tolerance)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import xlogy
 
-from .activations import Activation, get_activation
+from .activations import Activation
 
 __all__ = ["Loss", "register", "get_loss", "check_pair", "LOSSES"]
 
@@ -63,7 +63,7 @@ class Loss:
 
     def fuses(self, f: Activation) -> bool:
         """Whether step 3 with output activation f is the fused delta^Q = y^Q - d."""
-        return f.name == get_activation(self.canonical_output).name
+        return f.name == self.canonical_output  # registry names: aliases resolve to them
 
     def output_delta(
         self, f: Activation, s: Array, y: Array, d: Array, out: Array, tmp: Array, row: Array

@@ -19,14 +19,16 @@ from typing import Any
 import numpy as np
 
 from .activations import Activation, get_activation
-from .checks import as_matrix, check_dtype, check_sizes, hidden_names, weights_row
-from .init import initialize
+from .checks import as_matrix, check_dtype, check_sizes, hidden_names, per_hidden, weights_row
+from .init import check_rule, initialize
 from .losses import Loss, check_pair, get_loss
+from .normalization import draw_mask, normalize_backward, normalize_batch, normalize_running
 from .workspace import Buffers, Workspace
 
 __all__ = ["Network"]
 
 Array = np.ndarray
+_NORMS = (None, "batch")  # what normalization= accepts per hidden layer
 
 
 class Network:
@@ -48,13 +50,23 @@ class Network:
         of O(Q), about one more forward pass of time, bit-identical gradients. Layers
         between kept ones then share buffers, so ``s``, ``y`` and ``beta`` are not
         available (inspect ``net.copy()``, which uses memory="all").
+    normalization : None, "batch" (batch normalisation on every hidden layer), or a list of
+        Q-1 entries (None or "batch"), one per hidden layer; see ``engine.normalization``.
+    dropout : the rate p in [0, 1) of inverted dropout on every hidden layer, or a list of
+        Q-1 rates; the masks come from ``net.dropout_rng`` (seeded from ``seed``).
+    init : None (each layer's activation chooses Glorot or He, uniform) or one rule of
+        ``engine.init.RULES`` for every layer (step 1).
 
     Attributes
     ----------
     Q : index of the output layer.
     f : per-layer activations (``Activation`` objects); f[0] is unused.
-    params, grads : flat parameter and gradient arrays (all weights, then all biases).
+    params, grads : flat parameter and gradient arrays (all weights, then all biases, then
+        gamma and shift of the normalised layers).
     W, b, dW, db : per-layer views, index 0 unused; W[q] (N_q, N_{q-1}), b[q] (N_q, 1).
+    gamma, shift, dgamma, dshift : views (N_q, 1) for normalised layers, else None.
+    stats, running_mean, running_var : the running statistics of the normalised layers (a
+        flat array and its (N_q, 1) views), used at inference; saved with the model.
     s, y, beta : after a pass, the pre-activations, outputs and local errors of every
         layer, (N_q, n) each; y[0] is the input batch (N_0, n).
     """
@@ -68,6 +80,9 @@ class Network:
         dtype: str = "float32",
         seed: int | None = None,
         memory: str = "all",
+        normalization: str | None | Sequence[str | None] = None,
+        dropout: float | Sequence[float] = 0.0,
+        init: str | None = None,
     ) -> None:
         self.sizes = check_sizes(sizes)
         self.Q = len(self.sizes) - 1
@@ -81,22 +96,38 @@ class Network:
         self.f: list[Activation] = [get_activation("identity")]
         self.f += [get_activation(a) for a in self.activations]
         self.seed = seed
-        self._buffers = Buffers(self.sizes, self.dtype, memory)
+        self.normalization = per_hidden("normalization", normalization, self.Q, _NORMS)
+        self.dropout = per_hidden("dropout", dropout, self.Q, None)
+        self.init = None if init is None else check_rule(init)
+        # per layer q = 0..Q: batch normalisation on it, its dropout rate (hidden layers only)
+        self.normalized = [False] + [m == "batch" for m in self.normalization] + [False]
+        self.p = [0.0] + [float(rate) for rate in self.dropout] + [0.0]
+        self._buffers = Buffers(self.sizes, self.dtype, memory, self.normalized, self.p)
+        self._dropped = [q for q in range(1, self.Q) if self.p[q]]
+        # whether a training pass differs from inference (batch statistics, masks)
+        self._modal = any(self.normalized) or bool(self._dropped)
         self.memory = memory
 
         shapes = [(self.sizes[q], self.sizes[q - 1]) for q in range(1, self.Q + 1)]
         self.n_weights = sum(r * c for r, c in shapes)
-        self.n_params = self.n_weights + sum(self.sizes[1:])
+        n_normed = sum(N for N, on in zip(self.sizes, self.normalized, strict=True) if on)
+        self.n_params = self.n_weights + sum(self.sizes[1:]) + 2 * n_normed
         self.params = np.zeros(self.n_params, dtype=self.dtype)
         self.grads = np.zeros(self.n_params, dtype=self.dtype)
-        self.W, self.b = self._layer_views(self.params)
-        self.dW, self.db = self._layer_views(self.grads)
+        self.W, self.b, self.gamma, self.shift = self._layer_views(self.params)
+        self.dW, self.db, self.dgamma, self.dshift = self._layer_views(self.grads)
+        self.stats = np.zeros(2 * n_normed, dtype=self.dtype)
+        self.running_mean, self.running_var = self._normalized_views(self.stats)
+        self.dropout_rng = np.random.default_rng(None if seed is None else [seed, 1])
         self.initialize(seed)
         self._last: Workspace | None = None
 
     # ----------------------------------------------------------------- parameters
-    def _layer_views(self, flat: Array) -> tuple[list, list]:
-        """Views W[q] (N_q, N_{q-1}) and b[q] (N_q, 1) into a flat array; index 0 is None."""
+    def _layer_views(self, flat: Array) -> tuple[list, list, list, list]:
+        """Views W[q] (N_q, N_{q-1}), b[q], gamma[q], shift[q] (N_q, 1) into a flat array.
+
+        Index 0 is None, and gamma[q], shift[q] are None where layer q is not normalised.
+        """
         W: list = [None]
         b: list = [None]
         start = 0
@@ -107,12 +138,34 @@ class Network:
         for q in range(1, self.Q + 1):
             b.append(flat[start : start + self.sizes[q]].reshape(self.sizes[q], 1))
             start += self.sizes[q]
-        return W, b
+        gamma, shift = self._normalized_views(flat[start:])
+        return W, b, gamma, shift
+
+    def _normalized_views(self, flat: Array) -> tuple[list, list]:
+        """Two blocks of (N_q, 1) views for the normalised layers (None elsewhere)."""
+        first: list = [None] * (self.Q + 1)
+        second: list = [None] * (self.Q + 1)
+        half, start = len(flat) // 2, 0
+        for q in range(1, self.Q + 1):
+            if self.normalized[q]:
+                N = self.sizes[q]
+                first[q] = flat[start : start + N].reshape(N, 1)
+                second[q] = flat[half + start : half + start + N].reshape(N, 1)
+                start += N
+        return first, second
 
     def initialize(self, seed: int | None = None) -> None:
-        """Step 1: Glorot-uniform or He-uniform weights by activation, zero biases."""
-        rules = [None] + [f.init for f in self.f[1:]]
+        """Step 1: weights by ``init`` (or each activation's rule), zero biases, gamma = 1.
+
+        The normalised layers' shift is 0 and their running statistics start at mean 0,
+        variance 1, as in ``torch.nn.BatchNorm1d``.
+        """
+        rules = [None] + [self.init or f.init for f in self.f[1:]]
         initialize(self.W, self.b, rules, np.random.default_rng(seed))
+        for q in range(1, self.Q + 1):
+            if self.normalized[q]:
+                self.gamma[q][...], self.shift[q][...] = 1.0, 0.0
+                self.running_mean[q][...], self.running_var[q][...] = 0.0, 1.0
 
     # ----------------------------------------------------------------- work buffers
     def workspace(self, n: int) -> Workspace:
@@ -148,26 +201,56 @@ class Network:
         return self._last
 
     # ----------------------------------------------------------------- the algorithm
-    def forward_columns(self, x: Array) -> Array:
+    def forward_columns(self, x: Array, training: bool = False, new_masks: bool = True) -> Array:
         """Step 2 on a batch of columns x (N_0, n): returns y^Q, a (N_Q, n) view.
 
-        No input checks (callers hold checked arrays); the pass's s^q and y^q stay in the
-        workspace for ``loss_value`` and ``backward``.
+        ``training``: batch normalisation uses the batch's statistics (and updates the
+        running ones) and dropout draws masks (or, with ``new_masks=False``, keeps those
+        of the last pass: a gradient check needs the same function each time); otherwise
+        the running statistics and no dropout (inference). No input checks (callers hold
+        checked arrays); the pass's s^q and y^q stay for ``loss_value`` and ``backward``.
         """
         ws = self.workspace(x.shape[1])
+        if training and self._modal:
+            if ws.n == 1 and any(self.normalized):
+                raise ValueError(
+                    "batch normalisation needs more than 1 example per batch in training, got 1"
+                )
+            for q in self._dropped if new_masks else ():
+                draw_mask(self.dropout_rng, self.p[q], ws.mask[q])
+        ws.training = training
         ws.y[0] = x
-        self._forward_layers(ws, 1, self.Q)
+        self._forward_layers(ws, 1, self.Q, update=training)
         ws.held = self._buffers.last_segment
         self._last = ws
         return ws.y[self.Q]
 
-    def _forward_layers(self, ws: Workspace, first: int, last: int) -> None:
-        """Step 2 for layers q = first..last, from y^{first-1}."""
-        f, W, b, s, y = self.f, self.W, self.b, ws.s, ws.y
+    def _forward_layers(self, ws: Workspace, first: int, last: int, update: bool) -> None:
+        """Step 2 for layers q = first..last, from y^{first-1} (``update``: running stats)."""
+        f, W, b, s, y, a, fy = self.f, self.W, self.b, ws.s, ws.y, ws.a, ws.fy
+        normalized, p = self.normalized, self.p
         for q in range(first, last + 1):
             np.dot(W[q], y[q - 1], out=s[q])  # s^q = W^q y^{q-1} + b^q
             s[q] += b[q]
-            f[q].forward(s[q], out=y[q], lse=ws.lse, row=ws.row)  # y^q = f_q(s^q)
+            if normalized[q]:  # u^q = gamma^q ⊙ (s^q - mu^q) / sigma^q + shift^q
+                self._normalize(ws, q, update)
+            f[q].forward(a[q], out=fy[q], lse=ws.lse, row=ws.row)  # y^q = f_q(u^q)
+            if p[q]:  # dropout: y^q ⊙ m^q / (1 - p) in training, y^q at inference
+                if ws.training:
+                    np.multiply(fy[q], ws.mask[q], out=y[q])
+                else:
+                    np.copyto(y[q], fy[q])
+
+    def _normalize(self, ws: Workspace, q: int, update: bool) -> None:
+        """Batch normalisation of layer q: batch statistics in training, else running ones."""
+        gamma, shift, mean, var = self.gamma[q], self.shift[q], self.running_mean, self.running_var
+        if ws.training:
+            running = (mean[q], var[q]) if update else None
+            normalize_batch(
+                ws.s[q], gamma, shift, ws.xhat[q], ws.u[q], ws.mean[q], ws.inv_std[q], running
+            )
+        else:
+            normalize_running(ws.s[q], gamma, shift, ws.u[q], mean[q], var[q], ws.column[q])
 
     def loss_value(self, d: Array, w: Array | None = None) -> float:
         """The mean loss of the last forward pass against targets d (N_Q, n).
@@ -176,7 +259,7 @@ class Network:
         Reads the pass's s^Q and y^Q (and softmax's log-normaliser); the same number on
         every call.
         """
-        ws, Q = self._pass("loss"), self.Q
+        ws, Q = self._last or self._pass("loss"), self.Q
         scratch = (ws.tmp[Q], ws.spare, ws.row)
         return self.loss.value(ws.s[Q], ws.y[Q], d, ws.lse, w, scratch)
 
@@ -190,8 +273,11 @@ class Network:
         the gradient of (1/n) sum_i w_i E_i. Step 5 for layer q follows step 4 for layer q
         at once (it needs only beta^q and y^{q-1}); memory="recompute" relies on that.
         """
-        ws, Q, f, W = self._pass("backward"), self.Q, self.f, self.W
+        ws, Q, f, W = self._last or self._pass("backward"), self.Q, self.f, self.W
         s, y, beta, tmp, kept = ws.s, ws.y, ws.beta, ws.tmp, self._buffers.kept
+        normalized, p = self.normalized, self.p
+        if self._modal and not ws.training:
+            raise RuntimeError("backward needs a training pass: forward_columns(x, training=True)")
         # Step 3: delta^Q = (y^Q - d) ⊙ f'(s^Q), fused to y^Q - d for the canonical pair
         self.loss.output_delta(f[Q], s[Q], y[Q], d, beta[Q], tmp[Q], ws.row)
         beta[Q] *= 1.0 / ws.n  # the batch mean
@@ -201,7 +287,14 @@ class Network:
             if q < Q:
                 # Step 4: beta^q = f'(s^q) ⊙ (W^{q+1})^T beta^{q+1},  q = Q-1 down to 1
                 np.dot(W[q + 1].T, beta[q + 1], out=beta[q])
-                f[q].multiply_derivative(s[q], y[q], beta[q], tmp[q], ws.row)
+                if p[q]:
+                    beta[q] *= ws.mask[q]  # the same m^q / (1 - p) as step 2 (dropout)
+                f[q].multiply_derivative(ws.a[q], ws.fy[q], beta[q], tmp[q], ws.row)
+                if normalized[q]:  # from the error at u^q to the error at s^q
+                    normalize_backward(
+                        beta[q], ws.xhat[q], self.gamma[q], ws.inv_std[q],
+                        self.dgamma[q], self.dshift[q], tmp[q], ws.column[q],
+                    )  # fmt: skip
             if not kept[q - 1]:
                 self._recompute(ws, q - 1)
             # Step 5: dE/dW^q = beta^q (y^{q-1})^T,  dE/db^q = beta^q 1_n (sum over the batch)
@@ -213,12 +306,13 @@ class Network:
 
         Deviation from the seed ("if memory is short, recompute"): the forward pass kept
         s^q, y^q only at the layers c = k, 2k, ..., Q; the segment c+1..c+k-1 is computed
-        again from y^c: the same operations on the same values, so the same numbers.
+        again from y^c: the same operations on the same values (the same masks, and the
+        running statistics are not updated twice), so the same numbers.
         """
         k = self._buffers.k
         c = p // k * k  # the kept layer below p
         if c != ws.held:
-            self._forward_layers(ws, c + 1, min(c + k - 1, self.Q - 1))
+            self._forward_layers(ws, c + 1, min(c + k - 1, self.Q - 1), update=False)
             ws.held = c
 
     # ----------------------------------------------------------------- public API
@@ -239,11 +333,12 @@ class Network:
         of the mean loss, and ``net.beta[q]`` the local errors beta^q, shape (N_q, n),
         with the 1/n of the batch mean folded in (multiply by n for per-example errors).
         ``weights`` (n,) make them those of the weighted mean (1/n) sum_i w_i E_i.
+        A training pass: batch statistics (running ones updated) and new dropout masks.
         """
         X = self.check_X(X)
         D = self.check_D(D, X.shape[0])
         w = None if weights is None else weights_row(weights, X.shape[0], self.dtype)
-        self.forward_columns(X.T)
+        self.forward_columns(X.T, training=True)
         loss = self.loss_value(D.T, w)
         self.backward(D.T, w)
         return loss
@@ -269,6 +364,8 @@ class Network:
         """A copy of this network in another dtype ("float32" or "float64"); see ``copy``."""
         twin = Network.from_spec({**self.spec(), "dtype": dtype}, memory=memory)
         twin.params[...] = self.params
+        twin.stats[...] = self.stats
+        twin.dropout_rng.bit_generator.state = self.dropout_rng.bit_generator.state
         twin.seed = self.seed
         return twin
 
@@ -283,11 +380,18 @@ class Network:
             "loss": self.loss.name,
             "dtype": self.dtype,
             "seed": self.seed if isinstance(self.seed, int) else None,
+            "normalization": list(self.normalization),
+            "dropout": [float(p) for p in self.dropout],
+            "init": self.init,
         }
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any], memory: str = "all") -> Network:
-        """A network of the architecture that ``spec()`` described (initialised from its seed)."""
+        """A network of the architecture that ``spec()`` described (initialised from its seed).
+
+        Descriptions written before normalisation, dropout and init existed lack those keys:
+        they mean none, 0 and the activations' rules.
+        """
         activations = list(spec["activations"])
         return cls(
             spec["sizes"],
@@ -297,12 +401,21 @@ class Network:
             spec["dtype"],
             seed=spec.get("seed"),
             memory=memory,
+            normalization=spec.get("normalization"),
+            dropout=spec.get("dropout", 0.0),
+            init=spec.get("init"),
         )
 
     def __repr__(self) -> str:
+        extra = "".join(
+            f", {key}={value!r}"
+            for key, value in self.spec().items()
+            if key in ("normalization", "dropout", "init") and value and any(value)
+        )
         return (
             f"Network(sizes={list(self.sizes)}, activation={self.activations[:-1]}, "
-            f"output={self.activations[-1]!r}, loss={self.loss.name!r}, dtype={self.dtype!r})"
+            f"output={self.activations[-1]!r}, loss={self.loss.name!r}, dtype={self.dtype!r}"
+            f"{extra})"
         )
 
     # ----------------------------------------------------------------- input checks

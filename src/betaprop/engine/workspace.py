@@ -8,6 +8,10 @@ Two memory plans (the seed: "for deep nets keep every z^q; if memory is short, r
   a segment when it needs it: O(sqrt(Q)) buffers, about one more forward pass of time, the
   same numbers. beta^q then needs only two slots (step 4 reads beta^{q+1} alone).
 
+With batch normalisation or dropout a layer also has xhat^q and u^q (normalised and shifted
+s^q), or the mask m^q and f_q's output before the mask; these are kept for every such layer
+in both plans (a recomputed segment reuses the masks and batch statistics of its pass).
+
 Buffers are scratch: never saved, never read by a call that did not write them.
 """
 
@@ -39,12 +43,27 @@ class Workspace:
     row : (1, n) scratch; ``ones`` (n, 1): the 1_n of db^q = beta^q 1_n.
     held : with memory="recompute", the kept layer c whose segment c+1..c+k-1 the shared
         slots hold now.
+    xhat, u : normalised layers: (s - mu) / sigma and gamma ⊙ xhat + shift (None elsewhere);
+        mean, inv_std (N_q, 1): the batch's mu and 1 / sigma; column (N_q, 1): scratch.
+    mask, out : dropout layers: m / (1 - p), and f_q's output before the mask.
+    a, fy : per layer, the input of f_q (u^q where normalised, else s^q) and its output
+        (``out`` under dropout, else y^q): what step 4's f' reads.
+    training : whether the last pass used batch statistics and masks.
     """
 
     def __init__(self, flat: dict[str, list[Any]], sizes: Sequence[int], n: int) -> None:
         def views(key: str) -> list[Any]:
             return [None] + [
-                flat[key][q][: N * n].reshape(N, n) for q, N in enumerate(sizes) if q > 0
+                None if flat[key][q] is None else flat[key][q][: N * n].reshape(N, n)
+                for q, N in enumerate(sizes)
+                if q > 0
+            ]
+
+        def columns(key: str) -> list[Any]:
+            return [None] + [
+                None if flat[key][q] is None else flat[key][q][:N].reshape(N, 1)
+                for q, N in enumerate(sizes)
+                if q > 0
             ]
 
         self.n = n
@@ -57,6 +76,20 @@ class Workspace:
         self.row = flat["rows"][0][n : 2 * n].reshape(1, n)
         self.ones = flat["ones"][0][:n].reshape(n, 1)
         self.held = 0
+        self.xhat, self.u, self.mask, self.out = (
+            views("xhat"),
+            views("u"),
+            views("mask"),
+            views("out"),
+        )
+        self.mean, self.inv_std, self.column = (
+            columns("mean"),
+            columns("inv_std"),
+            columns("column"),
+        )
+        self.a = [s if u is None else u for s, u in zip(self.s, self.u, strict=True)]
+        self.fy = [y if out is None else out for y, out in zip(self.y, self.out, strict=True)]
+        self.training = False
         # bytes of the flat arrays behind these views (arrays shared by layers count once)
         arrays = {id(a): a for key in flat for a in flat[key] if a is not None}
         self.nbytes = sum(a.nbytes for a in arrays.values())
@@ -69,10 +102,19 @@ class Buffers:
     ``k`` is the interval of the kept layers with memory="recompute".
     """
 
-    def __init__(self, sizes: Sequence[int], dtype: str, memory: str) -> None:
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        dtype: str,
+        memory: str,
+        normalized: Sequence[bool] | None = None,
+        dropout: Sequence[float] | None = None,
+    ) -> None:
         if memory not in MEMORY:
             raise ValueError(f"memory must be one of {list(MEMORY)}, got {memory!r}")
         self.sizes, self.dtype, self.memory = tuple(sizes), dtype, memory
+        self.normalized = list(normalized or [False] * len(self.sizes))
+        self.dropout = list(dropout or [0.0] * len(self.sizes))
         Q = len(self.sizes) - 1
         self.k = max(2, math.ceil(math.sqrt(Q)))
         self.kept = [memory == "all" or q % self.k == 0 or q == Q for q in range(Q + 1)]
@@ -87,6 +129,12 @@ class Buffers:
         """The workspace for a batch of n, allocated the first time n exceeds capacity."""
         if n > self._capacity:
             self._flat = {key: self._allocate(key, n) for key in ("s", "y", "beta", "tmp")}
+            for key, used in (("xhat", self.normalized), ("u", self.normalized)):
+                self._flat[key] = self._per_layer(used, n)
+            for key in ("mask", "out"):
+                self._flat[key] = self._per_layer(self.dropout, n)
+            for key in ("mean", "inv_std", "column"):
+                self._flat[key] = self._per_layer(self.normalized, 1)
             self._flat["spare"] = [np.empty(self.sizes[-1] * n, dtype=self.dtype)]
             self._flat["rows"] = [np.empty(2 * n, dtype=self.dtype)]
             self._flat["ones"] = [np.ones(n, dtype=self.dtype)]
@@ -97,6 +145,13 @@ class Buffers:
                 self._cache.clear()
             self._cache[n] = Workspace(self._flat, self.sizes, n)
         return self._cache[n]
+
+    def _per_layer(self, used: Sequence[Any], n: int) -> list[Any]:
+        """One array of N_q * n per layer q where ``used[q]``, else None; index 0 is None."""
+        return [None] + [
+            np.empty(self.sizes[q] * n, dtype=self.dtype) if used[q] else None
+            for q in range(1, len(self.sizes))
+        ]
 
     def _allocate(self, key: str, n: int) -> list[Any]:
         """Flat arrays behind ``key``'s views for batches of up to n; index 0 is None.

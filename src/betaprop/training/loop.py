@@ -1,7 +1,8 @@
 """Step 6: the one training step, and the loop over epochs and mini-batches around it.
 
-``train_step`` is the mini-batch step that every loop calls (``fit``, the estimators, the
-benchmark): steps 2-5 of the network, an optional penalty, one optimizer update. ``fit``
+``train_step`` is the one mini-batch step: steps 2-5 of the network, an optional penalty,
+one optimizer update. ``fit`` calls it for every mini-batch (and so do the estimators'
+stochastic solvers and the benchmark's epochs, through ``fit``). ``fit``
 shuffles the examples each epoch, gathers mini-batches into buffers allocated once
 (``np.take(..., out=)``), and after each epoch records the history, validates, steps the
 schedule and checks early stopping. Library code never prints: ``fit`` returns a
@@ -63,7 +64,7 @@ def train_step(
     updates ``net.params`` with ``state`` (its learning rate is ``state["lr"]``), unless
     the loss is not finite: the caller decides what a diverged step means.
     """
-    net.forward_columns(x)  # step 2
+    net.forward_columns(x, training=True)  # step 2
     loss = net.loss_value(d, w)
     net.backward(d, w)  # steps 3-5
     if penalty is not None:
@@ -278,20 +279,20 @@ def _epoch(net: Network, run: _Run, epoch: int) -> tuple[float, int]:
         total = state.epoch_loss
     first_start, batch = state.position, state.batch
     state.position = state.batch = 0
-    size, lr = state.batch_size, state.optimizer_state
+    size, optimizer_state = state.batch_size, state.optimizer_state
     for start in range(first_start, n, size):
         batch += 1
         idx = state.order[start : start + size]
         x, d, w, weight = run.batches.gather(idx)
         loss = 0.0
         if weight:  # a mini-batch without weight teaches nothing
-            loss = train_step(net, run.optimizer, lr, x, d, w, run.penalty, weight)
+            loss = train_step(net, run.optimizer, optimizer_state, x, d, w, run.penalty, weight)
         _check_loss(net, run, loss, epoch, batch)
         total += loss * len(idx)
         for callback in run.callbacks:
             run.stop = bool(callback.on_batch_end(net, epoch, batch, loss)) or run.stop
         if run.guard.requested and start + len(idx) < n:  # Ctrl-C: stop mid-epoch
-            _check_finite(net, run.last_good, epoch, batch, run.history, lr["lr"])
+            _check_finite(net, run.last_good, epoch, batch, run.history, optimizer_state["lr"])
             state.position, state.batch, state.epoch_loss = start + len(idx), batch, total
             state.last_good = run.last_good
             break
@@ -323,13 +324,13 @@ def _end_epoch(
 ) -> None:
     """After an epoch: history, validation, schedule, best weights, early stopping, callbacks."""
     state, history, stopper = run.state, run.history, run.stopper
-    lr = state.optimizer_state
-    assert lr is not None
-    _check_finite(net, run.last_good, epoch, batch, history, lr["lr"])
+    optimizer_state = state.optimizer_state
+    assert optimizer_state is not None
+    _check_finite(net, run.last_good, epoch, batch, history, optimizer_state["lr"])
     np.copyto(run.last_good, net.params)
     history.epoch.append(epoch)
     history.loss.append(total / run.n)
-    history.learning_rate.append(lr["lr"])
+    history.learning_rate.append(optimizer_state["lr"])
     if run.validation is not None:
         val_loss, val_score = evaluate(net, *run.validation)
         history.val_loss.append(val_loss)
@@ -337,7 +338,9 @@ def _end_epoch(
     history.seconds.append(time.perf_counter() - started)
     state.epoch, state.epoch_loss = epoch, 0.0
     value = _monitored(history, run.monitor)
-    lr["lr"] = run.schedule.step(run.optimizer.learning_rate, len(history.epoch), value)
+    optimizer_state["lr"] = run.schedule.step(
+        run.optimizer.learning_rate, len(history.epoch), value
+    )
     if value < state.best_value - (stopper.min_delta if stopper else 0.0):
         state.best_value, state.bad_epochs, history.best_epoch = value, 0, epoch
         np.copyto(run.best, net.params)

@@ -15,8 +15,8 @@ are scratch, kept per optimizer outside the state (``Optimizer.scratch``).
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -31,9 +31,6 @@ __all__ = [
 ]
 
 Array = np.ndarray
-# Work arrays of the updates, per optimizer (equal hyperparameters share them: scratch is
-# written before it is read within one update), freed with the optimizer.
-_SCRATCH: weakref.WeakKeyDictionary[Optimizer, dict[tuple, Array]] = weakref.WeakKeyDictionary()
 
 
 def _positive(name: str, value: float) -> None:
@@ -73,14 +70,22 @@ class Optimizer:
         return {"lr": float(self.learning_rate), "t": 0}
 
     def scratch(self, params: Array, which: int) -> Array:
-        """Work array ``which`` (0 or 1) shaped like ``params``: allocated once, never saved."""
-        arrays = _SCRATCH.setdefault(self, {})
-        key = (params.shape, params.dtype.str, which)
-        if key not in arrays:
-            if len(arrays) >= 8:
-                arrays.clear()
-            arrays[key] = np.empty_like(params)
-        return arrays[key]
+        """Work array ``which`` (0 or 1) shaped like ``params``: allocated once, never saved.
+
+        Scratch is written before it is read within one update, so the optimizer keeps it
+        (outside its fields: not compared, copied or pickled).
+        """
+        work = self.__dict__.get("_work")
+        if work is None or work[0].shape != params.shape or work[0].dtype != params.dtype:
+            work = (np.empty_like(params), np.empty_like(params))
+            object.__setattr__(self, "_work", work)  # a frozen dataclass's scratch
+        return work[which]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_work"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
     def update(self, params: Array, grads: Array, state: dict, n_weights: int) -> None:
         """One step of the rule on the flat arrays, in place."""
