@@ -16,6 +16,7 @@ from .explain.diagnostics import Diagnostics
 from .engine.gradcheck import GradcheckReport, gradcheck
 from .engine.network import Network
 from .files.model import ModelFileError, load, save
+from .files.onnx import to_onnx
 from .training.loop import (
     Callback,
     DivergenceError,
@@ -45,6 +46,7 @@ __all__ = [
     "save",
     "load",
     "ModelFileError",
+    "to_onnx",
     "activations",
     "losses",
     "optimizers",

@@ -322,6 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_.add_argument("--target", help="target column (default: the model's)")
     evaluate_.set_defaults(handler=_cmd_evaluate)
 
+    from . import export  # betaprop export (cli/export.py)
+
+    export.add_parser(commands)
+
     commands.add_parser(
         "bench", help="benchmarks against scikit-learn and PyTorch (betaprop.bench)", add_help=False
     )
