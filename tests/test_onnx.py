@@ -246,3 +246,15 @@ def test_the_command_reports_a_bad_model_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and err.startswith("betaprop: error:")
     assert not (tmp_path / "out.onnx").exists()
+
+
+def test_the_examples_of_docs_onnx_md_run(tmp_path, monkeypatch, skl2onnx):
+    text = (Path(__file__).parent.parent / "docs" / "onnx.md").read_text(encoding="utf-8")
+    blocks = [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
+    assert len(blocks) == 2
+    monkeypatch.chdir(tmp_path)
+    for block in blocks:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            exec(compile(block, "docs/onnx.md", "exec"), {})
+    assert (tmp_path / "net.onnx").exists()
