@@ -258,3 +258,7 @@ def test_the_examples_of_docs_onnx_md_run(tmp_path, monkeypatch, skl2onnx):
             warnings.simplefilter("ignore")
             exec(compile(block, "docs/onnx.md", "exec"), {})
     assert (tmp_path / "net.onnx").exists()
+
+
+def test_help_lists_the_export_command():
+    assert "export" in cli.build_parser().format_help()
