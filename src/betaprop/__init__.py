@@ -10,6 +10,7 @@ from .engine.gradcheck import GradcheckReport, gradcheck
 from .engine.network import Network
 from .explain.diagnostics import Diagnostics
 from .files.model import ModelFileError, load, save
+from .files.onnx import to_onnx
 from .training import (
     Callback,
     DivergenceError,
@@ -43,6 +44,7 @@ __all__ = [
     "save",
     "load",
     "ModelFileError",
+    "to_onnx",
     "activations",
     "losses",
     "optimizers",

@@ -1,4 +1,4 @@
-"""The ``betaprop`` command: train, trace, gradcheck, info, predict, evaluate, bench.
+"""The ``betaprop`` command: train, trace, gradcheck, info, predict, evaluate, export, bench.
 
 Every user error (a bad option, a bad data file, a damaged model file) ends the command
 with one line on stderr, exit code 2, no traceback and nothing written. A failed gradient
@@ -7,7 +7,7 @@ to stderr and stdout respectively; ``--quiet`` silences both.
 
 One module per command group: ``train`` (with ``settings``, ``runs`` and ``progress``:
 training, ``--resume``, the run folder ``write_run`` writes, the progress bar), ``models``
-(info, predict, evaluate), ``explain`` (trace, gradcheck) and ``bench``; ``options`` holds
+(info, predict, evaluate), ``explain`` (trace, gradcheck), ``export`` (ONNX) and ``bench``; ``options`` holds
 what they share (option types, ``UserError``, exit codes).
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..files.datasets import DataError
 from ..files.model import ModelFileError
-from . import bench, explain, models, train
+from . import bench, explain, export, models, train
 from .options import EXIT_INTERRUPTED, EXIT_USER_ERROR, Parser, UserError, fail
 from .runs import TrainRun, write_run
 from .train import train_run
@@ -38,6 +38,7 @@ def build_parser() -> Parser:
     train.add_command(commands)
     explain.add_commands(commands)
     models.add_commands(commands)
+    export.add_parser(commands)
     commands.add_parser(
         "bench", help="benchmarks against scikit-learn and PyTorch (betaprop.bench)", add_help=False
     )
