@@ -196,6 +196,31 @@ def test_click_through_every_stage_in_the_seeds_order(browser, tmp_path, options
     no_errors(browser)
 
 
+@pytest.mark.parametrize(
+    "options, note",
+    [
+        (["--sizes", "3,2"], "No hidden layers (Q = 1)"),  # no step 4 at all
+        (["--sizes", "4,5,3", "--loss", "cross_entropy", "--output", "softmax"], "canonical pair"),
+        (["--sizes", "3,4,3", "--activation", "tanh", "--output", "softmax"], "Jacobian"),
+    ],
+)
+def test_no_hidden_layer_fused_pair_and_softmax_jacobian(browser, tmp_path, options, note):
+    from selenium.webdriver.common.by import By
+
+    page, traced = trace_files(tmp_path, *options)
+    Q = len(traced["sizes"]) - 1
+    open_page(browser, page)
+    visited = [stage(browser)]
+    while browser.find_element(By.ID, "next").is_enabled():
+        browser.find_element(By.ID, "next").click()
+        visited.append(stage(browser))
+        check_numbers(browser, traced)
+        if visited[-1] == "step3":
+            assert note in browser.find_element(By.ID, "explain").text
+    assert visited == seed_order(Q)
+    no_errors(browser)
+
+
 def test_hovering_shows_full_precision(browser, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
