@@ -43,7 +43,7 @@ def add_commands(commands: Any) -> None:
     trace.add_argument("--example", type=int_at_least(0), help="row of --data to trace")
     trace.add_argument("--data", help="CSV file or bundled dataset for --example")
     trace.add_argument("--lang", choices=("en", "ru"), default="en")
-    trace.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    trace.add_argument("--format", choices=("text", "markdown", "json", "html"), default="text")
     trace.add_argument("--max-entries", type=int_at_least(1), default=8)
     trace.add_argument("--out", help="write to this file instead of the terminal")
     trace.set_defaults(handler=_cmd_trace)
@@ -122,6 +122,10 @@ def _cmd_trace(args: argparse.Namespace) -> int:
     result = trace(net, x, d)
     if args.format == "json":
         text = json.dumps(as_dict(result), indent=1) + "\n"
+    elif args.format == "html":  # the page embeds the same as_dict(result)
+        from ..explain.trace_page import page
+
+        text = page(result, args.lang)
     else:
         text = render(result, args.lang, args.format, args.max_entries)
     write_text(args.out, text)

@@ -119,6 +119,8 @@ def as_dict(t: Trace) -> dict[str, Any]:
         "fused_output_error": t.net.loss.fuses(t.net.f[t.net.Q]),
         "x": t.x.tolist(),
         "d": t.d.tolist(),
+        "W": {str(q): t.net.W[q].tolist() for q in range(1, Q + 1)},
+        "b": {str(q): t.net.b[q][:, 0].tolist() for q in range(1, Q + 1)},
         "s": layers(t.s),
         "y": layers(t.y, 0),
         "error": t.error.tolist() if t.error is not None else None,

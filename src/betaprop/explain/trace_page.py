@@ -1,0 +1,194 @@
+"""The one-example trace as an interactive page (``betaprop trace --format html``).
+
+``page(t, lang)`` returns one self-contained HTML file: the template ``trace_page.html``
+(inline CSS, a script that draws the network as SVG; nothing is fetched from a network) with
+two JSON documents embedded in it:
+
+- ``#trace-data``: the trace exactly as :func:`betaprop.explain.trace.as_dict` gives it, the
+  numbers of ``betaprop trace --format json``. The script draws every number from it, so the
+  page and the JSON cannot disagree.
+- ``#page-words``: the page's words in English and Russian; the Russian uses the seed's
+  terms (прямой проход, локальная ошибка, обратное распространение, ...). The page starts in
+  ``lang`` and has a switch for the other language.
+
+The page steps through the seed's order: the network and the example; step 2 for
+q = 1..Q (s^q, y^q); step 3 (y^Q - d, f'(s^Q), delta^Q); step 4 for q = Q-1 down to 1
+((W^{q+1})^T beta^{q+1}, f'(s^q), beta^q, the edges of W^{q+1} carrying the error back);
+step 5 for q = 1..Q (dE/dW^q on the edges, dE/db^q); and the check of the literal reference
+against the fast engine.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+from .trace import LANGUAGES, Trace, as_dict
+
+__all__ = ["page", "WORDS"]
+
+# Placeholders in braces ({q}, {P} = q + 1, {Q}, ...) are filled in by the page's script;
+# in running text a^{b} and a_{b} become superscripts and subscripts (so s^{{q}} is s^q).
+WORDS: dict[str, dict[str, str]] = {
+    "title": {
+        "en": "Backpropagation, step by step, for one example",
+        "ru": "Обратное распространение ошибки по шагам для одного примера",
+    },
+    "network": {
+        "en": "network {sizes} · {activations} · loss {loss} · float64",
+        "ru": "сеть {sizes} · {activations} · функция потерь {loss} · float64",
+    },
+    "input": {"en": "input", "ru": "вход"},
+    "output": {"en": "output", "ru": "выход"},
+    "back": {"en": "Back", "ru": "Назад"},
+    "next": {"en": "Next", "ru": "Далее"},
+    "keys": {"en": "keys: ← →", "ru": "клавиши: ← →"},
+    "positive": {"en": "positive", "ru": "положительные"},
+    "negative": {"en": "negative", "ru": "отрицательные"},
+    "legend": {
+        "en": "line width and neuron colour: size of the value (per layer); hover for every "
+        "number at full precision",
+        "ru": "толщина линии и цвет нейрона: величина значения (в пределах слоя); наведите "
+        "курсор, чтобы увидеть все числа с полной точностью",
+    },
+    "step_label": {"en": "Step {n}", "ru": "Шаг {n}"},
+    "seed": {"en": "the seed", "ru": "из документа"},
+    "seed_vector": {
+        "en": "the seed, for the whole layer (⊙: element-wise, Hadamard)",
+        "ru": "из документа, векторно (⊙: поэлементное умножение, Hadamard)",
+    },
+    "seed_general": {"en": "every layer q", "ru": "для каждого слоя q"},
+    "this_stage": {"en": "here", "ru": "здесь"},
+    "start": {"en": "The network and one example", "ru": "Сеть и один обучающий пример"},
+    "start_text": {
+        "en": "Layers are columns: q = 0 is the input x, q = {Q} the output layer. A line "
+        "joins neuron r of layer q−1 to neuron j of layer q: the weight w_{jr} of W^{q} "
+        "(N_{q} × N_{q−1}; its rows are the neurons of layer q). Its width and colour show the "
+        "weight. d is the target of this example. Press Next or → to run it.",
+        "ru": "Слои — столбцы: q = 0 — вход x, q = {Q} — выходной слой. Линия соединяет "
+        "нейрон r слоя q−1 с нейроном j слоя q: это вес w_{jr} матрицы W^{q} (N_{q} × N_{q−1}, "
+        "строки — нейроны слоя q). Толщина и цвет линии показывают вес. d — целевое "
+        "значение из обучающего примера. Нажмите «Далее» или →.",
+    },
+    "step2": {
+        "en": "Step 2: forward pass, layer {q}",
+        "ru": "Шаг 2: прямой проход, слой {q}",
+    },
+    "step2_text": {
+        "en": "The weighted sum of the previous layer's outputs plus the bias gives the "
+        "pre-activation s^{{q}}; the activation gives the output y^{{q}}. Keep both: steps 3 and "
+        "4 need them.",
+        "ru": "Взвешенная сумма выходов предыдущего слоя плюс смещение даёт преактивацию "
+        "s^{{q}}; функция активации даёт выход y^{{q}}. Сохраняем оба: они нужны на шагах 3 и 4.",
+    },
+    "step3": {
+        "en": "Step 3: local error of the output layer",
+        "ru": "Шаг 3: локальная ошибка выходного слоя",
+    },
+    "step3_text": {
+        "en": "For every output neuron j: the prediction error y_{j} − d_{j} times the "
+        "derivative of the activation f′(s_{j}). All neurons at once: an element-wise "
+        "product. Keep δ^{{Q}}: it is where step 4 starts.",
+        "ru": "Для каждого нейрона j выходного слоя: ошибка предсказания y_{j} − d_{j}, "
+        "умноженная на производную активации f′(s_{j}). Для всех нейронов сразу — "
+        "поэлементное умножение. Запомни вектор δ^{{Q}}: это стартовая точка обратного "
+        "распространения на шаге 4.",
+    },
+    "fused": {
+        "en": "Output {output} with loss {loss} is a canonical pair: f′ cancels against the "
+        "loss derivative, and the engine computes δ = y − d directly (stable).",
+        "ru": "Выход {output} с функцией потерь {loss} — каноническая пара: f′ сокращается с "
+        "производной потерь, и движок вычисляет δ = y − d напрямую (устойчиво).",
+    },
+    "jacobian": {
+        "en": "softmax is not element-wise: δ is the product with its Jacobian.",
+        "ru": "softmax не поэлементна: δ — произведение с её матрицей Якоби.",
+    },
+    "no_hidden": {
+        "en": "No hidden layers (Q = 1): step 4 has nothing to do.",
+        "ru": "Скрытых слоёв нет (Q = 1): на шаге 4 делать нечего.",
+    },
+    "step4": {
+        "en": "Step 4: local error of hidden layer {q} (backpropagation, q = Q−1 down to 1)",
+        "ru": "Шаг 4: локальная ошибка скрытого слоя {q} (обратное распространение, "
+        "q от Q−1 вниз до 1)",
+    },
+    "step4_text": {
+        "en": "The error of layer {P} goes back through the transposed weights (W^{{P}})ᵀ: "
+        "neuron j of layer {q} collects Σ_{r} w_{rj} β_{r}, the errors of the next layer "
+        "weighted by the lines that leave it (highlighted, flowing backwards). Then, "
+        "element-wise, times the derivative of the activation f′(s^{{q}}). First the whole "
+        "product, then f′: never the other way round.",
+        "ru": "Ошибка слоя {P} идёт назад через транспонированную матрицу весов (W^{{P}})ᵀ: "
+        "нейрон j слоя {q} собирает Σ_{r} w_{rj} β_{r} — взвешенную сумму ошибок следующего слоя "
+        "по выходящим из него линиям (подсвечены, текут назад). Это промежуточная ошибка; "
+        "затем поэлементно умножаем на производную активации f′(z^{{q}}), z^{{q}} = s^{{q}} — "
+        "преактивации. Сначала матричное умножение, потом поэлементное: никогда не меняй "
+        "порядок!",
+    },
+    "step5": {"en": "Step 5: gradients of layer {q}", "ru": "Шаг 5: градиенты слоя {q}"},
+    "step5_text": {
+        "en": "Each weight's gradient is the local error of the neuron it feeds times the "
+        "output that enters it: an outer product. The lines now show ∂E/∂W^{{q}}.",
+        "ru": "Градиент каждого веса — локальная ошибка нейрона, в который он входит, умноженная "
+        "на входящий по нему выход: внешнее произведение. Линии теперь показывают ∂E/∂W^{{q}}.",
+    },
+    "check": {
+        "en": "Check: the literal reference and the fast engine",
+        "ru": "Проверка: дословная реализация и быстрый движок",
+    },
+    "check_text": {
+        "en": "The same example through the literal per-neuron transcription of the seed's "
+        "loops (betaprop.engine.reference) and through the fast engine: every s, y, β, "
+        "∂E/∂W, ∂E/∂b is compared.",
+        "ru": "Тот же пример через дословную поэлементную реализацию циклов из документа "
+        "(betaprop.engine.reference) и через быстрый движок: сравниваются все s, y, β, "
+        "∂E/∂W, ∂E/∂b.",
+    },
+    "agree": {
+        "en": "The literal reference equals the fast engine (to 1e-12).",
+        "ru": "Дословная реализация и быстрый движок совпадают (до 1e-12).",
+    },
+    "disagree": {
+        "en": "The literal reference and the fast engine DISAGREE.",
+        "ru": "Дословная реализация и быстрый движок НЕ СОВПАДАЮТ.",
+    },
+    "layer_values": {"en": "layer {q}, N = {N} neurons", "ru": "слой {q}, N = {N} нейронов"},
+    "more_rows": {"en": "… {n} more (in the JSON)", "ru": "… ещё {n} (в JSON)"},
+    "first_columns": {"en": "first {n} columns", "ru": "первые {n} столбцов"},
+    "target": {
+        "en": "target d (the example's true values)",
+        "ru": "целевое значение d (истинные значения примера)",
+    },
+    "loss": {"en": "loss of this example", "ru": "потери на этом примере"},
+    "neuron": {"en": "layer {q}, neuron j = {j}", "ru": "слой {q}, нейрон j = {j}"},
+    "edge": {
+        "en": "weight of W^{q}: from neuron {r} of layer {p} to neuron {j} of layer {q}",
+        "ru": "вес матрицы W^{q}: от нейрона {r} слоя {p} к нейрону {j} слоя {q}",
+    },
+    "summarised": {
+        "en": "neurons {from}–{to} ({n}) are not drawn; every value is in the tables' JSON",
+        "ru": "нейроны {from}–{to} ({n}) не нарисованы; все значения есть в JSON",
+    },
+}
+
+
+def _script_json(value: Any) -> str:
+    """JSON safe inside <script>: '<' written as \\u003c, so no '</script>' can end it."""
+    return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c")
+
+
+def page(t: Trace, lang: str = "en") -> str:
+    """The trace ``t`` as one self-contained HTML page, opening in ``lang`` ("en" or "ru").
+
+    The embedded numbers are ``as_dict(t)``, the same as ``betaprop trace --format json``.
+    """
+    if lang not in LANGUAGES:
+        raise ValueError(f"lang must be one of {list(LANGUAGES)}, got {lang!r}")
+    template = resources.files(__package__).joinpath("trace_page.html").read_text("utf-8")
+    return (
+        template.replace("__LANG__", lang)
+        .replace("__TRACE__", _script_json(as_dict(t)))
+        .replace("__WORDS__", _script_json(WORDS))
+    )
