@@ -10,8 +10,10 @@ A checkpoint uses the container of model files (``files.container``) and holds
 - in a JSON document (``"betaprop-checkpoint"``) the network's ``spec()``, the optimizer
   (registry name, hyperparameters, and every number of its state), the schedule and its
   state, the early-stopping settings, the batch size, the epoch reached and the position
-  inside the next one, the random generator's state (``bit_generator.state``), the
-  history and the caller's metadata.
+  inside the next one, the random generator's state (``bit_generator.state``), that of the
+  network's dropout generator (``net.dropout_rng``, under ``"dropout_rng"``), the history
+  and the caller's metadata. A network with batch normalisation keeps gamma, shift and its
+  running statistics among the weights, named as in a model file.
 
 Saving is atomic, so a crash or SIGKILL during a save leaves the previous checkpoint whole.
 ``load_checkpoint`` checks everything and raises ``CheckpointError`` (a
@@ -127,8 +129,10 @@ def save_checkpoint(
     if state.optimizer_state is None:
         raise ValueError("state must hold the optimizer's state, got None")
     if state.params is not None:  # the weights to go on from are not the network's
-        net = Network.from_spec(net.spec())
+        held, net = net, Network.from_spec(net.spec())
         net.params[...] = state.params
+        net.stats[...] = held.stats
+        net.dropout_rng.bit_generator.state = held.dropout_rng.bit_generator.state
     optimizer, optimizer_tensors = fields.optimizer_fields(state.optimizer, state.optimizer_state)
     tensors = layer_tensors(net) | optimizer_tensors
     tensors["training.order"] = np.asarray(state.order, dtype=np.int64)
@@ -146,6 +150,7 @@ def save_checkpoint(
         ),
         training={name: getattr(state, name) for name in _TRAINING_FIELDS},
         rng=state.rng.bit_generator.state,
+        dropout_rng=net.dropout_rng.bit_generator.state,
         history=dataclasses.asdict(history),
         metadata=dict(metadata) if metadata is not None else {},
     )
@@ -188,6 +193,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> CheckpointFile:
     contents = read(path, CHECKPOINT, others=(MODEL,))
     try:
         net = read_network(contents)
+        if "dropout_rng" in contents.document:  # checkpoints before dropout lack it
+            net.dropout_rng = fields.read_generator(
+                contents.document["dropout_rng"], contents.fail, "dropout_rng"
+            )
         state = _training_state(contents, net)
         contents.refuse_unused()
         history = fields.read_history(contents.document.get("history"), state.epoch, contents.fail)

@@ -94,15 +94,15 @@ def boolean(fields: dict[str, Any], name: str, fail: Fail) -> bool:
 
 
 # ------------------------------------------------------------------------------ the parts
-def read_generator(spec: Any, fail: Fail) -> np.random.Generator:
+def read_generator(spec: Any, fail: Fail, name: str = "rng") -> np.random.Generator:
     """The random generator in the state it was saved in (``bit_generator.state``)."""
     if not isinstance(spec, dict) or spec.get("bit_generator") not in BIT_GENERATORS:
-        raise fail(f"rng must be the state of one of {list(BIT_GENERATORS)}")
+        raise fail(f"{name} must be the state of one of {list(BIT_GENERATORS)}")
     bit_generator = getattr(np.random, spec["bit_generator"])()
     try:
         bit_generator.state = spec
     except (TypeError, ValueError, KeyError, OverflowError) as error:
-        raise fail(f"rng state is invalid: {error}") from None
+        raise fail(f"{name} state is invalid: {error}") from None
     return np.random.Generator(bit_generator)
 
 

@@ -1,34 +1,40 @@
 """Model files: safetensors weights with JSON metadata and a SHA-256; never pickle.
 
 A betaprop model file is a plain safetensors file (the container is ``files.container``).
-Its tensors are named as the state dict of the matching ``torch.nn.Sequential`` -- a Linear
-layer, then its activation, for every layer q = 1..Q -- so the Linear layer of W^q sits at
-index 2(q - 1)::
+Its tensors are named as the state dict of the matching ``torch.nn.Sequential``: for every
+layer q = 1..Q a Linear layer, then, for a hidden layer, a BatchNorm1d where it is
+normalised, its activation, and a Dropout where it has one. Without normalisation and
+dropout the Linear layer of W^q sits at index 2(q - 1)::
 
     "{2(q-1)}.weight"  <- W^q, shape (N_q, N_{q-1})   (torch.nn.Linear.weight layout)
     "{2(q-1)}.bias"    <- b^q, shape (N_q,)           (the engine's (N_q, 1), flattened)
 
 e.g. "0.weight", "0.bias", "2.weight", "2.bias" for a network with one hidden layer, so
 ``torch.nn.Sequential(Linear(N_0, N_1), ReLU(), Linear(N_1, N_2)).load_state_dict(
-safetensors.torch.load_file(path))`` works as is.
+safetensors.torch.load_file(path))`` works as is. A normalised layer q adds, at the index
+i + 1 after its Linear layer's i, ``"{i+1}.weight"`` (gamma^q), ``"{i+1}.bias"`` (shift^q),
+``"{i+1}.running_mean"`` and ``"{i+1}.running_var"`` (the running statistics), all (N_q,):
+the state dict of ``torch.nn.BatchNorm1d(N_q)``. A Dropout module has no tensors; it only
+moves the indices after it by one.
 
 The JSON document (key ``"betaprop"``) holds the network's description, ``net.spec()``
-(sizes, activations, loss, dtype, seed), under ``"network"`` and the caller's
-``metadata``. ``load`` checks everything and raises ``ModelFileError`` for any file that is
-damaged, truncated, foreign, of another format version, or altered after saving. Saving is
-atomic, so a crash mid-save leaves the old file intact.
+(sizes, activations, loss, dtype, seed, normalization, dropout, init), under ``"network"``,
+and the caller's ``metadata``. ``load`` checks everything and raises ``ModelFileError`` for
+any file that is damaged, truncated, foreign, of another format version, or altered after
+saving. Saving is atomic, so a crash mid-save leaves the old file intact.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ..engine.checks import per_hidden
 from ..engine.network import Network
 from .container import Contents, Format, atomic_write, document, read, require_finite, write
 
@@ -40,6 +46,8 @@ __all__ = [
     "ModelFileError",
     "MODEL",
     "tensor_names",
+    "norm_tensor_names",
+    "sequential_index",
     "layer_tensors",
     "read_network",
     "atomic_write",
@@ -50,6 +58,11 @@ __all__ = [
 FORMAT = "betaprop-model"
 FORMAT_VERSION = 1
 _TENSOR_NAMES = "W^q -> '{2(q-1)}.weight' (N_q, N_{q-1}); b^q -> '{2(q-1)}.bias' (N_q,)"
+_TENSOR_NAMES_MODULES = (
+    "torch.nn.Sequential(Linear, [BatchNorm1d], act, [Dropout], ..., Linear) state dict: "
+    "W^q, b^q -> '{i}.weight', '{i}.bias'; gamma^q, shift^q, running mean and variance -> "
+    "'{i+1}.weight', '{i+1}.bias', '{i+1}.running_mean', '{i+1}.running_var'"
+)
 
 
 class ModelFileError(ValueError):
@@ -76,18 +89,51 @@ class ModelFile:
     sha256: str = ""
 
 
-def tensor_names(q: int) -> tuple[str, str]:
-    """The state-dict names of W^q and b^q: the Linear layer at Sequential index 2(q-1)."""
-    return f"{2 * (q - 1)}.weight", f"{2 * (q - 1)}.bias"
+def sequential_index(q: int, normalized: Sequence[bool] = (), p: Sequence[float] = ()) -> int:
+    """Index of the Linear layer of W^q in ``Sequential(Linear, [BatchNorm1d], act, [Dropout],
+    ..., Linear)``; ``normalized`` and ``p`` are per layer 0..Q as ``net.normalized``, ``net.p``
+    (empty: no normalisation, no dropout, so the index is 2(q - 1))."""
+    index = 0
+    for r in range(1, q):  # hidden layer r: Linear, [BatchNorm1d], activation, [Dropout]
+        on = r < len(normalized) and normalized[r]
+        dropped = r < len(p) and p[r] > 0
+        index += 2 + int(on) + int(dropped)
+    return index
+
+
+def tensor_names(
+    q: int, normalized: Sequence[bool] = (), p: Sequence[float] = ()
+) -> tuple[str, str]:
+    """The state-dict names of W^q and b^q: the Linear layer at ``sequential_index(q, ...)``,
+    2(q-1) for a network without normalisation and dropout."""
+    index = sequential_index(q, normalized, p)
+    return f"{index}.weight", f"{index}.bias"
+
+
+def norm_tensor_names(
+    q: int, normalized: Sequence[bool], p: Sequence[float]
+) -> tuple[str, str, str, str]:
+    """The state-dict names of gamma^q, shift^q, running mean and running variance of a
+    normalised layer q: its BatchNorm1d right after its Linear layer."""
+    i = sequential_index(q, normalized, p) + 1
+    return f"{i}.weight", f"{i}.bias", f"{i}.running_mean", f"{i}.running_var"
 
 
 def layer_tensors(net: Network) -> dict[str, np.ndarray]:
-    """W^q and b^q of every layer under their state-dict names, biases flattened to (N_q,)."""
+    """Every layer's tensors under their state-dict names, (N_q, 1) columns flattened to (N_q,).
+
+    W^q and b^q; and for a normalised layer gamma^q, shift^q and its running statistics.
+    """
     tensors: dict[str, np.ndarray] = {}
     for q in range(1, net.Q + 1):
-        weight, bias = tensor_names(q)
+        weight, bias = tensor_names(q, net.normalized, net.p)
         tensors[weight] = net.W[q]
         tensors[bias] = net.b[q][:, 0]
+        if net.normalized[q]:
+            columns = (net.gamma[q], net.shift[q], net.running_mean[q], net.running_var[q])
+            names = norm_tensor_names(q, net.normalized, net.p)
+            for name, column in zip(names, columns, strict=True):
+                tensors[name] = column[:, 0]
     return tensors
 
 
@@ -107,10 +153,11 @@ def save(
     if not isinstance(net, Network):
         raise TypeError(f"net must be a betaprop.Network, got {type(net).__name__}")
     require_finite(net.params, "net.params")
+    require_finite(net.stats, "net.stats")
     fields = document(
         MODEL,
         network=net.spec(),
-        tensor_names=_TENSOR_NAMES,
+        tensor_names=_TENSOR_NAMES_MODULES if any(net.normalized) or any(net.p) else _TENSOR_NAMES,
         metadata=dict(metadata) if metadata is not None else {},
     )
     try:
@@ -151,15 +198,28 @@ def read_network(contents: Contents) -> Network:
     """
     spec = _checked_spec(contents.document.get("network"), contents)
     sizes = spec["sizes"]
+    Q = len(sizes) - 1
+    try:  # the modules of every hidden layer fix the tensors' names
+        normalized = [False] + [m == "batch" for m in per_hidden(
+            "normalization", spec.get("normalization"), Q, (None, "batch"))] + [False]  # fmt: skip
+        p = [0.0] + [float(r) for r in per_hidden("dropout", spec.get("dropout", 0.0), Q, None)]
+    except (TypeError, ValueError) as error:
+        raise contents.fail(f"the network description is invalid: {error}") from None
     for q in range(1, len(sizes)):
-        contents.tensor(tensor_names(q)[0], (sizes[q], sizes[q - 1]), role=f"W^{q}")
+        contents.tensor(tensor_names(q, normalized, p)[0], (sizes[q], sizes[q - 1]), role=f"W^{q}")
     try:
         net = Network.from_spec(spec)
     except (TypeError, ValueError, KeyError) as error:
         raise contents.fail(f"the network description is invalid: {error}") from None
     for q in range(1, net.Q + 1):
-        targets, roles = (net.W[q], net.b[q][:, 0]), (f"W^{q}", f"b^{q}")
-        for name, target, role in zip(tensor_names(q), targets, roles, strict=True):
+        targets, roles = [net.W[q], net.b[q][:, 0]], [f"W^{q}", f"b^{q}"]
+        names = list(tensor_names(q, net.normalized, net.p))
+        if net.normalized[q]:  # (N_q, 1) columns stored as (N_q,)
+            columns = (net.gamma[q], net.shift[q], net.running_mean[q], net.running_var[q])
+            targets += [column[:, 0] for column in columns]
+            roles += [f"gamma^{q}", f"shift^{q}", f"running mean^{q}", f"running variance^{q}"]
+            names += norm_tensor_names(q, net.normalized, net.p)
+        for name, target, role in zip(names, targets, roles, strict=True):
             target[...] = contents.tensor(name, target.shape, net.dtype, role=role)
     return net
 
