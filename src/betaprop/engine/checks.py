@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import scipy.sparse
 
 from .activations import get_activation
 from .activations import names as activation_names
@@ -16,6 +17,7 @@ from .activations import names as activation_names
 __all__ = [
     "DTYPES",
     "as_matrix",
+    "as_sparse_rows",
     "check_sizes",
     "check_dtype",
     "hidden_names",
@@ -42,6 +44,16 @@ def as_matrix(A: Any, name: str, dtype: str) -> Array:
     if not np.isfinite(np.sum(A)) and not np.isfinite(A).all():
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(A))[0])
         raise ValueError(f"{name} must be finite, got {float(A[bad])!r} at index {bad}")
+    return A
+
+
+def as_sparse_rows(A: Any, name: str, dtype: str) -> Any:
+    """A SciPy sparse matrix as CSR of ``dtype`` (rows are examples), with finite values."""
+    A = scipy.sparse.csr_matrix(A, dtype=dtype)
+    if A.shape[0] == 0:
+        raise ValueError(f"{name} must have at least one row, got shape {A.shape}")
+    if not np.isfinite(A.data).all():
+        raise ValueError(f"{name} must be finite, got a non-finite stored value")
     return A
 
 

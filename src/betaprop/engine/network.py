@@ -17,9 +17,19 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import scipy.sparse
 
+from . import sparse
 from .activations import Activation, get_activation
-from .checks import as_matrix, check_dtype, check_sizes, hidden_names, per_hidden, weights_row
+from .checks import (
+    as_matrix,
+    as_sparse_rows,
+    check_dtype,
+    check_sizes,
+    hidden_names,
+    per_hidden,
+    weights_row,
+)
 from .init import check_rule, initialize
 from .losses import Loss, check_pair, get_loss
 from .normalization import draw_mask, normalize_backward, normalize_batch, normalize_running
@@ -204,6 +214,9 @@ class Network:
     def forward_columns(self, x: Array, training: bool = False, new_masks: bool = True) -> Array:
         """Step 2 on a batch of columns x (N_0, n): returns y^Q, a (N_Q, n) view.
 
+        x may be a SciPy sparse matrix: the first layer's products then use it as it is
+        (SciPy's sparse-dense products), never a dense copy.
+
         ``training``: batch normalisation uses the batch's statistics (and updates the
         running ones) and dropout draws masks (or, with ``new_masks=False``, keeps those
         of the last pass: a gradient check needs the same function each time); otherwise
@@ -219,6 +232,7 @@ class Network:
             for q in self._dropped if new_masks else ():
                 draw_mask(self.dropout_rng, self.p[q], ws.mask[q])
         ws.training = training
+        ws.sparse = scipy.sparse.issparse(x)
         ws.y[0] = x
         self._forward_layers(ws, 1, self.Q, update=training)
         ws.held = self._buffers.last_segment
@@ -230,7 +244,10 @@ class Network:
         f, W, b, s, y, a, fy = self.f, self.W, self.b, ws.s, ws.y, ws.a, ws.fy
         normalized, p = self.normalized, self.p
         for q in range(first, last + 1):
-            np.dot(W[q], y[q - 1], out=s[q])  # s^q = W^q y^{q-1} + b^q
+            if q == 1 and ws.sparse:  # y^0 sparse: the columns of W^1 its values pick
+                sparse.product(W[1], y[0], out=s[1])
+            else:
+                np.dot(W[q], y[q - 1], out=s[q])  # s^q = W^q y^{q-1} + b^q
             s[q] += b[q]
             if normalized[q]:  # u^q = gamma^q ⊙ (s^q - mu^q) / sigma^q + shift^q
                 self._normalize(ws, q, update)
@@ -298,7 +315,10 @@ class Network:
             if not kept[q - 1]:
                 self._recompute(ws, q - 1)
             # Step 5: dE/dW^q = beta^q (y^{q-1})^T,  dE/db^q = beta^q 1_n (sum over the batch)
-            np.dot(beta[q], y[q - 1].T, out=self.dW[q])
+            if q == 1 and ws.sparse:  # y^0 sparse: SciPy's product
+                sparse.gradient(beta[1], y[0], out=self.dW[1])
+            else:
+                np.dot(beta[q], y[q - 1].T, out=self.dW[q])
             np.dot(beta[q], ws.ones, out=self.db[q])
 
     def _recompute(self, ws: Workspace, p: int) -> None:
@@ -344,12 +364,15 @@ class Network:
         return loss
 
     def predict(self, X: Array, batch_size: int = 4096) -> Array:
-        """Outputs y^Q for X of shape (n, N_0), as (n, N_Q), computed in chunks of rows."""
+        """Outputs y^Q for X of shape (n, N_0), as (n, N_Q), computed in chunks of rows.
+
+        X may be a SciPy sparse matrix (used as it is, never densified).
+        """
         X = self.check_X(X)
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
         for start in range(0, X.shape[0], batch_size):
             chunk = X[start : start + batch_size]
-            out[start : start + len(chunk)] = self.forward_columns(chunk.T).T
+            out[start : start + chunk.shape[0]] = self.forward_columns(chunk.T).T
         return out
 
     def copy(self, memory: str = "all") -> Network:
@@ -419,9 +442,15 @@ class Network:
         )
 
     # ----------------------------------------------------------------- input checks
-    def check_X(self, X: Array) -> Array:
-        """X as a finite (n, N_0) array of this network's dtype, or a clear error."""
-        X = as_matrix(X, "X", self.dtype)
+    def check_X(self, X: Any) -> Any:
+        """X as a finite (n, N_0) array of this network's dtype, or a clear error.
+
+        A SciPy sparse X stays sparse (CSR of this dtype).
+        """
+        if scipy.sparse.issparse(X):
+            X = as_sparse_rows(X, "X", self.dtype)
+        else:
+            X = as_matrix(X, "X", self.dtype)
         if X.shape[1] != self.sizes[0]:
             raise ValueError(
                 f"X must have shape (n, N_0) = (n, {self.sizes[0]}), got {X.shape} "

@@ -49,6 +49,7 @@ class Workspace:
     a, fy : per layer, the input of f_q (u^q where normalised, else s^q) and its output
         (``out`` under dropout, else y^q): what step 4's f' reads.
     training : whether the last pass used batch statistics and masks.
+    sparse : whether the input batch y[0] of the last pass is a SciPy sparse matrix.
     """
 
     def __init__(self, flat: dict[str, list[Any]], sizes: Sequence[int], n: int) -> None:
@@ -90,6 +91,7 @@ class Workspace:
         self.a = [s if u is None else u for s, u in zip(self.s, self.u, strict=True)]
         self.fy = [y if out is None else out for y, out in zip(self.y, self.out, strict=True)]
         self.training = False
+        self.sparse = False  # whether y[0] is a SciPy sparse batch
         # bytes of the flat arrays behind these views (arrays shared by layers count once)
         arrays = {id(a): a for key in flat for a in flat[key] if a is not None}
         self.nbytes = sum(a.nbytes for a in arrays.values())

@@ -98,7 +98,7 @@ class _Batches:
     def __init__(self, net: Network, X: Any, D: Array, w: Array | None, batch_size: int) -> None:
         self.X, self.D, self.w = X, D, w
         self.sparse = scipy.sparse.issparse(X)
-        self.x = np.empty((batch_size, X.shape[1]), dtype=net.dtype)
+        self.x = np.empty((0 if self.sparse else batch_size, X.shape[1]), dtype=net.dtype)
         self.d = np.empty((batch_size, D.shape[1]), dtype=net.dtype)
         if w is not None:
             self.sw = np.empty(batch_size)
@@ -108,7 +108,7 @@ class _Batches:
         m = len(idx)
         x, d = self.x[:m], self.d[:m]
         if self.sparse:
-            x[...] = self.X[idx].toarray()
+            x = self.X[idx]  # the rows, still sparse: the first layer's products use them
         else:
             self.X.take(idx, axis=0, out=x, mode="clip")  # np.take without its wrapper
         self.D.take(idx, axis=0, out=d, mode="clip")
@@ -193,9 +193,10 @@ def fit(
     ``sample_weight`` (n,) makes each mini-batch's loss and gradients its weighted mean
     sum_i w_i E_i / sum_i w_i; a mini-batch whose weights sum to 0 or less is skipped (no
     update). ``penalty(net, loss, weight)`` (see ``train_step``) adds a term such as L2.
-    X may be a SciPy sparse matrix, densified one mini-batch at a time.
+    X may be a SciPy sparse matrix: each mini-batch's rows stay sparse, and the first
+    layer's products (steps 2 and 5) use them as they are.
     """
-    X = _check_sparse(net, X) if scipy.sparse.issparse(X) else net.check_X(X)
+    X = net.check_X(X)
     D = net.check_D(D, X.shape[0])
     _check_positive_int("epochs", epochs)
     _check_positive_int("batch_size", batch_size)
@@ -376,16 +377,6 @@ def _check_sample_weight(sample_weight: Any, n: int) -> Array:
             f"sample_weight must be {n} finite values (one per example), got {sample_weight!r}"
         )
     return w
-
-
-def _check_sparse(net: Network, X: Any) -> Any:
-    """A sparse X (n, N_0) with finite values, in CSR form (rows are gathered per batch)."""
-    X = scipy.sparse.csr_matrix(X)
-    if X.shape[0] == 0 or X.shape[1] != net.sizes[0]:
-        raise ValueError(f"X must have shape (n, N_0) = (n, {net.sizes[0]}), got {X.shape}")
-    if not np.isfinite(X.data).all():
-        raise ValueError("X must be finite, got a non-finite stored value")
-    return X
 
 
 def _check_finite(
