@@ -13,17 +13,38 @@ number at a time, and nothing else of the engine: no fused output error, no batc
 Softmax is the one activation that is not element-wise: its step 3 goes through the full
 Jacobian, dy_r/ds_j = y_r (1[r = j] - y_j), so that the literal chain
 (-d_r / y_r for cross-entropy) can be compared with the engine's fused y - d.
+
+Batch normalisation needs the whole batch (mu^q and sigma^q are means over the examples),
+so a network with normalisation or dropout goes through ``batch_pass``: the same steps,
+layer by layer over all n examples i, with one extra loop per formula (see
+``engine.normalization``)::
+
+    Step 2:  mu_j = (1/n) sum_i s_ji,   sigma_j = sqrt((1/n) sum_i (s_ji - mu_j)^2 + eps)
+             xhat_ji = (s_ji - mu_j) / sigma_j,   u_ji = gamma_j xhat_ji + shift_j
+             y_ji = f(u_ji) m_ji                  (m_ji: the dropout mask m / (1 - p))
+    Step 4:  e_ji = f'(u_ji) m_ji sum_r beta_ri^{q+1} w_rj^{q+1}    (the error at u)
+             dE/dgamma_j = (1/n) sum_i e_ji xhat_ji,   dE/dshift_j = (1/n) sum_i e_ji
+             beta_ji = (gamma_j / sigma_j) (e_ji - (1/n) sum_k e_jk
+                                             - xhat_ji (1/n) sum_k e_jk xhat_jk)
+
+beta here is per example (the seed's scale, no 1/n), as in ``backward_example``; step 5
+divides by n. The masks are given (``masks[q]``, (N_q, n)), e.g. the fast engine's
+``net.workspace(n).mask[q]`` after its training pass, so that both use the same ones.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from .network import Network
 
-__all__ = ["forward_example", "backward_example", "gradients"]
+__all__ = ["forward_example", "backward_example", "gradients", "batch_pass", "BatchPass"]
+
+EPS = 1e-5  # as engine.normalization.EPS (torch's default); a test checks they are equal
 
 
 def _one(function, *values: float) -> float:  # type: ignore[no-untyped-def]
@@ -48,6 +69,16 @@ def _f_prime(net: Network, q: int, s_j: float, y_j: float) -> float:
     return _one(net.f[q].derivative, s_j, y_j)
 
 
+def _output_delta(net: Network, s: list[float], y: list[float], d: list[float]) -> list[float]:
+    """Step 3 for one example: delta_j^Q = (dE/dy_j) * f'(s_j^Q), every output neuron j."""
+    Q, N = net.Q, net.sizes[net.Q]
+    dE_dy = net.loss.output_gradient
+    error = [_one(dE_dy, y[j], float(d[j])) for j in range(N)]
+    if not net.f[Q].elementwise:  # softmax: sum_r dE/dy_r dy_r/ds_j
+        return [sum(error[r] * y[r] * ((r == j) - y[j]) for r in range(N)) for j in range(N)]
+    return [error[j] * _f_prime(net, Q, s[j], y[j]) for j in range(N)]
+
+
 def forward_example(net: Network, x: list[float]) -> tuple[list, list]:
     """Step 2 for one example: lists s[q], y[q] (q = 0..Q) of plain floats."""
     W, b = net.W, net.b
@@ -69,16 +100,7 @@ def backward_example(net: Network, s: list, y: list, d: list[float]) -> list:
     """Steps 3-4 for one example: the local errors beta[q] (q = 1..Q), plain floats."""
     Q, W = net.Q, net.W
     beta: list = [None] * (Q + 1)
-    # Step 3: delta_j^Q = (dE/dy_j) * f'(s_j^Q), for every neuron j of the output layer
-    dE_dy = net.loss.output_gradient
-    error = [_one(dE_dy, y[Q][j], float(d[j])) for j in range(net.sizes[Q])]
-    if not net.f[Q].elementwise:  # softmax: sum_r dE/dy_r dy_r/ds_j
-        beta[Q] = [
-            sum(error[r] * y[Q][r] * ((r == j) - y[Q][j]) for r in range(net.sizes[Q]))
-            for j in range(net.sizes[Q])
-        ]
-    else:
-        beta[Q] = [error[j] * _f_prime(net, Q, s[Q][j], y[Q][j]) for j in range(net.sizes[Q])]
+    beta[Q] = _output_delta(net, s[Q], y[Q], d)
     # Step 4: for q from Q-1 downto 1, beta_j^q = f'(z_j^q) * sum_r beta_r^{q+1} w_rj^{q+1}
     for q in range(Q - 1, 0, -1):
         beta[q] = []
@@ -90,12 +112,19 @@ def backward_example(net: Network, s: list, y: list, d: list[float]) -> list:
     return beta
 
 
-def gradients(net: Network, X: np.ndarray, D: np.ndarray) -> tuple[list, list, float]:
+def gradients(
+    net: Network, X: np.ndarray, D: np.ndarray, masks: list | None = None
+) -> tuple[list, list, float]:
     """Step 5 averaged over the examples of X (n, N_0), D (n, N_Q): (dW, db, mean loss).
 
     dW[q] has shape (N_q, N_{q-1}) and db[q] (N_q, 1), as the engine's; the loss of each
-    example is the loss's own formula applied to this example's s^Q, y^Q alone.
+    example is the loss's own formula applied to this example's s^Q, y^Q alone. A network
+    with batch normalisation or dropout goes through ``batch_pass`` (a training pass; the
+    dropout ``masks`` are then required).
     """
+    if any(net.normalized) or any(net.p):
+        result = batch_pass(net, X, D, masks)
+        return result.dW, result.db, result.loss
     Q, n = net.Q, len(X)
     dW: list = [None] + [np.zeros((net.sizes[q], net.sizes[q - 1])) for q in range(1, Q + 1)]
     db: list = [None] + [np.zeros((net.sizes[q], 1)) for q in range(1, Q + 1)]
@@ -111,3 +140,152 @@ def gradients(net: Network, X: np.ndarray, D: np.ndarray) -> tuple[list, list, f
                     dW[q][j, r] += beta[q][j] * y[q - 1][r] / n  # dE/dw_jr = beta_j y_r
                 db[q][j, 0] += beta[q][j] / n
     return dW, db, loss / n
+
+
+# ------------------------------------------------------------------------------ a whole batch
+@dataclass
+class BatchPass:
+    """Every number of a literal training pass over a batch; per-layer lists (q = 0..Q).
+
+    ``s[q][j][i]``, ``xhat``, ``u``, ``y``, ``beta`` (per example, no 1/n): neuron j,
+    example i; ``mu[q][j]``, ``sigma[q][j]`` for normalised layers (else None); ``dW``,
+    ``db``, ``dgamma``, ``dshift`` as NumPy arrays shaped like the engine's; ``loss`` the mean.
+    """
+
+    s: list[Any] = field(default_factory=list)
+    mu: list[Any] = field(default_factory=list)
+    sigma: list[Any] = field(default_factory=list)
+    xhat: list[Any] = field(default_factory=list)
+    u: list[Any] = field(default_factory=list)
+    y: list[Any] = field(default_factory=list)
+    beta: list[Any] = field(default_factory=list)
+    dW: list[Any] = field(default_factory=list)
+    db: list[Any] = field(default_factory=list)
+    dgamma: list[Any] = field(default_factory=list)
+    dshift: list[Any] = field(default_factory=list)
+    loss: float = 0.0
+
+
+def batch_pass(net: Network, X: np.ndarray, D: np.ndarray, masks: list | None = None) -> BatchPass:
+    """Steps 2-5 of a training pass over the batch X (n, N_0), D (n, N_Q), layer by layer.
+
+    Batch normalisation uses the batch's mu and sigma (the running statistics are neither
+    used nor changed); ``masks[q]`` (N_q, n) holds dropout's m / (1 - p) for every layer
+    with a rate p > 0 (required there).
+    """
+    Q, n, sizes = net.Q, len(X), net.sizes
+    if n < 2 and any(net.normalized):
+        raise ValueError(f"batch normalisation needs more than 1 example per batch, got {n}")
+    for q in range(1, Q):
+        if net.p[q] and (masks is None or masks[q] is None):
+            raise ValueError(f"masks[{q}] must be given: layer {q} has dropout {net.p[q]}")
+    s: list = [None]
+    y: list = [[[float(X[i][r]) for i in range(n)] for r in range(sizes[0])]]
+    xhat: list = [None]
+    u: list = [None]
+    mu: list = [None]
+    sigma: list = [None]
+    fy: list = [None]  # f's output before the mask: what f' reads
+    for q in range(1, Q + 1):
+        W, b = net.W[q], net.b[q]
+        # Step 2: s_ji = sum_r w_jr y_ri + b_j, for every neuron j and example i
+        s_q = [[0.0] * n for _ in range(sizes[q])]
+        for j in range(sizes[q]):
+            for i in range(n):
+                total = float(b[j, 0])
+                for r in range(sizes[q - 1]):
+                    total += float(W[j, r]) * y[q - 1][r][i]
+                s_q[j][i] = total
+        s.append(s_q)
+        a_q = s_q  # the input of f: u where normalised, else s
+        mu.append(None)
+        sigma.append(None)
+        xhat.append(None)
+        u.append(None)
+        if net.normalized[q]:
+            gamma, shift = net.gamma[q], net.shift[q]
+            mu[q], sigma[q] = [], []
+            xhat[q] = [[0.0] * n for _ in range(sizes[q])]
+            u[q] = [[0.0] * n for _ in range(sizes[q])]
+            for j in range(sizes[q]):
+                mean = sum(s_q[j][i] for i in range(n)) / n  # mu_j = (1/n) sum_i s_ji
+                var = sum((s_q[j][i] - mean) ** 2 for i in range(n)) / n  # biased
+                sd = math.sqrt(var + EPS)  # sigma_j
+                mu[q].append(mean)
+                sigma[q].append(sd)
+                for i in range(n):
+                    xhat[q][j][i] = (s_q[j][i] - mean) / sd  # xhat_ji = (s_ji - mu_j)/sigma_j
+                    u[q][j][i] = float(gamma[j, 0]) * xhat[q][j][i] + float(shift[j, 0])
+            a_q = u[q]
+        # y_ji = f(a_ji) (softmax: per example over the layer), then the mask m_ji
+        y_q = [[0.0] * n for _ in range(sizes[q])]
+        for i in range(n):
+            outputs = _f(net, q, [a_q[j][i] for j in range(sizes[q])])
+            for j in range(sizes[q]):
+                y_q[j][i] = outputs[j]
+        fy.append([row[:] for row in y_q])
+        if net.p[q]:
+            assert masks is not None
+            for j in range(sizes[q]):
+                for i in range(n):
+                    y_q[j][i] *= float(masks[q][j, i])  # dropout: y_ji m_ji / (1 - p)
+        y.append(y_q)
+
+    # Step 3, per example i: delta_ji^Q = (dE/dy_ji) f'(s_ji^Q)  (the seed's, no 1/n)
+    beta: list = [None] * (Q + 1)
+    beta[Q] = [[0.0] * n for _ in range(sizes[Q])]
+    loss = 0.0
+    for i in range(n):
+        s_i = [s[Q][j][i] for j in range(sizes[Q])]
+        y_i = [y[Q][j][i] for j in range(sizes[Q])]
+        d_i = [float(D[i][j]) for j in range(sizes[Q])]
+        beta_i = _output_delta(net, s_i, y_i, d_i)
+        for j in range(sizes[Q]):
+            beta[Q][j][i] = beta_i[j]
+        column = (np.array(s_i)[:, None], np.array(y_i)[:, None], np.array(d_i)[:, None])
+        loss += float(net.loss.per_example(*column)[0])
+    dgamma: list = [None] * (Q + 1)
+    dshift: list = [None] * (Q + 1)
+    for q in range(Q - 1, 0, -1):
+        W = net.W[q + 1]
+        a_q = s[q] if u[q] is None else u[q]
+        # Step 4: e_ji = f'(a_ji) m_ji sum_r beta_ri^{q+1} w_rj^{q+1}  (the error at u)
+        e = [[0.0] * n for _ in range(sizes[q])]
+        for j in range(sizes[q]):
+            for i in range(n):
+                back = 0.0
+                for r in range(sizes[q + 1]):
+                    back += float(W[r, j]) * beta[q + 1][r][i]
+                if net.p[q]:
+                    assert masks is not None
+                    back *= float(masks[q][j, i])  # the same mask as step 2
+                e[j][i] = back * _f_prime(net, q, a_q[j][i], fy[q][j][i])
+        if not net.normalized[q]:
+            beta[q] = e
+            continue
+        # from the error at u to the error at s; dE/dgamma, dE/dshift of the mean loss
+        gamma = net.gamma[q]
+        beta[q] = [[0.0] * n for _ in range(sizes[q])]
+        dgamma[q] = np.zeros((sizes[q], 1))
+        dshift[q] = np.zeros((sizes[q], 1))
+        for j in range(sizes[q]):
+            mean_e = sum(e[j][k] for k in range(n)) / n
+            mean_ex = sum(e[j][k] * xhat[q][j][k] for k in range(n)) / n
+            dgamma[q][j, 0] = mean_ex  # (1/n) sum_i e_ji xhat_ji
+            dshift[q][j, 0] = mean_e  # (1/n) sum_i e_ji
+            for i in range(n):
+                beta[q][j][i] = (float(gamma[j, 0]) / sigma[q][j]) * (
+                    e[j][i] - mean_e - xhat[q][j][i] * mean_ex
+                )
+    # Step 5: dE/dw_jr = (1/n) sum_i beta_ji y_ri^{q-1},  dE/db_j = (1/n) sum_i beta_ji
+    dW: list = [None]
+    db: list = [None]
+    for q in range(1, Q + 1):
+        dW.append(np.zeros((sizes[q], sizes[q - 1])))
+        db.append(np.zeros((sizes[q], 1)))
+        for j in range(sizes[q]):
+            for i in range(n):
+                for r in range(sizes[q - 1]):
+                    dW[q][j, r] += beta[q][j][i] * y[q - 1][r][i] / n
+                db[q][j, 0] += beta[q][j][i] / n
+    return BatchPass(s, mu, sigma, xhat, u, y, beta, dW, db, dgamma, dshift, loss / n)
