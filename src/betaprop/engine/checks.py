@@ -5,7 +5,7 @@ Kernels never validate; the public methods of ``Network`` and ``fit`` call these
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,8 @@ __all__ = [
     "hidden_names",
     "weights_row",
     "per_hidden",
+    "choice",
+    "rate",
 ]
 
 Array = np.ndarray
@@ -89,28 +91,23 @@ def check_dtype(dtype: object) -> str:
 
 def hidden_names(activation: str | Sequence[str], Q: int) -> list[str]:
     """The Q - 1 hidden layers' activation names, from one name or a list."""
-    if isinstance(activation, str):
-        hidden = [activation] * (Q - 1)
-    else:
-        hidden = list(activation)
-        if len(hidden) != Q - 1:
-            raise ValueError(
-                f"activation must be one name or a list of Q-1 = {Q - 1} names (one per hidden "
-                f"layer), got {len(hidden)}: {hidden!r}"
-            )
-    for name in hidden:
+
+    def check(name: Any) -> None:
         if get_activation(name).output_only:
             raise ValueError(
                 "activation of a hidden layer must be one of "
                 f"{activation_names(hidden_only=True)}, got {name!r} (output layer only)"
             )
-    return hidden
+
+    return per_hidden("activation", activation, Q, check, noun="name")
 
 
-def per_hidden(name: str, value: Any, Q: int, choices: Sequence[Any] | None) -> list[Any]:
+def per_hidden(
+    name: str, value: Any, Q: int, check: Callable[[Any], None], noun: str = "value"
+) -> list[Any]:
     """One setting per hidden layer (a list of Q - 1) from one value or a list of them.
 
-    ``choices`` lists the accepted values; None means a rate in [0, 1) (dropout).
+    ``check(v)`` raises a ValueError for a value that is not accepted.
     """
     if value is None or isinstance(value, (str, int, float, np.number)):
         values = [value] * (Q - 1)
@@ -118,14 +115,29 @@ def per_hidden(name: str, value: Any, Q: int, choices: Sequence[Any] | None) -> 
         values = list(value)
         if len(values) != Q - 1:
             raise ValueError(
-                f"{name} must be one value or a list of Q-1 = {Q - 1} (one per hidden layer), "
-                f"got {len(values)}: {values!r}"
+                f"{name} must be one {noun} or a list of Q-1 = {Q - 1} {noun}s (one per hidden "
+                f"layer), got {len(values)}: {values!r}"
             )
     for v in values:
-        if choices is not None and v not in choices:
-            raise ValueError(f"{name} must be one of {list(choices)}, got {v!r}")
-        if choices is None and (
-            isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not 0 <= v < 1
-        ):
-            raise ValueError(f"{name} must be a rate in [0, 1), got {v!r}")
+        check(v)
     return values
+
+
+def choice(name: str, choices: Sequence[Any]) -> Callable[[Any], None]:
+    """A check for ``per_hidden``: one of ``choices``."""
+
+    def check(v: Any) -> None:
+        if v not in choices:
+            raise ValueError(f"{name} must be one of {list(choices)}, got {v!r}")
+
+    return check
+
+
+def rate(name: str) -> Callable[[Any], None]:
+    """A check for ``per_hidden``: a rate in [0, 1) (dropout)."""
+
+    def check(v: Any) -> None:
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not 0 <= v < 1:
+            raise ValueError(f"{name} must be a rate in [0, 1), got {v!r}")
+
+    return check

@@ -102,7 +102,7 @@ def gradcheck(
     noise = 100.0 * np.finfo(np.float64).eps * max(abs(loss), 1.0) / h
     analytic = twin.grads.copy()
     numeric = numerical_gradient(twin, X, D, h)
-    numerical, backprop = twin._layer_views(numeric), twin._layer_views(analytic)
+    numerical, backprop = twin.layer_views(numeric), twin.layer_views(analytic)
     rows = []
     for q in range(1, twin.Q + 1):
         for name, g, n in zip(("W", "b", "gamma", "shift"), backprop, numerical, strict=True):

@@ -19,20 +19,28 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
-from . import sparse
+from . import layout, sparse
 from .activations import Activation, get_activation
 from .checks import (
     as_matrix,
     as_sparse_rows,
     check_dtype,
     check_sizes,
+    choice,
     hidden_names,
     per_hidden,
+    rate,
     weights_row,
 )
 from .init import check_rule, initialize
 from .losses import Loss, check_pair, get_loss
-from .normalization import draw_mask, normalize_backward, normalize_batch, normalize_running
+from .normalization import (
+    BatchSum,
+    draw_mask,
+    normalize_backward,
+    normalize_batch,
+    normalize_running,
+)
 from .workspace import Buffers, Workspace
 
 __all__ = ["Network"]
@@ -106,8 +114,10 @@ class Network:
         self.f: list[Activation] = [get_activation("identity")]
         self.f += [get_activation(a) for a in self.activations]
         self.seed = seed
-        self.normalization = per_hidden("normalization", normalization, self.Q, _NORMS)
-        self.dropout = per_hidden("dropout", dropout, self.Q, None)
+        self.normalization = per_hidden(
+            "normalization", normalization, self.Q, choice("normalization", _NORMS)
+        )
+        self.dropout = per_hidden("dropout", dropout, self.Q, rate("dropout"))
         self.init = None if init is None else check_rule(init)
         # per layer q = 0..Q: batch normalisation on it, its dropout rate (hidden layers only)
         self.normalized = [False] + [m == "batch" for m in self.normalization] + [False]
@@ -124,45 +134,23 @@ class Network:
         self.n_params = self.n_weights + sum(self.sizes[1:]) + 2 * n_normed
         self.params = np.zeros(self.n_params, dtype=self.dtype)
         self.grads = np.zeros(self.n_params, dtype=self.dtype)
-        self.W, self.b, self.gamma, self.shift = self._layer_views(self.params)
-        self.dW, self.db, self.dgamma, self.dshift = self._layer_views(self.grads)
+        self.W, self.b, self.gamma, self.shift = self.layer_views(self.params)
+        self.dW, self.db, self.dgamma, self.dshift = self.layer_views(self.grads)
         self.stats = np.zeros(2 * n_normed, dtype=self.dtype)
-        self.running_mean, self.running_var = self._normalized_views(self.stats)
+        self.running_mean, self.running_var = layout.normalized_views(
+            self.stats, self.sizes, self.normalized
+        )
         self.dropout_rng = np.random.default_rng(None if seed is None else [seed, 1])
         self.initialize(seed)
         self._last: Workspace | None = None
+        # Data parallel hook (training/distributed.py sets it while it trains): batch
+        # normalisation's sums run over all processes' columns of the batch. None: one process.
+        self.batch_sum: BatchSum | None = None
 
     # ----------------------------------------------------------------- parameters
-    def _layer_views(self, flat: Array) -> tuple[list, list, list, list]:
-        """Views W[q] (N_q, N_{q-1}), b[q], gamma[q], shift[q] (N_q, 1) into a flat array.
-
-        Index 0 is None, and gamma[q], shift[q] are None where layer q is not normalised.
-        """
-        W: list = [None]
-        b: list = [None]
-        start = 0
-        for q in range(1, self.Q + 1):
-            size = self.sizes[q] * self.sizes[q - 1]
-            W.append(flat[start : start + size].reshape(self.sizes[q], self.sizes[q - 1]))
-            start += size
-        for q in range(1, self.Q + 1):
-            b.append(flat[start : start + self.sizes[q]].reshape(self.sizes[q], 1))
-            start += self.sizes[q]
-        gamma, shift = self._normalized_views(flat[start:])
-        return W, b, gamma, shift
-
-    def _normalized_views(self, flat: Array) -> tuple[list, list]:
-        """Two blocks of (N_q, 1) views for the normalised layers (None elsewhere)."""
-        first: list = [None] * (self.Q + 1)
-        second: list = [None] * (self.Q + 1)
-        half, start = len(flat) // 2, 0
-        for q in range(1, self.Q + 1):
-            if self.normalized[q]:
-                N = self.sizes[q]
-                first[q] = flat[start : start + N].reshape(N, 1)
-                second[q] = flat[half + start : half + start + N].reshape(N, 1)
-                start += N
-        return first, second
+    def layer_views(self, flat: Array) -> tuple[list, list, list, list]:
+        """Per-layer views W[q], b[q], gamma[q], shift[q] of a flat array shaped like params."""
+        return layout.layer_views(flat, self.sizes, self.normalized)
 
     def initialize(self, seed: int | None = None) -> None:
         """Step 1: weights by ``init`` (or each activation's rule), zero biases, gamma = 1.
@@ -264,8 +252,9 @@ class Network:
         if ws.training:
             running = (mean[q], var[q]) if update else None
             normalize_batch(
-                ws.s[q], gamma, shift, ws.xhat[q], ws.u[q], ws.mean[q], ws.inv_std[q], running
-            )
+                ws.s[q], gamma, shift, ws.xhat[q], ws.u[q], ws.mean[q], ws.inv_std[q], running,
+                self.batch_sum,
+            )  # fmt: skip
         else:
             normalize_running(ws.s[q], gamma, shift, ws.u[q], mean[q], var[q], ws.column[q])
 
@@ -310,7 +299,7 @@ class Network:
                 if normalized[q]:  # from the error at u^q to the error at s^q
                     normalize_backward(
                         beta[q], ws.xhat[q], self.gamma[q], ws.inv_std[q],
-                        self.dgamma[q], self.dshift[q], tmp[q], ws.column[q],
+                        self.dgamma[q], self.dshift[q], tmp[q], ws.column[q], self.batch_sum,
                     )  # fmt: skip
             if not kept[q - 1]:
                 self._recompute(ws, q - 1)

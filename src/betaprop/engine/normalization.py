@@ -22,6 +22,8 @@ m^q_j ~ Bernoulli(1 - p); nothing at inference. Step 4 multiplies the incoming
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 
 __all__ = [
@@ -31,11 +33,25 @@ __all__ = [
     "normalize_running",
     "normalize_backward",
     "draw_mask",
+    "BatchSum",
 ]
 
 Array = np.ndarray
 MOMENTUM = 0.1  # running <- (1 - momentum) running + momentum batch  (torch's default)
 EPS = 1e-5  # sigma = sqrt(variance + eps)  (torch's default)
+
+
+class BatchSum(Protocol):
+    """Data parallel (training/distributed.py): one batch's columns are spread over processes.
+
+    ``total(a)`` replaces the (N_q, 1) array ``a`` by its sum over the processes, in place;
+    ``total.n`` is the whole batch's size. The kernels below call it where they sum over
+    the columns, so every process gets the statistics of the whole batch.
+    """
+
+    n: int
+
+    def __call__(self, a: Array) -> None: ...
 
 
 def normalize_batch(
@@ -47,19 +63,25 @@ def normalize_batch(
     mean: Array,
     inv_std: Array,
     running: tuple[Array, Array] | None,
+    total: BatchSum | None = None,
 ) -> None:
     """u = gamma ⊙ (s - mu) / sigma + shift with the batch's statistics (training).
 
     s, xhat, u: (N_q, n); gamma, shift, mean, inv_std: (N_q, 1). Writes xhat = (s - mu) /
     sigma, mean = mu and inv_std = 1 / sigma (kept for step 4), and, when ``running`` =
-    (running mean, running variance) is given, updates them as torch does.
+    (running mean, running variance) is given, updates them as torch does. ``total``
+    (data parallel): the sums run over the whole batch, all processes' columns.
     """
-    n = s.shape[1]
+    n = s.shape[1] if total is None else total.n
     np.add.reduce(s, axis=1, keepdims=True, out=mean)
+    if total is not None:
+        total(mean)  # data parallel: the sum over all processes' columns
     mean /= n  # mu = (1/n) sum_i s_i
     np.subtract(s, mean, out=xhat)
     np.square(xhat, out=u)
     np.add.reduce(u, axis=1, keepdims=True, out=inv_std)
+    if total is not None:
+        total(inv_std)  # data parallel: the sum over all processes' columns
     inv_std /= n  # sigma^2 = (1/n) sum_i (s_i - mu)^2, biased
     if running is not None:
         running_mean, running_var = running
@@ -105,21 +127,28 @@ def normalize_backward(
     dshift: Array,
     tmp: Array,
     column: Array,
+    total: BatchSum | None = None,
 ) -> None:
     """Step 4's extra line: beta (the error at u) becomes the error at s, in place.
 
     Also writes dE/dgamma = sum_i beta_i ⊙ xhat_i and dE/dshift = sum_i beta_i. ``tmp``
-    (N_q, n) and ``column`` (N_q, 1) are scratch.
+    (N_q, n) and ``column`` (N_q, 1) are scratch. ``total`` (data parallel): the two means
+    run over the whole batch; dgamma and dshift stay this process's sums (the gradient's
+    all-reduce adds them up).
     """
-    n = beta.shape[1]
+    n = beta.shape[1] if total is None else total.n
     np.add.reduce(beta, axis=1, keepdims=True, out=dshift)  # dE/dshift = sum_i beta_i
     np.multiply(beta, xhat, out=tmp)
     np.add.reduce(tmp, axis=1, keepdims=True, out=dgamma)  # dE/dgamma = sum_i beta_i xhat_i
     # beta <- (gamma / sigma) ⊙ (beta - mean(beta) - xhat ⊙ mean(beta ⊙ xhat))
     np.divide(dgamma, n, out=column)
+    if total is not None:
+        total(column)  # data parallel: the mean over all processes' columns
     np.multiply(xhat, column, out=tmp)
     beta -= tmp
     np.divide(dshift, n, out=column)
+    if total is not None:
+        total(column)  # data parallel: the mean over all processes' columns
     beta -= column
     np.multiply(gamma, inv_std, out=column)
     beta *= column
