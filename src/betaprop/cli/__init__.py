@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..files.datasets import DataError
 from ..files.model import ModelFileError
-from . import bench, explain, export, models, train
+from . import bench, explain, export, models, study, train
 from .options import EXIT_INTERRUPTED, EXIT_USER_ERROR, Parser, UserError, fail
 from .runs import TrainRun, write_run
 from .train import train_run
@@ -39,6 +39,7 @@ def build_parser() -> Parser:
     explain.add_commands(commands)
     models.add_commands(commands)
     export.add_parser(commands)
+    study.add_command(commands)
     commands.add_parser(
         "bench", help="benchmarks against scikit-learn and PyTorch (betaprop.bench)", add_help=False
     )

@@ -1,0 +1,336 @@
+"""The vanishing-gradient study: the seed's closing remark on step 4, measured.
+
+The seed ends step 4 with a debugging remark: in the output layer beta is large, in deep
+layers it fades (the vanishing gradient), "solved by ReLU or batch norm". ``depth_study``
+trains the same data at several depths Q with several hidden configurations (an activation,
+optionally with batch normalisation: ``"relu+bn"``) and measures, per layer q, the RMS of the
+per-example local error beta^q (as ``Diagnostics`` does: ``n * net.beta[q]``) at
+initialisation and after training, with the training loss per epoch.
+
+Why the lines differ: step 4 is beta^q = f'(s^q) ⊙ (W^{q+1})^T beta^{q+1}, so from the output
+down to layer 1 beta is multiplied Q-1 times by a weight matrix and by f'. The sigmoid's
+f' = y(1 - y) is at most 1/4 and tanh's 1 - y^2 at most 1, below it wherever units are
+not at zero; ReLU's f' is exactly 1 on active units; batch normalisation divides each
+layer's s^q by its spread over the batch, so the scale of beta is reset at every layer.
+
+Library code: the functions return numbers and a matplotlib ``Figure``; they never print.
+The command is ``betaprop study depth`` (``betaprop.cli.study``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..engine.activations import names as activation_names
+from ..engine.network import Network
+from ..files.datasets import infer_task, load_data
+from ..files.preprocessing import Preprocessing
+from ..training.loop import Callback, History, evaluate, fit
+from ..training.optimizers import Adam
+from ..training.state import DivergenceError
+from .diagnostics import Diagnostics
+
+__all__ = [
+    "DEFAULT_CONFIGURATIONS",
+    "DEFAULT_DEPTHS",
+    "Run",
+    "Study",
+    "check_configuration",
+    "study_data",
+    "depth_study",
+    "table",
+    "beta_table",
+    "figure",
+]
+
+Array = np.ndarray
+
+DEFAULT_DEPTHS = (5, 20, 50)
+DEFAULT_CONFIGURATIONS = ("sigmoid", "tanh", "relu", "relu+bn")
+BATCH_NORM_SUFFIX = "+bn"  # "relu+bn": ReLU hidden layers with batch normalisation
+PROBE_EXAMPLES = 512  # rows of the data on which beta is measured
+
+Progress = Callable[[str, int, int], None]  # (configuration, Q, epoch done)
+
+
+@dataclass
+class Run:
+    """One configuration at one depth Q: RMS beta^q for q = 1..Q (index q - 1) at
+    initialisation and after training, the training loss per epoch, the final score."""
+
+    configuration: str
+    Q: int
+    beta_start: list[float]
+    beta_end: list[float]
+    loss: list[float]
+    score: float
+    diverged: bool = False
+
+    def ratio(self, when: str = "start") -> float:
+        """RMS beta^1 / RMS beta^{Q-1}: the first hidden layer's against the last hidden
+        layer's (``when`` "start" or "end"); 1 means no fading, 1e-3 three orders."""
+        beta = self.beta_start if when == "start" else self.beta_end
+        top = beta[self.Q - 2]
+        return beta[0] / top if top > 0 else float("nan")
+
+    def output_ratio(self, when: str = "start") -> float:
+        """RMS beta^1 / RMS beta^Q (the first hidden layer's against the output's delta^Q)."""
+        beta = self.beta_start if when == "start" else self.beta_end
+        return beta[0] / beta[-1] if beta[-1] > 0 else float("nan")
+
+
+@dataclass
+class Study:
+    """Every run of a depth study and what it was run on."""
+
+    data: str
+    width: int
+    epochs: int
+    seed: int
+    loss: str
+    depths: list[int]
+    configurations: list[str]
+    runs: list[Run] = field(default_factory=list)
+
+    def run(self, configuration: str, Q: int) -> Run:
+        """The run of ``configuration`` at depth ``Q``."""
+        for run in self.runs:
+            if run.configuration == configuration and run.Q == Q:
+                return run
+        raise KeyError(f"no run of {configuration!r} at Q = {Q}")
+
+
+def check_configuration(name: str) -> tuple[str, str | None]:
+    """(hidden activation, normalization) of a configuration name such as "tanh" or
+    "relu+bn"; a ValueError listing the accepted names otherwise."""
+    activation = name.removesuffix(BATCH_NORM_SUFFIX)
+    accepted = activation_names(hidden_only=True)
+    if activation not in accepted:
+        raise ValueError(
+            f"configuration must be a hidden activation {accepted}, optionally with "
+            f"'{BATCH_NORM_SUFFIX}' (batch normalisation), got {name!r}"
+        )
+    return activation, ("batch" if name.endswith(BATCH_NORM_SUFFIX) else None)
+
+
+def study_data(spec: str, seed: int = 0) -> tuple[Array, Array, str]:
+    """A bundled dataset or CSV file as standardised inputs X (n, N_0), targets D (n, N_Q)
+    in float64 and the loss that fits the task (cross-entropy for classes, else squared
+    error). The whole table is the training set: the study looks at beta, not at test error."""
+    data = load_data(spec, seed=seed)
+    task = infer_task(data)
+    prep = Preprocessing.fit(data, task)
+    X = prep.transform(data.X)
+    if task == "classification":
+        return X, prep.encode(data.target, prep.n_classes), "cross_entropy"
+    return X, prep.encode(data.target, 1), "squared_error"
+
+
+class _Report(Callback):
+    """Calls the progress function after each epoch."""
+
+    def __init__(self, progress: Progress, configuration: str, Q: int) -> None:
+        self.progress, self.configuration, self.Q = progress, configuration, Q
+
+    def on_epoch_end(self, net: Network, epoch: int, history: History) -> None:
+        self.progress(self.configuration, self.Q, epoch)
+
+
+def _one_run(
+    X: Array, D: Array, configuration: str, Q: int, study: Study, settings: dict[str, Any],
+    progress: Progress | None,
+) -> Run:  # fmt: skip
+    """Build the network of ``configuration`` at depth Q, measure beta, train, measure."""
+    activation, normalization = check_configuration(configuration)
+    sizes = [X.shape[1]] + [study.width] * (Q - 1) + [D.shape[1]]
+    net = Network(
+        sizes, activation, loss=study.loss, dtype="float64", seed=study.seed,
+        normalization=normalization,
+    )  # fmt: skip
+    probe = Diagnostics(X, D, max_examples=PROBE_EXAMPLES)
+    start = _beta_rms(probe, net)
+    callbacks = [] if progress is None else [_Report(progress, configuration, Q)]
+    history = History()
+    diverged = False
+    try:
+        fit(
+            net, X, D, optimizer=Adam(settings["learning_rate"]), epochs=study.epochs,
+            batch_size=settings["batch_size"], seed=study.seed, callbacks=callbacks,
+            history=history,
+        )  # fmt: skip
+    except DivergenceError:  # the weights of the last good epoch are back in net
+        diverged = True
+    score = evaluate(net, X, D)[1]
+    return Run(configuration, Q, start, _beta_rms(probe, net), list(history.loss), score,
+               diverged)  # fmt: skip
+
+
+def _beta_rms(probe: Diagnostics, net: Network) -> list[float]:
+    """RMS of the per-example beta^q, q = 1..Q, on the probe batch (steps 2-5 on a copy)."""
+    figures = probe.measure(net)
+    return [figures[f"beta_rms_{q}"] for q in range(1, net.Q + 1)]
+
+
+def depth_study(
+    X: Array,
+    D: Array,
+    *,
+    depths: Sequence[int] = DEFAULT_DEPTHS,
+    configurations: Sequence[str] = DEFAULT_CONFIGURATIONS,
+    epochs: int = 10,
+    width: int = 32,
+    seed: int = 0,
+    loss: str = "cross_entropy",
+    learning_rate: float = 1e-3,
+    batch_size: int = 32,
+    data: str = "data",
+    progress: Progress | None = None,
+) -> Study:
+    """Train X (n, N_0) -> D (n, N_Q) at each depth Q (Q - 1 hidden layers of ``width``)
+    with each configuration (Adam, float64, the same seed and shuffles), and measure
+    RMS beta^q per layer at initialisation and after ``epochs`` epochs.
+
+    ``progress(configuration, Q, epoch)`` is called after every epoch of every run.
+    """
+    if not depths or min(depths) < 2:
+        raise ValueError(f"depths must be integers >= 2 (Q, one hidden layer at least), "
+                         f"got {list(depths)!r}")  # fmt: skip
+    for name in configurations:
+        check_configuration(name)
+    if epochs < 1 or width < 1:
+        raise ValueError(f"epochs and width must be >= 1, got {epochs!r} and {width!r}")
+    study = Study(data, width, epochs, seed, loss, list(depths), list(configurations))
+    settings = {"learning_rate": learning_rate, "batch_size": batch_size}
+    for Q in depths:
+        for configuration in configurations:
+            study.runs.append(_one_run(X, D, configuration, Q, study, settings, progress))
+    return study
+
+
+# ----------------------------------------------------------------------------- tables
+def table(study: Study) -> list[dict[str, Any]]:
+    """One row per run: RMS beta of the first hidden, last hidden and output layers at the
+    start and end, the ratios beta^1 / beta^{Q-1}, the final loss and score."""
+    rows = []
+    for run in study.runs:
+        rows.append(
+            {
+                "configuration": run.configuration,
+                "Q": run.Q,
+                "beta_1_start": run.beta_start[0],
+                "beta_last_hidden_start": run.beta_start[run.Q - 2],
+                "beta_Q_start": run.beta_start[-1],
+                "ratio_start": run.ratio("start"),
+                "beta_1_end": run.beta_end[0],
+                "beta_last_hidden_end": run.beta_end[run.Q - 2],
+                "ratio_end": run.ratio("end"),
+                "loss_first_epoch": run.loss[0] if run.loss else float("nan"),
+                "loss_last_epoch": run.loss[-1] if run.loss else float("nan"),
+                "score": run.score,
+                "diverged": run.diverged,
+            }
+        )
+    return rows
+
+
+def beta_table(study: Study) -> list[dict[str, Any]]:
+    """Every measured RMS beta^q: one row per run, layer q and moment (start, end)."""
+    rows = []
+    for run in study.runs:
+        for when, beta in (("start", run.beta_start), ("end", run.beta_end)):
+            for q, value in enumerate(beta, start=1):
+                rows.append({"configuration": run.configuration, "Q": run.Q, "q": q,
+                             "when": when, "rms_beta": value})  # fmt: skip
+    return rows
+
+
+# ----------------------------------------------------------------------------- figure
+TEXT = {
+    "en": {
+        "title": r"Local errors $\beta^q$ per layer q: the seed's remark on step 4, measured",
+        "start": r"RMS $\beta^q$ at initialisation",
+        "end": r"RMS $\beta^q$ after {epochs} epochs",
+        "curve": "training loss",
+        "layer": "layer q",
+        "epoch": "epoch",
+        "depth": "Q = {Q} layers",
+        "caption": "RMS over neurons and examples of the per-example local error β^q "
+        "(log scale), {data}, hidden width {width}, Adam. Lines falling towards q = 1 are "
+        "the vanishing gradient: step 4 multiplies β by f'(s^q) and (W^(q+1))^T once per "
+        "layer; sigmoid' ≤ 1/4, ReLU' = 1 on active units, batch norm rescales each layer.",
+    },
+    "ru": {
+        "title": r"Локальная ошибка $\beta^q$ по слоям q: замечание к шагу 4, измеренное",
+        "start": r"СКЗ $\beta^q$ при инициализации",
+        "end": r"СКЗ $\beta^q$ после {epochs} эпох",
+        "curve": "ошибка обучения",
+        "layer": "слой q",
+        "epoch": "эпоха",
+        "depth": "Q = {Q} слоёв",
+        "caption": "Среднеквадратичное значение (СКЗ) локальной ошибки β^q одного примера по "
+        "нейронам и примерам (лог. шкала), {data}, ширина скрытых слоёв {width}, Adam. "
+        "Линии, падающие к q = 1, — затухание градиента: шаг 4 умножает β на f'(s^q) и "
+        "(W^(q+1))^T в каждом слое; сигмоида' ≤ 1/4, ReLU' = 1 на активных нейронах, "
+        "batch norm нормирует каждый слой.",
+    },
+}
+
+
+def figure(study: Study, lang: str = "en") -> Any:
+    """A matplotlib ``Figure`` (Agg, no pyplot state): one column per depth Q; rows: RMS
+    beta^q against q at initialisation, after training (log scale), the training loss."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    if lang not in TEXT:
+        raise ValueError(f"lang must be one of {list(TEXT)}, got {lang!r}")
+    text = TEXT[lang]
+    columns = len(study.depths)
+    fig = Figure(figsize=(4.2 * columns + 0.6, 10.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(3, columns, squeeze=False)
+    colors = {name: f"C{k}" for k, name in enumerate(study.configurations)}
+    for column, Q in enumerate(study.depths):
+        for name in study.configurations:
+            run = study.run(name, Q)
+            layers = np.arange(1, Q + 1)
+            label = name + (" (diverged)" if run.diverged else "")
+            style = {"color": colors[name], "marker": "o" if Q <= 20 else None, "ms": 3}
+            axes[0, column].semilogy(layers, _positive(run.beta_start), label=label, **style)
+            axes[1, column].semilogy(layers, _positive(run.beta_end), **style)
+            epochs = np.arange(1, len(run.loss) + 1)
+            axes[2, column].plot(epochs, run.loss, color=colors[name], label=label)
+        axes[0, column].set_title(text["depth"].format(Q=Q))
+        for row in (0, 1):
+            axes[row, column].set_xlabel(text["layer"])
+            axes[row, column].xaxis.set_major_locator(MaxNLocator(integer=True))
+            axes[row, column].grid(True, which="major", alpha=0.3)
+        axes[2, column].set_xlabel(text["epoch"])
+        axes[2, column].xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes[2, column].grid(True, alpha=0.3)
+    axes[0, 0].set_ylabel(text["start"])
+    axes[1, 0].set_ylabel(text["end"].format(epochs=study.epochs))
+    axes[2, 0].set_ylabel(text["curve"])
+    axes[0, 0].legend(fontsize=8, loc="lower right")
+    fig.suptitle(text["title"], fontsize=13)
+    caption = text["caption"].format(data=study.data, width=study.width)
+    fig.supxlabel(_wrap(caption, 40 * columns), fontsize=9)
+    return fig
+
+
+def _positive(values: Sequence[float]) -> Array:
+    """Values for a log axis: zeros (a layer with no error at all) become NaN (a gap)."""
+    array = np.asarray(values, dtype=np.float64)
+    return np.where(array > 0, array, np.nan)
+
+
+def _wrap(text: str, width: int) -> str:
+    """``text`` broken into lines of at most ``width`` characters, at spaces."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, max(width, 60)))
