@@ -17,9 +17,11 @@ from .models import model_data, open_model, require_prep, write_text
 from .options import (
     EXIT_FAILED,
     UserError,
+    add_layer_options,
     float_list,
     hidden_activations,
     int_at_least,
+    layer_settings,
     layer_sizes,
     positive_float,
     rich_console,
@@ -64,21 +66,26 @@ def add_commands(commands: Any) -> None:
 def _add_small_network_options(
     parser: argparse.ArgumentParser, sizes: list[int], activation: str, output: str | None
 ) -> None:
-    """--sizes, --activation, --output, --loss and --seed of the small random network that
-    ``trace`` and ``gradcheck`` build (``_small_network``) when no --model is given."""
+    """--sizes, --activation, --output, --loss, --seed (and --batch-norm, --dropout, --init)
+    of the small random network that ``trace`` and ``gradcheck`` build (``_small_network``)
+    when no --model is given."""
     parser.add_argument("--sizes", type=layer_sizes, default=sizes)
     parser.add_argument("--activation", default=activation)
     parser.add_argument("--output", choices=sorted(ACTIVATIONS), default=output)
     parser.add_argument("--loss", choices=sorted(LOSSES), default="squared_error")
     parser.add_argument("--seed", type=int_at_least(0), default=0)
+    add_layer_options(parser)
 
 
 def _small_network(args: argparse.Namespace) -> Network:
-    """The float64 network of --sizes, --activation, --output, --loss and --seed."""
+    """The float64 network of --sizes, --activation, --output, --loss, --seed and the layer
+    options (--batch-norm, --dropout, --init)."""
     sizes = args.sizes
     hidden = hidden_activations(args.activation, len(sizes) - 2) if len(sizes) > 2 else []
     try:
-        return Network(sizes, hidden, args.output, args.loss, "float64", args.seed)
+        return Network(
+            sizes, hidden, args.output, args.loss, "float64", args.seed, **layer_settings(args)
+        )
     except (TypeError, ValueError) as error:
         raise UserError(str(error)) from None
 

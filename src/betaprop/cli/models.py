@@ -41,16 +41,91 @@ def add_commands(commands: Any) -> None:
     predict.add_argument("data", help="CSV file (or bundled dataset) with the feature columns")
     predict.add_argument("--proba", action="store_true", help="also write class probabilities")
     predict.add_argument("--out", help="write the predictions to this CSV file")
+    predict.add_argument("--sep", help="separator of a CSV file (default ',', tab for .tsv)")
+    predict.add_argument(
+        "--unknown",
+        choices=("ignore", "error"),
+        help="a category that training did not see: all-zero one-hot (ignore, the default "
+        "saved by train) or refuse (error)",
+    )
     predict.set_defaults(handler=_cmd_predict)
 
     evaluate_ = commands.add_parser("evaluate", help="metrics of a model file on labelled data")
     evaluate_.add_argument("model")
     evaluate_.add_argument("data")
     evaluate_.add_argument("--target", help="target column (default: the model's)")
+    evaluate_.add_argument("--sep", help="separator of a CSV file (default ',', tab for .tsv)")
+    evaluate_.add_argument("--unknown", choices=("ignore", "error"))
     evaluate_.set_defaults(handler=_cmd_evaluate)
 
 
 # ----------------------------------------------------------------------------- shared
+def add_table_options(parser: Any) -> None:
+    """--sep, --categorical, --impute, --indicator and --drop of ``train``."""
+    from ..files.preprocessing import IMPUTE
+
+    parser.add_argument("--sep", help="separator of a CSV file (default ',', tab for .tsv)")
+    parser.add_argument(
+        "--categorical",
+        metavar="COLS",
+        help="columns to one-hot encode, comma-separated (default: every column whose cells "
+        "are text or booleans)",
+    )
+    parser.add_argument(
+        "--impute",
+        choices=IMPUTE,
+        help="fill missing values (scikit-learn's SimpleImputer strategy for numeric columns; "
+        "categories take the most frequent); default: refuse them",
+    )
+    parser.add_argument(
+        "--indicator", action="store_true", help="with --impute: add a 0/1 column per gap column"
+    )
+    parser.add_argument("--drop", metavar="COLS", help="columns to leave out, comma-separated")
+
+
+def table_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of ``load_data`` that the table options ask for."""
+    if getattr(args, "indicator", False) and not getattr(args, "impute", None):
+        raise UserError("--indicator needs --impute")
+    categorical = getattr(args, "categorical", None)
+    sep = getattr(args, "sep", None)
+    return {
+        "sep": "\t" if sep in ("tab", "\\t") else sep,
+        "categorical": [c.strip() for c in categorical.split(",")] if categorical else "auto",
+        "drop": [c.strip() for c in args.drop.split(",")] if getattr(args, "drop", None) else (),
+        "allow_missing": getattr(args, "impute", None) is not None,
+    }
+
+
+def model_inputs(net: Network, prep: Preprocessing, data: Dataset, args: Any) -> np.ndarray:
+    """The standardised inputs of the model for ``data`` (encoded first), checked finite; a
+    note on stderr for categories that training did not see."""
+    if getattr(args, "unknown", None):
+        prep.unknown = args.unknown
+    Z = prep.transform(prep.columns_of(data), net.dtype)
+    for name, values in prep.unseen.items():
+        print(
+            f"betaprop: note: column {name!r} has categories training did not see "
+            f"({', '.join(values[:5])}): encoded as all zeros (--unknown error refuses them)",
+            file=sys.stderr,
+        )
+    if not np.isfinite(Z).all():
+        raise UserError(
+            f"{data.source}: the standardised features are not finite in {net.dtype} (a value "
+            "is too large for the model's scaling)"
+        )
+    return Z
+
+
+def finite_outputs(P: np.ndarray, path: str) -> np.ndarray:
+    """The network's outputs, refused if any is not finite (weights of a crafted file)."""
+    if not np.isfinite(P).all():
+        raise ModelFileError(
+            f"{path}: the network's outputs are not finite (its weights overflow {P.dtype})"
+        )
+    return P
+
+
 def open_model(path: str) -> tuple[ModelFile, Preprocessing | None]:
     """A model file and its preprocessing (None if it was saved without one)."""
     model = read_model(path)
@@ -61,11 +136,10 @@ def open_model(path: str) -> tuple[ModelFile, Preprocessing | None]:
         prep = Preprocessing.from_dict(fields)
     except ValueError as error:
         raise ModelFileError(f"{path}: {error}") from None
-    if len(prep.feature_names) != model.network.sizes[0]:
-        raise ModelFileError(
-            f"{path}: the preprocessing has {len(prep.feature_names)} features for "
-            f"N_0 = {model.network.sizes[0]} inputs"
-        )
+    try:
+        prep.check_network(model.network.sizes)
+    except ValueError as error:
+        raise ModelFileError(f"{path}: {error}") from None
     return model, prep
 
 
@@ -78,11 +152,19 @@ def require_prep(path: str, prep: Preprocessing | None) -> Preprocessing:
     return prep
 
 
-def model_data(path: str, prep: Preprocessing, data_spec: str, target: str | None) -> Dataset:
+def model_data(
+    path: str, prep: Preprocessing, data_spec: str, target: str | None, sep: str | None = None
+) -> Dataset:
     """The model's feature columns of a data file, and the ``target`` column unless None
     (then a target column in the file is ignored, even with empty cells)."""
     return load_data(
-        data_spec, target, require_target=target is not None, features=prep.feature_names
+        data_spec,
+        target,
+        require_target=target is not None,
+        features=prep.columns if prep.columns is not None else prep.feature_names,
+        categorical=list(prep.categories) if prep.columns is not None else "auto",
+        allow_missing=bool(prep.fill),
+        sep=sep,
     )
 
 
@@ -128,8 +210,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     net = model.network
     if args.proba and prep.task != "classification":
         raise UserError("--proba is for classification models; this model does regression")
-    data = model_data(args.model, prep, args.data, None)
-    P = net.predict(prep.transform(prep.columns_of(data), net.dtype))
+    if args.out and os.path.exists(args.out) and os.path.samefile(args.out, args.model):
+        raise UserError(f"--out must not be the model file itself, got {args.out!r}")
+    data = model_data(args.model, prep, args.data, None, getattr(args, "sep", None))
+    with np.errstate(all="ignore"):
+        P = finite_outputs(net.predict(model_inputs(net, prep, data, args)), args.model)
     predicted = prep.decode(P)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -166,7 +251,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     prep = require_prep(args.model, prep)
     net = model.network
     target = args.target if args.target else prep.target_name
-    data = model_data(args.model, prep, args.data, target)
+    data = model_data(args.model, prep, args.data, target, getattr(args, "sep", None))
+    if getattr(args, "unknown", None):
+        prep.unknown = args.unknown
     data = Dataset(prep.columns_of(data), data.target, prep.feature_names, target, data.source)
     values = metrics(net, prep, data, np.arange(len(data.X)))
     table = Table(title="betaprop evaluate", caption=f"{args.model} on {args.data}")
@@ -188,21 +275,29 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _layer_table(path: str, net: Network) -> Any:
-    """One row per layer q: N_q, f, the sizes of W^q and b^q."""
+    """One row per layer q: N_q, f, the sizes of W^q and b^q (and, where the network has
+    them, batch normalisation with its gamma^q, shift^q, and the dropout rate)."""
     from rich.table import Table
 
+    extra = any(net.normalized) or any(net.p)
     layers = Table(title=f"betaprop model {path}")
-    for name in ("layer q", "N_q", "activation", "weights W^q", "biases b^q"):
+    columns = ["layer q", "N_q", "activation", "weights W^q", "biases b^q"]
+    columns += ["normalisation", "dropout p"] if extra else []
+    for name in columns:
         layers.add_column(name, justify="right" if name != "activation" else "left")
-    layers.add_row("0 (input)", str(net.sizes[0]), "-", "-", "-")
+    layers.add_row("0 (input)", str(net.sizes[0]), "-", "-", "-", *(["-", "-"] if extra else []))
     for q in range(1, net.Q + 1):
-        layers.add_row(
+        cells = [
             str(q) + (" (output)" if q == net.Q else ""),
             str(net.sizes[q]),
             net.activations[q - 1],
             str(net.sizes[q] * net.sizes[q - 1]),
             str(net.sizes[q]),
-        )
+        ]
+        if extra:
+            cells.append("batch" if net.normalized[q] else "-")
+            cells.append(f"{net.p[q]:g}" if net.p[q] else "-")
+        layers.add_row(*cells)
     return layers
 
 
@@ -217,6 +312,8 @@ def _facts_table(model: ModelFile, prep: Preprocessing | None) -> Any:
     facts.add_row("loss", net.loss.name)
     facts.add_row("dtype", net.dtype)
     facts.add_row("parameters", f"{net.n_params} ({net.n_weights} weights)")
+    if net.init is not None:
+        facts.add_row("init", net.init)
     facts.add_row("format", f"{model.header.get('format')} v{model.header.get('format_version')}")
     facts.add_row("saved by", f"betaprop {model.header.get('betaprop_version')}")
     facts.add_row("sha256", model.sha256)
@@ -228,6 +325,11 @@ def _facts_table(model: ModelFile, prep: Preprocessing | None) -> Any:
         names = prep.feature_names
         shown = ", ".join(names[:8]) + (f", ... ({len(names)})" if len(names) > 8 else "")
         facts.add_row("features", shown)
+        if prep.columns is not None:
+            facts.add_row("raw columns", ", ".join(prep.columns[:8])
+                          + (f", ... ({len(prep.columns)})" if len(prep.columns) > 8 else ""))  # fmt: skip
+        for what, value in prep.describe():
+            facts.add_row(what, value)
     training = model.metadata.get("training")
     if isinstance(training, dict):
         keys = ("data", "optimizer", "learning_rate", "epochs_run", "batch_size", "seed")
@@ -237,8 +339,10 @@ def _facts_table(model: ModelFile, prep: Preprocessing | None) -> Any:
     if isinstance(saved_metrics, dict):
         for split, values in saved_metrics.items():
             if isinstance(values, dict):
-                text = ", ".join(
-                    f"{k} {v:.4f}" for k, v in values.items() if isinstance(v, (int, float))
+                text = ", ".join(  # finite floats only: a crafted file may hold 10**400
+                    f"{k} {float(v):.4f}"
+                    for k, v in values.items()
+                    if isinstance(v, float) and math.isfinite(v)
                 )
                 facts.add_row(f"{split} metrics", text)
     return facts

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from ..engine.activations import names as activation_names
+from ..engine.init import RULES
 
 __all__ = [
     "UserError",
@@ -26,6 +27,8 @@ __all__ = [
     "layer_sizes",
     "float_list",
     "hidden_activations",
+    "add_layer_options",
+    "layer_settings",
     "rich_console",
     "fail",
 ]
@@ -142,6 +145,36 @@ def hidden_activations(text: str, n_hidden: int) -> list[str]:
             f"--hidden), got {len(names)}: {text!r}"
         )
     return names
+
+
+def add_layer_options(parser: argparse.ArgumentParser) -> None:
+    """--batch-norm, --dropout P and --init NAME: the hidden layers' remedies and step 1."""
+    parser.add_argument(
+        "--batch-norm",
+        action="store_true",
+        help="batch normalisation on every hidden layer (u = gamma (s - mu) / sigma + shift)",
+    )
+    parser.add_argument(
+        "--dropout",
+        type=fraction,
+        default=0.0,
+        metavar="P",
+        help="inverted dropout of rate P in [0, 1) on every hidden layer; default 0",
+    )
+    parser.add_argument(
+        "--init",
+        choices=sorted(RULES),
+        help="weight initialisation rule for every layer (default: by activation)",
+    )
+
+
+def layer_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of ``Network`` that ``add_layer_options`` asked for."""
+    return {
+        "normalization": "batch" if getattr(args, "batch_norm", False) else None,
+        "dropout": getattr(args, "dropout", 0.0),
+        "init": getattr(args, "init", None),
+    }
 
 
 # ----------------------------------------------------------------------------- output

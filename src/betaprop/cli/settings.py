@@ -14,7 +14,7 @@ from ..engine.network import Network
 from ..files.datasets import Preprocessing
 from ..training.optimizers import OPTIMIZERS, get_optimizer
 from ..training.schedules import get_schedule
-from .options import UserError, hidden_activations
+from .options import UserError, hidden_activations, layer_settings
 
 __all__ = ["split_rows", "build_network", "optimizer_and_schedule"]
 
@@ -57,8 +57,9 @@ def split_rows(
 
 
 def build_network(args: argparse.Namespace, n_inputs: int, prep: Preprocessing) -> Network:
-    """The network of --hidden, --activation, --output, --loss, --dtype and --seed for the
-    task: N_Q is 1 for regression, and what the loss needs for the classes otherwise."""
+    """The network of --hidden, --activation, --output, --loss, --dtype, --seed (and
+    --batch-norm, --dropout, --init) for the task: N_Q is 1 for regression, and what the
+    loss needs for the classes otherwise."""
     classification = prep.task == "classification"
     loss = args.loss or ("cross_entropy" if classification else "squared_error")
     # a class loss serves classification only; one for real numbers (squared error) both tasks
@@ -84,6 +85,7 @@ def build_network(args: argparse.Namespace, n_inputs: int, prep: Preprocessing) 
             loss=loss,
             dtype=args.dtype,
             seed=args.seed,
+            **layer_settings(args),
         )
     except (TypeError, ValueError) as error:
         raise UserError(str(error)) from None

@@ -41,12 +41,13 @@ from ..training.loop import fit
 from ..training.optimizers import OPTIMIZERS
 from ..training.schedules import SCHEDULES
 from ..training.state import Callback, DivergenceError, History, InterruptedWarning
-from .models import metrics
+from .models import add_table_options, metrics, table_options
 from .options import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     Parser,
     UserError,
+    add_layer_options,
     fail,
     fraction,
     hidden_sizes,
@@ -85,6 +86,7 @@ def add_command(commands: Any) -> None:
         "--data", default=DEFAULT_DATA, help=f"CSV file or bundled dataset ({data_names})"
     )
     train.add_argument("--target", help="target column of a CSV file (default: the last)")
+    add_table_options(train)
     train.add_argument("--task", choices=("auto", "classification", "regression"), default="auto")
     train.add_argument(
         "--hidden",
@@ -105,6 +107,7 @@ def add_command(commands: Any) -> None:
         choices=sorted(LOSSES),
         help="default: cross_entropy (classification), squared_error (regression)",
     )
+    add_layer_options(train)  # --batch-norm, --dropout, --init
     train.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
     train.add_argument("--lr", type=positive_float, help="learning rate (default: the optimizer's)")
     train.add_argument(
@@ -244,11 +247,20 @@ def _data_and_splits(
     args: argparse.Namespace,
 ) -> tuple[Dataset, Preprocessing, dict[str, np.ndarray]]:
     """The data of --data, its preprocessing (fitted on the training rows) and the splits."""
-    data = load_data(args.data, args.target, seed=args.seed)
+    data = load_data(args.data, args.target, seed=args.seed, **table_options(args))
     task = infer_task(data) if args.task == "auto" else args.task
     stratify = class_labels(data.target) if task == "classification" else None
     splits = split_rows(len(data.X), stratify, args.val_fraction, args.test_fraction, args.seed)
-    prep = Preprocessing.fit(data, task, splits["train"])
+    prep = Preprocessing.fit(
+        data,
+        task,
+        splits["train"],
+        impute=getattr(args, "impute", None),
+        indicator=getattr(args, "indicator", False),
+    )
+    if prep.columns is not None:  # a table: from here on, its encoded features
+        data = Dataset(prep.encode_table(data), data.target, list(prep.feature_names),
+                       data.target_name, data.source, data.task)  # fmt: skip
     if args.loss and LOSSES[args.loss].targets == "counts":  # the log link needs them as they are
         prep.target_mean, prep.target_scale = 0.0, 1.0
         lowest = min(float(v) for v in data.target) if task == "regression" else 0.0
@@ -392,6 +404,8 @@ def _resume_settings(saved: Any, net: Network, fingerprint: str) -> dict[str, An
     if architecture != net.spec():
         raise UserError(f"--resume: the network in {saved.path} does not match its settings")
     net.params[...] = saved.network.params
+    net.stats[...] = saved.network.stats  # running statistics of batch normalisation
+    net.dropout_rng = saved.network.dropout_rng  # where dropout's masks go on from
     state = saved.state
     return {
         "optimizer": state.optimizer,

@@ -4,7 +4,9 @@ The seed's debugging advice, made measurable: "in the output layer beta is large
 layers it fades" (vanishing gradients; remedies: ReLU, better initialisation,
 normalisation). ``Diagnostics`` is a training callback. After every epoch it runs steps 2-5
 on a fixed probe batch (a copy of the network, so training itself is not touched) and
-records, per layer q, into ``history.extra``:
+records, per layer q, into ``history.extra`` (with batch normalisation or dropout this is a
+training pass, as in ``fit``: the probe batch's own statistics, and masks drawn from a copy
+of the network's dropout generator):
 
 - ``beta_rms_q``: the RMS over neurons and examples of the per-example local error beta^q.
   The engine folds the 1/n of the batch mean into ``net.beta``; this is ``n * net.beta[q]``,
@@ -98,6 +100,12 @@ class Diagnostics(Callback):
         """Steps 2-5 on the probe batch with the current weights; the per-layer figures."""
         twin = self._twin if self._twin is not None else net.copy()
         twin.params[...] = net.params
+        # a training pass (batch statistics, dropout masks) on the copy: its masks come
+        # from the network's generator as it is now, so the figures depend on the weights
+        # and that state alone (a resumed run records the same numbers), and the
+        # network's own generator and running statistics are not touched
+        twin.stats[...] = net.stats
+        twin.dropout_rng.bit_generator.state = net.dropout_rng.bit_generator.state
         twin.loss_and_gradients(self.X, self.D)
         n, Q = len(self.X), net.Q
         figures: dict[str, float] = {}

@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.checks import per_hidden
 from ..engine.network import Network
 from .container import Contents, Format, atomic_write, document, read, require_finite, write
 
@@ -198,13 +197,7 @@ def read_network(contents: Contents) -> Network:
     """
     spec = _checked_spec(contents.document.get("network"), contents)
     sizes = spec["sizes"]
-    Q = len(sizes) - 1
-    try:  # the modules of every hidden layer fix the tensors' names
-        normalized = [False] + [m == "batch" for m in per_hidden(
-            "normalization", spec.get("normalization"), Q, (None, "batch"))] + [False]  # fmt: skip
-        p = [0.0] + [float(r) for r in per_hidden("dropout", spec.get("dropout", 0.0), Q, None)]
-    except (TypeError, ValueError) as error:
-        raise contents.fail(f"the network description is invalid: {error}") from None
+    normalized, p = _modules(spec, len(sizes) - 1)
     for q in range(1, len(sizes)):
         contents.tensor(tensor_names(q, normalized, p)[0], (sizes[q], sizes[q - 1]), role=f"W^{q}")
     try:
@@ -222,6 +215,28 @@ def read_network(contents: Contents) -> Network:
         for name, target, role in zip(names, targets, roles, strict=True):
             target[...] = contents.tensor(name, target.shape, net.dtype, role=role)
     return net
+
+
+def _modules(spec: dict[str, Any], Q: int) -> tuple[list[bool], list[float]]:
+    """Per layer 0..Q, whether it is normalised and its dropout rate, as ``spec()`` writes
+    them (one entry per hidden layer, or one for all): they fix the tensors' names. Values
+    that are not understood count as none here; ``Network.from_spec`` refuses them after."""
+    hidden: list[Any] = []
+    for key, default in (("normalization", None), ("dropout", 0.0)):
+        value = spec.get(key, default)
+        hidden.append(
+            value if isinstance(value, list) and len(value) == Q - 1 else [value] * (Q - 1)
+        )
+    normalized = [False] + [m == "batch" for m in hidden[0]] + [False]
+    p = (
+        [0.0]
+        + [
+            float(r) if isinstance(r, (int, float)) and not isinstance(r, bool) and r > 0 else 0.0
+            for r in hidden[1]
+        ]
+        + [0.0]
+    )
+    return normalized, p
 
 
 def _checked_spec(spec: Any, contents: Contents) -> dict[str, Any]:
