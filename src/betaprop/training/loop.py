@@ -11,6 +11,7 @@ schedule and checks early stopping. Library code never prints: ``fit`` returns a
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -142,6 +143,7 @@ class _Run:
     best: Array
     n: int
     stop: bool = False
+    step: Callable[..., float] = train_step  # DataParallel.step under comm=
 
 
 def fit(
@@ -163,6 +165,7 @@ def fit(
     state: TrainingState | None = None,
     sample_weight: Array | None = None,
     penalty: Penalty | None = None,
+    comm: Any = None,
 ) -> History:
     """Train ``net`` on X (n, N_0) and targets D (n, N_Q) by mini-batch backpropagation.
 
@@ -195,6 +198,11 @@ def fit(
     update). ``penalty(net, loss, weight)`` (see ``train_step``) adds a term such as L2.
     X may be a SciPy sparse matrix: each mini-batch's rows stay sparse, and the first
     layer's products (steps 2 and 5) use them as they are.
+
+    ``comm`` (an mpi4py communicator, e.g. ``MPI.COMM_WORLD``; needs ``betaprop[mpi]``)
+    trains data parallel: every rank passes the same X, D and settings, takes its rows of
+    each mini-batch, and all ranks end with the same weights, those of one process up to
+    the order of the sums (see ``training.distributed``).
     """
     X = net.check_X(X)
     D = net.check_D(D, X.shape[0])
@@ -208,6 +216,14 @@ def fit(
         validation = (Xv, net.check_D(validation_data[1], Xv.shape[0], "validation D"))
     w = None if sample_weight is None else _check_sample_weight(sample_weight, X.shape[0])
     n, batch_size = X.shape[0], min(batch_size, X.shape[0])
+    parallel = None
+    if comm is not None:  # data parallel over MPI: training/distributed.py
+        from .distributed import DataParallel
+
+        settings = dict(n=n, batch_size=batch_size, epochs=epochs, shuffle=shuffle, seed=seed)
+        parallel = DataParallel(comm, net, X, D, settings)
+        if state is None or state.rng is None:
+            seed = parallel.seed(seed)
     history = History() if history is None else history
     state = begin_run(net, n, seed, optimizer, optimizer_state, state, history)
     state.optimizer, state.schedule, state.early_stopping = (
@@ -223,18 +239,23 @@ def fit(
         state.schedule,
         stopper,
         _monitor(stopper, validation is not None),
-        _Batches(net, X, D, w, batch_size),
+        parallel.batches(net, X, D, w, batch_size)
+        if parallel
+        else _Batches(net, X, D, w, batch_size),
         validation,
         callbacks,
         penalty,
         history,
-        InterruptGuard(),
+        parallel.guard if parallel else InterruptGuard(),
         net.params.copy() if state.last_good is None else state.last_good,
         net.params.copy() if state.best_params is None else state.best_params,
         n,
     )
     state.last_good, state.best_params = None, run.best
-    _train(net, run, epochs)
+    if parallel is not None:
+        run.step = parallel.step
+    with parallel.attached(net) if parallel else contextlib.nullcontext():
+        _train(net, run, epochs)
     _finish(net, run)
     return history
 
@@ -287,7 +308,7 @@ def _epoch(net: Network, run: _Run, epoch: int) -> tuple[float, int]:
         x, d, w, weight = run.batches.gather(idx)
         loss = 0.0
         if weight:  # a mini-batch without weight teaches nothing
-            loss = train_step(net, run.optimizer, optimizer_state, x, d, w, run.penalty, weight)
+            loss = run.step(net, run.optimizer, optimizer_state, x, d, w, run.penalty, weight)
         _check_loss(net, run, loss, epoch, batch)
         total += loss * len(idx)
         for callback in run.callbacks:

@@ -1,0 +1,259 @@
+"""Data parallel training over MPI: K processes compute what one process computes on batch B.
+
+``fit(net, X, D, ..., comm=MPI.COMM_WORLD)`` with K processes (ranks): every global
+mini-batch of B rows is split over the ranks (shares differ by at most one row, the last
+batch of an epoch too; rank r takes rows lo_r..hi_r of the batch). Each rank runs steps 2-5
+on its columns with per-example weights w_i = m_r / W (m_r its rows, W the batch's total
+weight: B without sample weights), so its loss and gradient are its share of the global
+batch mean; one ``Allreduce`` sums the flat gradients, the loss and a stop flag (Ctrl-C on
+any rank), and every rank applies the same step 6. Batch normalisation sums its per-neuron
+statistics (step 2) and its two column means (step 4) over the ranks through the network's
+``batch_sum`` hook (``engine.normalization.BatchSum``). The result equals the one-process
+run up to the order of the sums (1e-12 in float64).
+
+Every rank passes the whole data set (the same X, D and seed: the same shuffling order) and
+takes its rows of each global batch; rank 0's initial weights are broadcast. Validation,
+schedules and early stopping run on every rank on the same numbers, so every rank takes the
+same decisions. ``python -m betaprop`` under ``mpiexec`` stops every rank when one fails
+(``run_main``). mpi4py is optional: ``pip install "betaprop[mpi]"``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import zlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import scipy.sparse
+
+from ..engine.network import Network
+from .interrupt import InterruptGuard
+from .loop import Penalty, _Batches
+from .optimizers import Optimizer
+
+__all__ = ["DataParallel", "world", "shard", "run_main", "INSTALL"]
+
+Array = np.ndarray
+INSTALL = 'pip install "betaprop[mpi]"  (or: pip install mpich mpi4py)'
+# environment variables an MPI launcher sets: the number of processes it started
+_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "SLURM_NTASKS")
+
+
+def mpi() -> Any:
+    """The ``mpi4py.MPI`` module, or ImportError saying how to install it."""
+    try:
+        from mpi4py import MPI
+    except ImportError as error:
+        raise ImportError(f"data parallel training (comm=) needs mpi4py: {INSTALL}") from error
+    return MPI
+
+
+def world() -> Any | None:
+    """MPI.COMM_WORLD when this process is one of several started by mpiexec, else None.
+
+    Under a launcher (its size variable > 1) without mpi4py: ImportError, rather than K
+    processes each training alone and writing the same files.
+    """
+    started = max((int(os.environ.get(v, "1") or 1) for v in _SIZE_VARIABLES[:3]), default=1)
+    if "mpi4py.MPI" not in sys.modules and started <= 1:
+        return None
+    comm = mpi().COMM_WORLD
+    return comm if comm.Get_size() > 1 else None
+
+
+def is_lead(comm: Any | None) -> bool:
+    """Whether this process prints and writes files: rank 0, or the only process."""
+    return comm is None or comm.Get_rank() == 0
+
+
+def shard(m: int, rank: int, size: int) -> slice:
+    """Rank ``rank``'s rows of a batch of m rows over ``size`` ranks (shares differ by <= 1)."""
+    base, extra = divmod(m, size)
+    lo = rank * base + min(rank, extra)
+    return slice(lo, lo + base + (rank < extra))
+
+
+class _BatchSum:
+    """The batch-norm hook: sums (N_q, 1) statistics over the ranks in place; n: batch size."""
+
+    def __init__(self, comm: Any) -> None:
+        self.comm, self.op, self.n = comm, mpi().IN_PLACE, 0
+
+    def __call__(self, a: Array) -> None:
+        self.comm.Allreduce(self.op, a)  # the default op is the sum
+
+
+class _ShardBatches(_Batches):
+    """This rank's rows of each global mini-batch, with weights making its share of the mean."""
+
+    def __init__(
+        self, net: Network, X: Any, D: Array, w: Array | None, batch_size: int, comm: Any
+    ) -> None:
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        share = -(-batch_size // self.size)  # the largest share
+        super().__init__(net, X, D, None, share)
+        self.sample_weight = w
+        self.sw = np.empty((1, share), dtype=net.dtype)
+        self.batch_sum = _BatchSum(comm)
+
+    def gather(self, idx: Array) -> tuple[Array, Array, Array | None, float]:
+        """Columns x, d of this rank's rows, weights w_i m_r / W (1, m_r), and W."""
+        B, mine = len(idx), idx[shard(len(idx), self.rank, self.size)]
+        x, d, _, m = super().gather(mine)
+        w = self.sw[:, : len(mine)]
+        if self.sample_weight is None:
+            total = float(B)
+            w.fill(m / total)
+        else:  # the same sum as one process's gather: over the batch, in its order
+            total = float(np.take(self.sample_weight, idx).sum())
+            if total <= 0:
+                return x, d, None, 0.0
+            np.multiply(np.take(self.sample_weight, mine), m / total, out=w[0])
+        self.batch_sum.n = B
+        return x, d, w, total
+
+
+class DataParallel:
+    """What ``fit(..., comm=)`` needs: checks, the rank's batches, the synchronised step.
+
+    Construct on every rank (it communicates): it checks that the ranks agree on the
+    settings and data, broadcasts rank 0's weights and, for ``seed=None``, one seed.
+    """
+
+    def __init__(self, comm: Any, net: Network, X: Any, D: Array, settings: dict) -> None:
+        self.MPI = mpi()
+        if not isinstance(comm, self.MPI.Comm):
+            raise TypeError(f"comm must be an mpi4py communicator, got {comm!r}")
+        self.comm, self.size = comm, comm.Get_size()
+        if any(net.p):
+            raise ValueError(
+                "dropout is not supported with comm= yet: the masks of one process's batch "
+                f"cannot be split over ranks, got dropout={net.dropout!r}"
+            )
+        n, batch_size = X.shape[0], min(settings["batch_size"], X.shape[0])
+        smallest = min(batch_size, n % batch_size or batch_size)
+        if smallest < self.size:
+            raise ValueError(
+                f"every mini-batch needs at least one row per process ({self.size}), got a "
+                f"batch of {smallest} rows (n={n}, batch_size={batch_size})"
+            )
+        data = X.data if scipy.sparse.issparse(X) else X
+        crc = zlib.crc32(_bytes(data), zlib.crc32(_bytes(D)))
+        settings = dict(settings, data=crc)  # the same data on every rank (a checksum)
+        gathered = comm.allgather(settings)
+        for key, value in settings.items():
+            values = [other[key] for other in gathered]
+            if any(v != value for v in values):
+                raise ValueError(
+                    f"{key} must be the same on every rank (each rank passes the whole data "
+                    f"set and the same settings), got {values!r}"
+                )
+        comm.Bcast(net.params, root=0)  # one start, even from differently seeded networks
+        comm.Bcast(net.stats, root=0)
+        self.buffer = np.empty(net.n_params + 2, dtype=net.dtype)  # grads, loss, stop flag
+        self.guard = InterruptGuard()
+        self.batches_made: _ShardBatches | None = None
+
+    def seed(self, seed: int | None) -> int | None:
+        """The shuffling seed, the same on every rank (rank 0's fresh one for None)."""
+        if seed is None:
+            seed = int(np.random.default_rng().integers(2**63))
+        return int(self.comm.bcast(seed, root=0))
+
+    def batches(self, net: Network, X: Any, D: Array, w: Array | None, size: int) -> _Batches:
+        self.batches_made = _ShardBatches(net, X, D, w, size, self.comm)
+        return self.batches_made
+
+    def threads(self) -> int:
+        """This rank's share of its node's cores (ranks on one node: a shared-memory split)."""
+        node = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED)
+        on_node = node.Get_size()
+        node.Free()
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        return max(1, (cores or os.cpu_count() or 1) // on_node)
+
+    @contextlib.contextmanager
+    def attached(self, net: Network) -> Iterator[None]:
+        """While training: the BLAS thread limit and the network's batch-norm hook."""
+        from threadpoolctl import threadpool_limits
+
+        assert self.batches_made is not None
+        with threadpool_limits(limits=self.threads()):
+            net.batch_sum = self.batches_made.batch_sum
+            try:
+                yield
+            finally:
+                net.batch_sum = None
+
+    def step(
+        self,
+        net: Network,
+        optimizer: Optimizer,
+        state: dict,
+        x: Array,
+        d: Array,
+        w: Array | None = None,
+        penalty: Penalty | None = None,
+        weight: float | None = None,
+    ) -> float:
+        """``train_step`` over all ranks: steps 2-5 on this rank's columns, one Allreduce of
+        gradients, loss and stop flag, then the penalty (once, on the global batch) and the
+        same step 6 on every rank."""
+        net.forward_columns(x, training=True)  # step 2 (batch-norm sums over all ranks)
+        buffer, n = self.buffer, net.n_params
+        buffer[n] = net.loss_value(d, w)  # this rank's share of the batch's mean loss
+        net.backward(d, w)  # steps 3-5: this rank's share of the gradient
+        buffer[:n] = net.grads
+        buffer[n + 1] = self.guard.requested
+        self.comm.Allreduce(self.MPI.IN_PLACE, buffer)  # the sum over the ranks
+        net.grads[...] = buffer[:n]
+        loss = float(buffer[n])
+        if buffer[n + 1]:  # Ctrl-C on some rank: every rank stops after this batch
+            self.guard.requested = True
+        if penalty is not None:
+            loss = penalty(net, loss, weight if weight is not None else float(x.shape[1]))
+        if math.isfinite(loss):
+            optimizer.update(net.params, net.grads, state, net.n_weights)  # step 6
+        return loss
+
+
+def _bytes(a: Array) -> memoryview:
+    """The bytes of an array, without a copy when it is contiguous."""
+    return memoryview(np.ascontiguousarray(a)).cast("B")
+
+
+def run_main(main: Callable[[], int]) -> int:
+    """Run the command line; under mpiexec, a failure on one rank stops every rank.
+
+    A rank that fails (an exit code other than 0 or 130, or an exception) prints one line
+    naming itself and calls ``MPI_Abort``, which ends all ranks at once. Ctrl-C (130) is
+    agreed by all ranks inside ``fit``: they wait for each other (rank 0 writes the
+    checkpoint) and exit 130.
+    """
+    comm = world()
+    if comm is None:
+        return main()
+    rank, size = comm.Get_rank(), comm.Get_size()
+    try:
+        code = main()
+    except BaseException as error:  # noqa: BLE001 - every failure must stop all ranks
+        message = f"{type(error).__name__}: {error}"
+        code = 130 if isinstance(error, KeyboardInterrupt) else 1
+    else:
+        message = f"exit code {code}"
+    if code in (0, 130):
+        comm.Barrier()  # every rank is done (rank 0's files are written)
+        return code
+    print(
+        f"betaprop: rank {rank} of {size} failed ({message}); stopping all ranks",
+        file=sys.stderr,
+        flush=True,
+    )
+    sys.stdout.flush()
+    comm.Abort(code)
+    return code
