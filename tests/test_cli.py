@@ -270,29 +270,6 @@ def test_trace_a_model_trained_on_a_bundled_dataset(tmp_path):
 
 
 # ------------------------------------------------------------------------------ bench
-def test_bench_forwards_its_arguments(monkeypatch):
-    seen: list = []
-
-    class FakeBench:
-        @staticmethod
-        def main(argv: list[str]) -> int:
-            seen.append(argv)
-            return 5
-
-    monkeypatch.setitem(sys.modules, "betaprop.bench", FakeBench)
-    monkeypatch.setattr(bp, "bench", FakeBench, raising=False)
-    assert cli.main(["bench", "--quick", "-n", "3"]) == 5
-    assert seen == [["--quick", "-n", "3"]]
-
-
-def test_bench_without_the_module_says_so(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "betaprop.bench", None)  # import now fails
-    monkeypatch.delattr(bp, "bench", raising=False)
-    assert cli.main(["bench"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "benchmark module betaprop.bench is missing" in err
-
-
 def test_help_lists_every_command():
     result = run("--help")
     assert result.returncode == 0
