@@ -37,6 +37,7 @@ from ..files.datasets import (
     infer_task,
     load_data,
 )
+from ..training.distributed import is_lead, world
 from ..training.loop import fit
 from ..training.optimizers import OPTIMIZERS
 from ..training.schedules import SCHEDULES
@@ -154,6 +155,8 @@ def add_command(commands: Any) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if not is_lead(world()):  # under mpiexec: rank 0 alone prints (and writes)
+        args.quiet = True
     console = None if args.quiet else rich_console(stderr=True)
     try:
         run = train_run(args, console)
@@ -206,6 +209,10 @@ def train_run(args: argparse.Namespace, console: Any | None = None) -> TrainRun:
     }
     if saved is not None:
         settings = _resume_settings(saved, net, fingerprint)
+    comm = world()  # mpiexec -n K python -m mpi4py -m betaprop train: data parallel
+    lead = is_lead(comm)
+    if comm is not None:
+        settings["comm"] = comm
     settings["batch_size"] = min(args.batch_size, len(X))
     rows = splits["validation"]
     settings["validation_data"] = _arrays(net, prep, data, rows) if len(rows) else None
@@ -226,7 +233,7 @@ def train_run(args: argparse.Namespace, console: Any | None = None) -> TrainRun:
         bar = ProgressBar(console, args.epochs, batches, score_name, diagnostics)
     started = time.perf_counter()
     try:
-        history = _fit(net, X, D, settings, [diagnostics, checkpoint], bar)
+        history = _fit(net, X, D, settings, [diagnostics, checkpoint] if lead else [], bar)
     except DivergenceError:
         if created and os.path.isdir(out) and not os.listdir(out):
             os.rmdir(out)  # made for this run by a callback, and still empty
@@ -239,7 +246,8 @@ def train_run(args: argparse.Namespace, console: Any | None = None) -> TrainRun:
     run.metadata["preprocessing"] = prep.to_dict()
     run.metadata["training"] = _training_record(args, run, optimizer, settings["batch_size"])
     run.metadata["metrics"] = finite(scores)
-    write_run(out, net, run.metadata, history, confusion=confusion, prep=prep)
+    if lead:
+        write_run(out, net, run.metadata, history, confusion=confusion, prep=prep)
     return run
 
 

@@ -224,7 +224,7 @@ class DataParallel:
 
 def _bytes(a: Array) -> memoryview:
     """The bytes of an array, without a copy when it is contiguous."""
-    return memoryview(np.ascontiguousarray(a)).cast("B")
+    return memoryview(np.ascontiguousarray(a).view(np.uint8).reshape(-1))  # type: ignore[arg-type]
 
 
 def run_main(main: Callable[[], int]) -> int:
