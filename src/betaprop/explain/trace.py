@@ -7,6 +7,14 @@ and keeps every intermediate: s^q and y^q (step 2), y^Q - d, f'(s^Q) and delta^Q
 (step 5). It also runs the literal per-neuron transcription ``betaprop.reference`` on the
 same example and records the largest difference between the two.
 
+With batch normalisation (and dropout) the trace is a training pass, as in ``fit``. Dropout
+draws its masks m^q from a copy of the network's generator and shows them in step 2 and
+step 4. Batch normalisation needs a batch: the example becomes column 1 of a small batch
+(``batch``: the other examples, by default 3 seeded random ones), and the trace shows
+column 1's numbers with the batch's mu^q and sigma^q, xhat^q and u^q in step 2, and the
+error at u^q, its way back to s^q, dE/dgamma^q and dE/dshift^q in step 4; beta^q is then
+per example (n times the engine's), and step 5's gradients are the batch means.
+
 ``render`` writes the trace as text or Markdown, in English or in Russian (the seed's
 language); ``as_dict`` gives every number at full precision (JSON).
 """
@@ -49,6 +57,11 @@ class Trace:
     db: list[Any] = field(default_factory=list)
     loss: float = 0.0
     reference_difference: float = 0.0
+    n: int = 1  # examples in the pass (more than 1 with batch normalisation)
+    # per normalised layer q: mu, sigma, xhat, u, error_u, dgamma, dshift (column 1's
+    # values; mu, sigma, dgamma, dshift per neuron); per dropout layer: the mask m / (1 - p)
+    normalization: dict[int, dict[str, Array]] = field(default_factory=dict)
+    mask: dict[int, Array] = field(default_factory=dict)
 
     @property
     def agrees(self) -> bool:
@@ -59,8 +72,17 @@ class Trace:
         return self.reference_difference <= AGREEMENT * scale
 
 
-def trace(net: Network, x: Sequence[float] | Array, d: Sequence[float] | Array) -> Trace:
-    """Steps 2-5 of the engine on one example x (N_0,), target d (N_Q,), all kept."""
+def trace(
+    net: Network,
+    x: Sequence[float] | Array,
+    d: Sequence[float] | Array,
+    batch: tuple[Array, Array] | None = None,
+) -> Trace:
+    """Steps 2-5 of the engine on one example x (N_0,), target d (N_Q,), all kept.
+
+    ``batch`` = (X, D), (m, N_0) and (m, N_Q): the other examples of the pass when the
+    network has batch normalisation (default: 3 seeded random ones); ignored otherwise.
+    """
     twin = net.astype("float64")
     x = np.asarray(x, dtype=np.float64).reshape(-1)
     d = np.asarray(d, dtype=np.float64).reshape(-1)
@@ -69,11 +91,23 @@ def trace(net: Network, x: Sequence[float] | Array, d: Sequence[float] | Array) 
     if d.shape != (net.sizes[-1],):
         raise ValueError(f"d must have N_Q = {net.sizes[-1]} values, got {d.shape[0]}")
     Q = twin.Q
-    t = Trace(net=twin, x=x, d=d)
-    t.loss = twin.loss_and_gradients(x[None, :], d[None, :])  # n = 1: beta is per example
+    X, D = x[None, :], d[None, :]
+    if any(twin.normalized):
+        if batch is None:
+            rng = np.random.default_rng(0)
+            batch = (
+                rng.normal(size=(3, twin.sizes[0])),
+                twin.loss.sample_targets(rng, 3, twin.sizes[-1]),
+            )
+        X = np.vstack([X, twin.check_X(batch[0])])
+        D = np.vstack([D, twin.check_D(batch[1], len(batch[1]))])
+    n = len(X)
+    t = Trace(net=twin, x=x, d=d, n=n)
+    t.loss = twin.loss_and_gradients(X, D)  # a training pass; n = 1: beta is per example
+    ws = twin.workspace(n)
     t.s = [None] + [twin.s[q][:, 0].copy() for q in range(1, Q + 1)]
     t.y = [x.copy()] + [twin.y[q][:, 0].copy() for q in range(1, Q + 1)]
-    t.beta = [None] + [twin.beta[q][:, 0].copy() for q in range(1, Q + 1)]
+    t.beta = [None] + [n * twin.beta[q][:, 0] for q in range(1, Q + 1)]
     t.dW = [None] + [twin.dW[q].copy() for q in range(1, Q + 1)]
     t.db = [None] + [twin.db[q][:, 0].copy() for q in range(1, Q + 1)]
     t.error = t.y[Q] - d
@@ -84,15 +118,53 @@ def trace(net: Network, x: Sequence[float] | Array, d: Sequence[float] | Array) 
             t.f_prime.append(None)
             continue
         out = np.empty((twin.sizes[q], 1))
-        f.derivative(t.s[q][:, None], t.y[q][:, None], out)
+        f.derivative(ws.a[q][:, :1], ws.fy[q][:, :1], out)  # f'(u^q) where normalised
         t.f_prime.append(out[:, 0])
     t.back = [None] + [twin.W[q + 1].T @ t.beta[q + 1] for q in range(1, Q)] + [None]
+    for q in range(1, Q):
+        if twin.p[q]:
+            t.mask[q] = ws.mask[q][:, 0].copy()
+        if twin.normalized[q]:
+            error_u = t.back[q] * t.f_prime[q]  # the error at u^q
+            if twin.p[q]:
+                error_u = error_u * t.mask[q]
+            t.normalization[q] = {
+                "mu": ws.mean[q][:, 0].copy(),
+                "sigma": 1.0 / ws.inv_std[q][:, 0],
+                "xhat": ws.xhat[q][:, 0].copy(),
+                "u": ws.u[q][:, 0].copy(),
+                "gamma": twin.gamma[q][:, 0].copy(),
+                "shift": twin.shift[q][:, 0].copy(),
+                "error_u": error_u,
+                "dgamma": twin.dgamma[q][:, 0].copy(),
+                "dshift": twin.dshift[q][:, 0].copy(),
+            }
+    t.reference_difference = _reference_difference(t, X, D)
+    return t
 
-    # The literal transcription on the same example: every number must agree.
-    s_ref, y_ref = reference.forward_example(twin, list(x))
-    beta_ref = reference.backward_example(twin, s_ref, y_ref, list(d))
-    dW_ref, db_ref, _ = reference.gradients(twin, x[None, :], d[None, :])
+
+def _reference_difference(t: Trace, X: Array, D: Array) -> float:
+    """The largest difference between the trace and the literal transcription."""
+    twin, Q = t.net, t.net.Q
     differences = [0.0]
+    if any(twin.normalized) or any(twin.p):  # the batch transcription, with the same masks
+        masks = [None] + [twin.workspace(t.n).mask[q] for q in range(1, Q + 1)]
+        ref = reference.batch_pass(twin, X, D, masks)
+        s_ref = [None] + [[row[0] for row in ref.s[q]] for q in range(1, Q + 1)]
+        y_ref = [None] + [[row[0] for row in ref.y[q]] for q in range(1, Q + 1)]
+        beta_ref = [None] + [[row[0] for row in ref.beta[q]] for q in range(1, Q + 1)]
+        dW_ref, db_ref = ref.dW, ref.db
+        for q, values in t.normalization.items():
+            differences += [
+                float(np.abs(ref.dgamma[q][:, 0] - values["dgamma"]).max()),
+                float(np.abs(ref.dshift[q][:, 0] - values["dshift"]).max()),
+                float(np.abs(np.array([row[0] for row in ref.u[q]]) - values["u"]).max()),
+            ]
+    else:
+        x, d = X[0], D[0]
+        s_ref, y_ref = reference.forward_example(twin, list(x))
+        beta_ref = reference.backward_example(twin, s_ref, y_ref, list(d))
+        dW_ref, db_ref, _ = reference.gradients(twin, X, D)
     for q in range(1, Q + 1):
         differences += [
             float(np.abs(np.array(s_ref[q]) - t.s[q]).max()),
@@ -101,8 +173,7 @@ def trace(net: Network, x: Sequence[float] | Array, d: Sequence[float] | Array) 
             float(np.abs(dW_ref[q] - t.dW[q]).max()),
             float(np.abs(db_ref[q][:, 0] - t.db[q]).max()),
         ]
-    t.reference_difference = max(differences)
-    return t
+    return max(differences)
 
 
 def as_dict(t: Trace) -> dict[str, Any]:
@@ -132,6 +203,12 @@ def as_dict(t: Trace) -> dict[str, Any]:
         "loss_value": t.loss,
         "reference_max_difference": t.reference_difference,
         "reference_agrees": t.agrees,
+        "batch_size": t.n,
+        "normalization": {
+            str(q): {key: value.tolist() for key, value in values.items()}
+            for q, values in t.normalization.items()
+        },
+        "dropout": {str(q): {"p": t.net.p[q], "mask": mask.tolist()} for q, mask in t.mask.items()},
     }
 
 
@@ -202,6 +279,41 @@ _WORDS: dict[str, dict[str, str]] = {
     "agree": {"en": "agree", "ru": "совпадают"},
     "disagree": {"en": "DISAGREE", "ru": "НЕ СОВПАДАЮТ"},
     "shown": {"en": "showing {shown} of {total}", "ru": "показано {shown} из {total}"},
+    "batch": {
+        "en": "Batch normalisation needs a batch: the example is column 1 of a batch of n = {n} "
+        "(the others are fixed random examples). mu^q and sigma^q are taken over the batch; "
+        "the numbers shown are column 1's; beta^q is per example (n times the engine's "
+        "folded 1/n), and dE/dW^q, dE/db^q are the means over the batch.",
+        "ru": "Пакетной нормализации нужен пакет: пример — первый столбец пакета из n = {n} "
+        "примеров (остальные — фиксированные случайные). mu^q и sigma^q считаются по пакету; "
+        "показаны числа первого столбца; beta^q — для одного примера (в n раз больше, чем в "
+        "движке с его множителем 1/n), а dE/dW^q, dE/db^q — средние по пакету.",
+    },
+    "norm2": {
+        "en": "Batch normalisation of layer {q}: between the weighted sum and f, s^q is centred "
+        "by the batch mean mu^q and divided by the batch standard deviation sigma^q (xhat^q), "
+        "then scaled and shifted, u^q = gamma^q xhat^q + shift^q, and f takes u^q.",
+        "ru": "Пакетная нормализация слоя {q}: между взвешенной суммой и f значение s^q "
+        "центрируется средним по пакету mu^q и делится на стандартное отклонение по пакету "
+        "sigma^q (xhat^q), затем масштабируется и сдвигается, u^q = gamma^q xhat^q + shift^q, "
+        "и f применяется к u^q.",
+    },
+    "drop2": {
+        "en": "Dropout on layer {q} (p = {p}): each output is kept with probability 1 - p and "
+        "divided by 1 - p, or set to 0: y^q is multiplied by the mask m^q.",
+        "ru": "Прореживание (dropout) слоя {q} (p = {p}): каждый выход сохраняется с "
+        "вероятностью 1 - p и делится на 1 - p либо обнуляется: y^q умножается на маску m^q.",
+    },
+    "drop4": {
+        "en": "The same mask m^{q} multiplies the error sent back to layer {q}.",
+        "ru": "Та же маска m^{q} умножает ошибку, переданную назад в слой {q}.",
+    },
+    "norm4": {
+        "en": "Back through the normalisation of layer {q}: the error at u^q becomes the error "
+        "at s^q; through mu^q and sigma^q every example of the batch takes part in it.",
+        "ru": "Назад через нормализацию слоя {q}: ошибка по u^q становится ошибкой по s^q; "
+        "через mu^q и sigma^q в ней участвуют все примеры пакета.",
+    },
 }
 
 
@@ -218,7 +330,21 @@ def _numbers(values: Array, max_entries: int, lang: str) -> str:
     return f"[{shown}]"
 
 
-_SYMBOLS = {"\\delta": "δ", "\\beta": "β", "\\odot": "⊙", "\\partial ": "∂", "{": "", "}": ""}
+_SYMBOLS = {
+    "\\delta": "δ",
+    "\\beta": "β",
+    "\\odot": "⊙",
+    "\\partial ": "∂",
+    "\\mu": "μ",
+    "\\sigma": "σ",
+    "\\gamma": "γ",
+    "\\epsilon": "ε",
+    "\\hat x": "x̂",
+    "\\sqrt": "sqrt",
+    "\\sum_i": "Σ_i",
+    "{": "",
+    "}": "",
+}
 
 
 def _plain(formula: str) -> str:
@@ -295,9 +421,38 @@ def render(t: Trace, lang: str = "en", fmt: str = "text", max_entries: int = 8) 
 
     heading(_w("step2", lang))
     say(_w("step2_text", lang))
+    if t.n > 1:
+        say(_w("batch", lang, n=t.n))
     for q in range(1, Q + 1):
         row(f"s^{q}", f"s^{{{q}}} = W^{{{q}}} y^{{{q - 1}}} + b^{{{q}}}", t.s[q])
-        row(f"y^{q}", f"y^{{{q}}} = f_{{{q}}}(s^{{{q}}})", t.y[q], net.activations[q - 1])
+        a = f"s^{{{q}}}"
+        if q in t.normalization:
+            norm = t.normalization[q]
+            say(_w("norm2", lang, q=q))
+            row(f"mu^{q}", f"\\mu^{{{q}}} = (1/n) \\sum_i s_i^{{{q}}}", norm["mu"])
+            row(
+                f"sigma^{q}",
+                f"\\sigma^{{{q}}} = \\sqrt{{(var(s^{{{q}}}) + \\epsilon)}}",
+                norm["sigma"],
+            )
+            row(
+                f"xhat^{q}",
+                f"\\hat x^{{{q}}} = (s^{{{q}}} - \\mu^{{{q}}}) / \\sigma^{{{q}}}",
+                norm["xhat"],
+            )
+            row(
+                f"u^{q}",
+                f"u^{{{q}}} = \\gamma^{{{q}}} \\odot \\hat x^{{{q}}} + shift^{{{q}}}",
+                norm["u"],
+            )
+            a = f"u^{{{q}}}"
+        if q in t.mask:
+            say(_w("drop2", lang, q=q, p=f"{net.p[q]:g}"))
+            row(f"m^{q}/(1-p)", f"m^{{{q}}} / (1 - p)", t.mask[q])
+            formula = f"y^{{{q}}} = f_{{{q}}}({a}) \\odot m^{{{q}}}"
+        else:
+            formula = f"y^{{{q}}} = f_{{{q}}}({a})"
+        row(f"y^{q}", formula, t.y[q], net.activations[q - 1])
     row(_w("loss", lang), "E", np.array([t.loss]))
 
     heading(_w("step3", lang))
@@ -332,22 +487,46 @@ def render(t: Trace, lang: str = "en", fmt: str = "text", max_entries: int = 8) 
             f"(W^{{{q + 1}}})^T \\beta^{{{q + 1}}}",
             t.back[q],
         )
-        row(f"f'(s^{q})", f"f'(s^{{{q}}})", t.f_prime[q])
+        back = f"(W^{{{q + 1}}})^T \\beta^{{{q + 1}}}"
+        if q in t.mask:
+            say(_w("drop4", lang, q=q))
+            row(f"m^{q}/(1-p)", f"m^{{{q}}} / (1 - p)", t.mask[q])
+            back = f"m^{{{q}}} \\odot {back}"
+        a = f"u^{{{q}}}" if q in t.normalization else f"s^{{{q}}}"
+        row(f"f'({a.replace('{', '').replace('}', '')})", f"f'({a})", t.f_prime[q])
+        if q not in t.normalization:
+            row(f"beta^{q}", f"\\beta^{{{q}}} = f'(s^{{{q}}}) \\odot {back}", t.beta[q])
+            continue
+        norm = t.normalization[q]
+        row(f"e^{q}", f"e^{{{q}}} = f'(u^{{{q}}}) \\odot {back}", norm["error_u"])
+        say(_w("norm4", lang, q=q))
         row(
             f"beta^{q}",
-            f"\\beta^{{{q}}} = f'(s^{{{q}}}) \\odot (W^{{{q + 1}}})^T \\beta^{{{q + 1}}}",
+            f"\\beta^{{{q}}} = (\\gamma^{{{q}}} / \\sigma^{{{q}}}) \\odot (e^{{{q}}} - "
+            f"mean(e^{{{q}}}) - \\hat x^{{{q}}} \\odot mean(e^{{{q}}} \\odot \\hat x^{{{q}}}))",
             t.beta[q],
+        )
+        row(
+            f"dE/dgamma^{q}",
+            f"\\partial E/\\partial \\gamma^{{{q}}} = mean(e^{{{q}}} \\odot \\hat x^{{{q}}})",
+            norm["dgamma"],
+        )
+        row(
+            f"dE/dshift^{q}",
+            f"\\partial E/\\partial shift^{{{q}}} = mean(e^{{{q}}})",
+            norm["dshift"],
         )
 
     heading(_w("step5", lang))
     say(_w("step5_text", lang))
+    mean = "mean_i " if t.n > 1 else ""  # a batch: the mean of the examples' gradients
     for q in range(1, Q + 1):
         matrix(
             f"dE/dW^{q}",
-            f"\\partial E/\\partial W^{{{q}}} = \\beta^{{{q}}} (y^{{{q - 1}}})^T",
+            f"\\partial E/\\partial W^{{{q}}} = {mean}\\beta^{{{q}}} (y^{{{q - 1}}})^T",
             t.dW[q],
         )
-        row(f"dE/db^{q}", f"\\partial E/\\partial b^{{{q}}} = \\beta^{{{q}}}", t.db[q])
+        row(f"dE/db^{q}", f"\\partial E/\\partial b^{{{q}}} = {mean}\\beta^{{{q}}}", t.db[q])
 
     lines.append("")
     verdict = _w("agree", lang) if t.agrees else _w("disagree", lang)
