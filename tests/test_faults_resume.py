@@ -382,13 +382,14 @@ def test_checkpoint_every_n_epochs(tmp_path: Path) -> None:
 
 
 def test_the_readme_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The code of the README's "Faults and resume" section, run as a reader would."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme.split("## Faults and resume", 1)[1]
+    """The example of the "Checkpoints and resume" section (moved from the README to
+    docs/robustness.md), run as a reader would."""
+    page = (Path(__file__).resolve().parents[1] / "docs" / "robustness.md").read_text()
+    section = page.split("## Checkpoints and resume", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)
+    exec(compile(code, "docs/robustness.md", "exec"), namespace)
     assert namespace["history"].epoch == list(range(1, 21))
     assert load_checkpoint(tmp_path / "run").state.epoch == 20
 

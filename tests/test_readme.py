@@ -48,9 +48,10 @@ DOCS = sorted(p for p in (ROOT / "docs").glob("*.md") if p.name != "algorithm.md
 
 
 def _commands(block: Block) -> list[str]:
-    """The block's commands: one per line, comments and blank lines dropped, `&&` split."""
+    """The block's commands: one per line (a trailing backslash continues it), comments and
+    blank lines dropped, `&&` split."""
     commands: list[str] = []
-    for line in block.text.splitlines():
+    for line in block.text.replace("\\\n", " ").splitlines():
         words = shlex.split(line, comments=True)
         if not words:
             continue
