@@ -24,9 +24,19 @@ from betaprop import MLPClassifier, MLPRegressor
 X_IRIS, Y_IRIS = load_iris(return_X_y=True)
 X_IRIS = StandardScaler().fit_transform(X_IRIS)
 EXTRAS = {
-    MLPClassifier: ["class_weight", "scoring", "callbacks", "dtype"],
-    MLPRegressor: ["scoring", "callbacks", "dtype"],
+    MLPClassifier: [
+        "class_weight",
+        "scoring",
+        "callbacks",
+        "dtype",
+        "batch_norm",
+        "dropout",
+        "init",
+    ],
+    MLPRegressor: ["scoring", "callbacks", "dtype", "batch_norm", "dropout", "init"],
 }
+# issue 12's switches default to "off" in their own type (False, 0.0), the others to None
+OFF = {"batch_norm": False, "dropout": 0.0}
 
 
 def _quiet(estimator, *args, **kwargs):
@@ -48,7 +58,9 @@ def test_constructor_matches_scikit_learn(ours, theirs) -> None:
     ]
     extras = mine[len(reference) :]
     assert [p.name for p in extras] == EXTRAS[ours]
-    assert all(p.kind is p.KEYWORD_ONLY and p.default is None for p in extras)
+    off = [OFF.get(p.name) for p in extras]  # None, or False / 0.0 for issue 12's
+    assert all(p.kind is p.KEYWORD_ONLY for p in extras)
+    assert [(p.default, type(p.default)) for p in extras] == [(v, type(v)) for v in off]
 
 
 def test_fitted_attributes_match_scikit_learn_layout() -> None:
@@ -440,8 +452,10 @@ def test_scoring_stratifies_a_multiclass_validation_split() -> None:
         assert np.isfinite(clf.validation_scores_[0])
 
 
-def test_verbose_shows_a_progress_bar(capsys) -> None:
-    _quiet(MLPRegressor(max_iter=3, verbose=True), X_IRIS[:, :3], X_IRIS[:, 3])
+def test_verbose_progress_shows_a_progress_bar(capsys) -> None:
+    """verbose=True prints scikit-learn's lines (tests/test_estimators_dropin.py); the
+    progress bar is the extra option verbose="progress"."""
+    _quiet(MLPRegressor(max_iter=3, verbose="progress"), X_IRIS[:, :3], X_IRIS[:, 3])
     captured = capsys.readouterr()
     assert captured.out == ""  # library code never prints to stdout
     assert "MLPRegressor" in captured.err and "3/3" in captured.err

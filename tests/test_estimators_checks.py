@@ -26,6 +26,9 @@ ESTIMATORS = [
         learning_rate="adaptive",
         max_iter=100,
     ),
+    # issue 12: batch normalisation and dropout on every hidden layer
+    MLPClassifier(batch_norm=True, dropout=0.2, max_iter=100),
+    MLPRegressor(batch_norm=True, dropout=0.2, max_iter=100),
 ]
 
 

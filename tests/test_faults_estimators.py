@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sklearn.datasets import load_diabetes, load_iris
+from sklearn.exceptions import ConvergenceWarning
 
 import betaprop as bp
 from betaprop.estimators import MLPClassifier, MLPRegressor
@@ -43,7 +44,9 @@ class SigintAt(bp.Callback):
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
 def test_divergence_is_caught_where_scikit_learn_is_silent(solver: str) -> None:
     """scikit-learn's MLPRegressor at a learning rate of 1e6 ends with a huge loss and no
-    error (the issue's example, checked here on its own code); ours raises DivergenceError."""
+    error (the issue's example, checked here on its own code); ours stops at the divergence
+    with the last good weights and a ConvergenceWarning (scikit-learn's surface, issue 14),
+    which as an error is betaprop's DivergenceError."""
     from sklearn.neural_network import MLPRegressor as SklearnMLPRegressor
 
     X, y = load_diabetes(return_X_y=True)
@@ -53,8 +56,16 @@ def test_divergence_is_caught_where_scikit_learn_is_silent(solver: str) -> None:
         theirs.fit(X, y)
     assert theirs.loss_ > 1e10
     ours = MLPRegressor(solver=solver, learning_rate_init=1e6, max_iter=20, random_state=0)
-    with pytest.raises(bp.DivergenceError, match=r"epoch 1, batch \d+: .*smaller learning rate"):
+    with pytest.warns(ConvergenceWarning, match=r"epoch 1, batch \d+: .*smaller learning rate"):
         ours.fit(X, y)
+    assert np.isfinite(ours.to_network().params).all() and ours.predict(X).shape == (442,)
+    ours = MLPRegressor(solver=solver, learning_rate_init=1e6, max_iter=20, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        with pytest.raises(
+            bp.DivergenceError, match=r"epoch 1, batch \d+: .*smaller learning rate"
+        ):
+            ours.fit(X, y)
     assert np.isfinite(ours.to_network().params).all()
 
 

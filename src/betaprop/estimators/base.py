@@ -16,9 +16,16 @@ from numbers import Integral
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, _fit_context, is_classifier
+import scipy.sparse as sp
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+    is_classifier,
+)
 from sklearn.metrics import check_scoring
-from sklearn.utils import TransformerTags
+from sklearn.utils import TransformerTags, check_random_state
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ..engine.activations import get_activation
@@ -29,16 +36,44 @@ from ..training.optimizers import Optimizer
 from .lbfgs import fit_lbfgs
 from .params import PARAMETER_CONSTRAINTS, hidden_activations, make_optimizer
 from .records import ProgressBar
-from .rules import CHUNK, dense_rows, mean_loss
+from .rules import CHUNK, input_rows, mean_loss
 from .stochastic import fit_stochastic
 from .threads import blas_threads_for
 
-__all__ = ["BaseMLP"]
+__all__ = ["BaseMLP", "LayerList"]
 
 Array = np.ndarray
 
 
-class BaseMLP(BaseEstimator):
+class LayerList(list):
+    """``coefs_`` / ``intercepts_`` of a fitted model: views into ``net.params``.
+
+    ``clf.coefs_[i] = new_array`` writes the new values into the network (as assigning into
+    scikit-learn's list changes its model); the shape must stay the layer's.
+    """
+
+    def __init__(self, views: list[Array], name: str) -> None:
+        super().__init__(views)
+        self.name = name
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        if isinstance(index, slice):
+            views = list.__getitem__(self, index)
+            values = list(value)
+            if len(values) != len(views):
+                raise ValueError(f"{self.name} has {len(views)} layers there, got {len(values)}")
+        else:
+            views, values = [list.__getitem__(self, index)], [value]
+        for view, new in zip(views, values, strict=True):
+            new = np.asarray(new)
+            if new.shape != view.shape:
+                raise ValueError(
+                    f"{self.name} entry must have the shape {view.shape}, got {new.shape}"
+                )
+            view[...] = new
+
+
+class BaseMLP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """What MLPClassifier and MLPRegressor share: parameters, training, attributes."""
 
     _parameter_constraints: dict = PARAMETER_CONSTRAINTS
@@ -95,12 +130,21 @@ class BaseMLP(BaseEstimator):
     # ------------------------------------------------------------ fitted parameters
     @property
     def coefs_(self) -> list[Array]:
-        """Weight matrices, ``coefs_[i]`` of shape (n_in, n_out): views ``W[i + 1].T``."""
+        """Weight matrices, ``coefs_[i]`` of shape (n_in, n_out): views ``W[i + 1].T``.
+
+        Before the first fit, a list assigned here (scikit-learn's own test_fit does so) is
+        kept as it is and becomes the starting weights of ``partial_fit`` / a warm start.
+        """
+        if "_net" not in self.__dict__ and "_given_coefs" in self.__dict__:
+            return self.__dict__["_given_coefs"]
         net = self._fitted_net()
-        return [net.W[q].T for q in range(1, net.Q + 1)]
+        return LayerList([net.W[q].T for q in range(1, net.Q + 1)], "coefs_")
 
     @coefs_.setter
     def coefs_(self, coefs: Sequence[Array]) -> None:
+        if "_net" not in self.__dict__:
+            self.__dict__["_given_coefs"] = coefs
+            return
         net = self._fitted_net()
         shapes = [net.W[q].T.shape for q in range(1, net.Q + 1)]
         given = [np.shape(c) for c in coefs]
@@ -112,11 +156,16 @@ class BaseMLP(BaseEstimator):
     @property
     def intercepts_(self) -> list[Array]:
         """Bias vectors, ``intercepts_[i]`` of shape (n_out,): views of ``b[i + 1]``."""
+        if "_net" not in self.__dict__ and "_given_intercepts" in self.__dict__:
+            return self.__dict__["_given_intercepts"]
         net = self._fitted_net()
-        return [net.b[q][:, 0] for q in range(1, net.Q + 1)]
+        return LayerList([net.b[q][:, 0] for q in range(1, net.Q + 1)], "intercepts_")
 
     @intercepts_.setter
     def intercepts_(self, intercepts: Sequence[Array]) -> None:
+        if "_net" not in self.__dict__:
+            self.__dict__["_given_intercepts"] = intercepts
+            return
         net = self._fitted_net()
         shapes = [(net.sizes[q],) for q in range(1, net.Q + 1)]
         given = [np.shape(b) for b in intercepts]
@@ -142,14 +191,21 @@ class BaseMLP(BaseEstimator):
         net = state.pop("_net", None)
         if net is not None:  # a Network holds functions and work buffers: keep its spec
             state["_net_spec"], state["_net_params"] = net.spec(), net.params.copy()
+            state["_net_stats"] = net.stats.copy()
+            state["_net_dropout"] = net.dropout_rng.bit_generator.state
         return state
 
     def __setstate__(self, state: dict) -> None:
         spec, params = state.pop("_net_spec", None), state.pop("_net_params", None)
+        stats, dropout = state.pop("_net_stats", None), state.pop("_net_dropout", None)
         super().__setstate__(state)
         if spec is not None:
             self._net = Network.from_spec(spec)
             self._net.params[...] = params
+            if stats is not None:
+                self._net.stats[...] = stats
+            if dropout is not None:
+                self._net.dropout_rng.bit_generator.state = dropout
 
     # ------------------------------------------------------------ set-up
     def _rng(self) -> np.random.Generator:
@@ -173,15 +229,13 @@ class BaseMLP(BaseEstimator):
         else:
             self.out_activation_, loss = "logistic", "binary_cross_entropy"
         hidden = hidden_activations(self.activation, len(layer_units) - 2)
-        net = Network(layer_units, hidden, loss=loss, dtype=dtype, seed=0)
-        # Step 1 (scikit-learn's): W and b ~ U(-a, a), a = sqrt(6 / (fan_in + fan_out)),
-        # with 2 instead of 6 after logistic units (Glorot & Bengio, 2010).
-        for q in range(1, net.Q + 1):
-            before = hidden[min(q, net.Q - 1) - 1] if hidden else None
-            factor = 2.0 if before is not None and get_activation(before).name == "sigmoid" else 6.0
-            a = math.sqrt(factor / (layer_units[q - 1] + layer_units[q]))
-            net.W[q][...] = self._random.uniform(-a, a, net.W[q].shape)
-            net.b[q][...] = self._random.uniform(-a, a, net.b[q].shape)
+        extras = self._net_extras()
+        seed = 0
+        if self.init is not None or self.dropout:  # the engine's rule, the dropout masks
+            seed = int(self._random.integers(np.iinfo(np.int32).max))
+        net = Network(layer_units, hidden, loss=loss, dtype=dtype, seed=seed, **extras)
+        if self.init is None:
+            self._sklearn_init(net, hidden, layer_units)
         self._net = net
         self._best_params = net.params.copy()
         self._history = History()
@@ -200,6 +254,40 @@ class BaseMLP(BaseEstimator):
                 self.validation_loss_curve_ = None
                 self.best_validation_score_ = None
 
+    def _net_extras(self) -> dict[str, Any]:
+        """batch_norm, dropout, init as the Network's normalization, dropout, init."""
+        return {
+            "normalization": "batch" if self.batch_norm else None,
+            "dropout": self.dropout,
+            "init": self.init,
+        }
+
+    def _sklearn_init(self, net: Network, hidden: list[str], layer_units: list[int]) -> None:
+        """Step 1 as scikit-learn does it, with its generator: W and b ~ U(-a, a),
+        a = sqrt(6 / (fan_in + fan_out)), 2 instead of 6 after logistic units (Glorot &
+        Bengio, 2010); drawn in scikit-learn's order and (fan_in, fan_out) layout, so the
+        same random_state starts from the same weights as scikit-learn's."""
+        random_state = check_random_state(self.random_state)
+        for q in range(1, net.Q + 1):
+            before = hidden[min(q, net.Q - 1) - 1] if hidden else None
+            factor = 2.0 if before is not None and get_activation(before).name == "sigmoid" else 6.0
+            a = math.sqrt(factor / (layer_units[q - 1] + layer_units[q]))
+            net.W[q][...] = random_state.uniform(-a, a, (layer_units[q - 1], layer_units[q])).T
+            net.b[q][:, 0] = random_state.uniform(-a, a, layer_units[q])
+
+    def _adopt_given_layers(self, y: Array, layer_units: list[int], dtype: str) -> None:
+        """``coefs_`` / ``intercepts_`` assigned before any fit: a network starting there."""
+        coefs = self.__dict__.pop("_given_coefs")
+        intercepts = self.__dict__.pop("_given_intercepts", None)
+        kept: dict[str, Any] = {
+            k: self.__dict__[k] for k in ("t_", "n_iter_", "loss_curve_") if k in self.__dict__
+        }
+        self._initialize(y, layer_units, dtype)
+        self.__dict__.update(kept)
+        self.coefs_ = coefs
+        if intercepts is not None:
+            self.intercepts_ = intercepts
+
     def _stochastic(self) -> bool:
         return not (isinstance(self.solver, str) and self.solver == "lbfgs")
 
@@ -214,7 +302,10 @@ class BaseMLP(BaseEstimator):
         hidden_layer_sizes = list(hidden_layer_sizes)
         if np.any(np.array(hidden_layer_sizes) <= 0):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden_layer_sizes}.")
-        first_pass = "_net" not in self.__dict__ or (not self.warm_start and not incremental)
+        continuing = self.warm_start or incremental
+        first_pass = not continuing or (
+            "_net" not in self.__dict__ and "_given_coefs" not in self.__dict__
+        )
 
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         sample_weight = self._sample_weight(X, y, sample_weight, incremental)
@@ -226,9 +317,13 @@ class BaseMLP(BaseEstimator):
         layer_units = [X.shape[1], *hidden_layer_sizes, self.n_outputs_]
         self._random = self._rng()
 
+        dtype = X.dtype.name if self.dtype is None else check_dtype(self.dtype)
         if first_pass:
-            dtype = X.dtype.name if self.dtype is None else check_dtype(self.dtype)
+            self.__dict__.pop("_given_coefs", None)
+            self.__dict__.pop("_given_intercepts", None)
             self._initialize(y, layer_units, dtype)
+        elif "_net" not in self.__dict__:
+            self._adopt_given_layers(y, layer_units, dtype)
         elif list(self._net.sizes) != layer_units:
             raise ValueError(
                 f"hidden_layer_sizes and the data must match the fitted network's layer sizes "
@@ -250,6 +345,10 @@ class BaseMLP(BaseEstimator):
     def _sample_weight(self, X: Any, y: Array, sample_weight: Any, incremental: bool) -> Any:
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+            # scikit-learn divides by the sum of the weights: all <= 0 (sum < 0) trains as
+            # the weights' negatives would (w_i / sum w is the same).
+            if sample_weight.sum() < 0 and (sample_weight <= 0).all():
+                sample_weight = -sample_weight
         return sample_weight
 
     def _targets(self, y: Array) -> Array:
@@ -261,7 +360,7 @@ class BaseMLP(BaseEstimator):
         for callback in callbacks:
             if not isinstance(callback, Callback):
                 raise TypeError(f"callbacks must be betaprop.Callback instances, got {callback!r}")
-        if self.verbose:
+        if isinstance(self.verbose, str) and self.verbose == "progress":
             callbacks.append(ProgressBar(total, type(self).__name__))
         return callbacks
 
@@ -294,15 +393,25 @@ class BaseMLP(BaseEstimator):
         return float(scorer(self, X, y, sample_weight=sample_weight))
 
     # ------------------------------------------------------------ prediction
-    def _dense_rows(self, X: Any) -> Array:
-        return dense_rows(self._net, X)
+    def _predicting_net(self, X: Any) -> Network:
+        """The network that predicts X: in the result dtype of X and the weights, as
+        scikit-learn (float64 input to a float32-fitted model gives float64), unless
+        ``dtype`` was set: then in that dtype."""
+        net = self._net
+        if self.dtype is not None:
+            return net
+        dtype = np.result_type(X.dtype, net.dtype)
+        if dtype == net.dtype or dtype not in (np.float32, np.float64):
+            return net
+        return net.astype(dtype.name)
 
     def _layer_output(self, X: Any, layer: int) -> Array:
         """Step 2 on X (validated), chunk by chunk: y^layer as an (n, N_layer) array."""
-        net = self._net
+        net = self._predicting_net(X)
+        X = input_rows(net, X)
         out = np.empty((X.shape[0], net.sizes[layer]), dtype=net.dtype)
         for start in range(0, X.shape[0], CHUNK):
-            x = self._dense_rows(X[start : start + CHUNK])
+            x = input_rows(net, X[start : start + CHUNK])
             net.forward_columns(x.T)
             out[start : start + x.shape[0]] = net.workspace(x.shape[0]).y[layer].T
         return out
@@ -326,12 +435,19 @@ class BaseMLP(BaseEstimator):
         if isinstance(layer, bool) or not isinstance(layer, Integral) or not 0 <= layer <= Q:
             raise ValueError(f"layer must be an integer in [0, Q] = [0, {Q}], got {layer!r}")
         if layer == 0:
-            return self._dense_rows(X)
+            net = self._predicting_net(X)
+            return np.asarray(X.toarray() if sp.issparse(X) else X, dtype=net.dtype)
         return self._layer_output(X, int(layer))
 
     def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> Array:
         """Fit, then return ``transform(X)``: the last hidden layer's y^{Q-1}."""
         return self.fit(X, y, **fit_params).transform(X)
+
+    @property
+    def _n_features_out(self) -> int:
+        """Width of ``transform``'s default output (``get_feature_names_out``, set_output)."""
+        net = self._fitted_net()
+        return net.sizes[net.Q - 1 if net.Q > 1 else net.Q]
 
     def _score_with_function(
         self, X: Any, y: Any, sample_weight: Any, score_function: Any

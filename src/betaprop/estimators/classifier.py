@@ -32,7 +32,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     for multiclass targets, sigmoid + binary cross-entropy for binary and multi-label ones.
 
     Extra parameters: ``class_weight`` (dict, "balanced" or None, as in scikit-learn's
-    linear models; multiplies ``sample_weight``), ``scoring``, ``callbacks``, ``dtype``.
+    linear models; multiplies ``sample_weight``), ``scoring``, ``callbacks``, ``dtype``,
+    ``batch_norm``, ``dropout``, ``init``.
     """
 
     _parameter_constraints: dict = {
@@ -70,6 +71,9 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         scoring: Any = None,
         callbacks: Any = None,
         dtype: Any = None,
+        batch_norm: bool = False,
+        dropout: float = 0.0,
+        init: Any = None,
     ) -> None:
         self._keep_parameters(locals())
 

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.optimize
-from sklearn.exceptions import ConvergenceWarning
 
 from ..engine.network import Network
 from ..training import History, InterruptedWarning
 from ..training.interrupt import InterruptGuard
-from .rules import L2Penalty, beta_sizes, dense_rows, loss_scale
+from .rules import L2Penalty, beta_sizes, input_rows, loss_scale
+from .warn import convergence_warning
 
 if TYPE_CHECKING:
     from .base import BaseMLP
@@ -40,11 +40,15 @@ class _Objective:
         self.net, self.x, self.d, self.w, self.penalty = net, x, d, w, penalty
         self.weight = weight  # the total sample weight S of the L2 term
         self.best_x, self.best_f = net.params.astype(np.float64), math.inf
+        self.first = True
 
     def __call__(self, params: Array) -> tuple[float, Array]:
         net = self.net
         net.params[...] = params
-        net.forward_columns(self.x)  # step 2
+        # step 2 (a training pass: batch statistics; dropout masks drawn once, so that
+        # L-BFGS minimises one deterministic function)
+        net.forward_columns(self.x, training=True, new_masks=self.first)
+        self.first = False
         f = net.loss_value(self.d, self.w)
         net.backward(self.d, self.w)  # steps 3-5
         f = self.penalty(net, f, self.weight)
@@ -58,7 +62,7 @@ def fit_lbfgs(model: BaseMLP, X: Any, y: Array, sample_weight: Array | None) -> 
     """Minimise the whole-set objective; each L-BFGS iteration counts as an epoch for the
     callbacks, ``beta_history_`` and ``n_iter_``. Sets ``loss_`` as scikit-learn reports it."""
     net = model._net
-    x, d = dense_rows(net, X).T, model._targets(y).T
+    x, d = input_rows(net, X).T, model._targets(y).T  # a sparse X stays sparse
     weights, total = None, float(x.shape[1])
     if sample_weight is not None:  # scaled to mean 1: the weighted mean loss
         total = float(sample_weight.sum())
@@ -133,5 +137,5 @@ def _iterations(result: Any, max_iter: int) -> int:
             "\nYou might also want to scale the data as shown in:\n"
             "    https://scikit-learn.org/stable/modules/preprocessing.html"
         )
-        warnings.warn(message, ConvergenceWarning, stacklevel=2)
+        convergence_warning(message)
     return n_iter

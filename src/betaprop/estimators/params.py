@@ -15,6 +15,7 @@ from sklearn.metrics import get_scorer_names
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 
 from ..engine.activations import names as activation_names
+from ..engine.init import RULES
 from ..training.optimizers import OPTIMIZERS, SGD, Adam, AdamW, Optimizer, RMSprop
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ PARAMETER_CONSTRAINTS: dict = {
     "shuffle": ["boolean"],
     "random_state": ["random_state"],
     "tol": [Interval(Real, 0, None, closed="left")],
-    "verbose": ["verbose"],
+    "verbose": ["verbose", StrOptions({"progress"})],
     "warm_start": ["boolean"],
     "momentum": [Interval(Real, 0, 1, closed="both")],
     "nesterovs_momentum": ["boolean"],
@@ -51,6 +52,9 @@ PARAMETER_CONSTRAINTS: dict = {
     "scoring": [None, StrOptions(set(get_scorer_names())), callable],
     "callbacks": [None, list, tuple],
     "dtype": [None, StrOptions({"float32", "float64"}), type, np.dtype],
+    "batch_norm": ["boolean"],
+    "dropout": [Interval(Real, 0, 1, closed="left")],
+    "init": [None, StrOptions(set(RULES))],
 }
 
 
@@ -107,7 +111,11 @@ DOC_EXTRA = """
     - ``scoring``: a scikit-learn scorer (name or callable) for ``early_stopping``;
       ``validation_scores_`` then holds its values.
     - ``callbacks``: betaprop ``Callback`` objects (epoch = iteration for lbfgs; returning True
-      stops); ``verbose=True`` shows a progress bar (nothing is printed otherwise).
+      stops); ``verbose=True`` prints scikit-learn's "Iteration N, loss = ..." lines on
+      stdout, ``verbose="progress"`` shows a progress bar on stderr instead.
+    - ``batch_norm`` (batch normalisation on every hidden layer), ``dropout`` (inverted
+      dropout rate p on every hidden layer), ``init`` (a rule of ``betaprop.engine.init.
+      RULES``; None: scikit-learn's Glorot uniform from ``random_state``).
     - ``dtype``: "float32" or "float64" to train in that dtype whatever the input's (by
       default float32 input trains in float32, anything else in float64).
     - ``validation_loss_curve_``: the validation loss per epoch (same scale as

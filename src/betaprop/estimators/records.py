@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..engine.network import Network
 from ..training import Callback, History
 from .rules import beta_sizes
@@ -18,12 +20,16 @@ class FittedAttributes(Callback):
     """After each epoch ``n_iter_``, ``t_`` (+ n samples), ``loss_`` and ``loss_curve_``;
     after the first mini-batch of each epoch ``beta_history_``."""
 
-    def __init__(self, model: BaseMLP, n: int) -> None:
-        self.model, self.n = model, n
+    def __init__(self, model: BaseMLP, n: int, rule: Any = None) -> None:
+        self.model, self.n, self.rule = model, n, rule
 
     def on_batch_end(self, net: Network, epoch: int, batch: int, loss: float) -> None:
         if batch == 1:
-            self.model.beta_history_.append(beta_sizes(net))
+            try:
+                sizes = beta_sizes(net)
+            except RuntimeError:  # the batch had no weight: no pass ran
+                sizes = np.full(net.Q, np.nan)
+            self.model.beta_history_.append(sizes)
 
     def on_epoch_end(self, net: Network, epoch: int, history: History) -> None:
         model = self.model
@@ -31,10 +37,17 @@ class FittedAttributes(Callback):
         model.t_ += self.n
         model.loss_ = history.loss[-1]
         model.loss_curve_.append(model.loss_)
+        if model.verbose and not isinstance(model.verbose, str):  # scikit-learn's lines
+            print(f"Iteration {model.n_iter_:d}, loss = {model.loss_:.8f}")
+            if model.early_stopping and self.rule is not None:
+                self.rule.observe()
+                scores = model.validation_scores_
+                assert scores is not None
+                print(f"Validation score: {scores[-1]:f}")
 
 
 class ProgressBar(Callback):
-    """``verbose=True``: a rich progress bar over the epochs (iterations for lbfgs)."""
+    """``verbose="progress"``: a rich progress bar over the epochs (iterations for lbfgs)."""
 
     def __init__(self, total: int, label: str) -> None:
         self.total, self.label = total, label

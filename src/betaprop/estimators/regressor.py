@@ -29,7 +29,8 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     (half) squared error, or exp output with the half Poisson deviance (``loss="poisson"``,
     y >= 0).
 
-    Extra parameters: ``scoring``, ``callbacks``, ``dtype``.
+    Extra parameters: ``scoring``, ``callbacks``, ``dtype``,
+    ``batch_norm``, ``dropout``, ``init``.
     """
 
     _parameter_constraints: dict = {
@@ -67,6 +68,9 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         scoring: Any = None,
         callbacks: Any = None,
         dtype: Any = None,
+        batch_norm: bool = False,
+        dropout: float = 0.0,
+        init: Any = None,
     ) -> None:
         self._keep_parameters(locals())
 

@@ -65,6 +65,7 @@ class NoImprovement(Callback):
         self.history = History()
         self.seen = 0
         self.stopped = False
+        self.lowered: float | None = None  # the rate Adaptive set after this epoch's stall
 
     def on_train_begin(self, net: Network, history: History) -> None:
         self.history, self.seen = history, len(history.epoch)
@@ -80,6 +81,14 @@ class NoImprovement(Callback):
 
     def on_epoch_end(self, net: Network, epoch: int, history: History) -> bool:
         self.stopped = self.stalled()
+        printing = self.model.verbose and not isinstance(self.model.verbose, str)
+        if printing and self.stopped:  # scikit-learn's trigger_stopping lines
+            adaptive = self.model.learning_rate == "adaptive" and self.model.solver != "adam"
+            small = " Learning rate too small." if adaptive else ""
+            print(f"{self._message()}{small} Stopping.")
+        elif printing and self.lowered is not None:
+            print(f"{self._message()} Setting learning rate to {self.lowered:f}")
+        self.lowered = None
         return self.stopped
 
     def observe(self) -> None:
@@ -146,6 +155,7 @@ class Adaptive(Schedule):
         if self.rule.stalled() and lr > ADAPTIVE_FLOOR:
             lr /= 5.0
             self.rule.forgive()
+            self.rule.lowered = lr
         self.lr = lr
         return lr
 
@@ -205,16 +215,23 @@ def loss_scale(net: Network) -> float:
     return 1.0 / net.sizes[-1] if net.loss.name == "squared_error" else 1.0
 
 
-def dense_rows(net: Network, rows: Any) -> Array:
-    """Rows of X (dense or sparse) as a dense array of the network's dtype."""
-    return np.asarray(rows.toarray() if sp.issparse(rows) else rows, dtype=net.dtype)
+def input_rows(net: Network, rows: Any) -> Any:
+    """Rows of X for step 2: a sparse X as the network's sparse rows (CSR of its dtype,
+    never densified: the first layer's products use it), a dense one as an array of the
+    network's dtype."""
+    if sp.issparse(rows):
+        if rows.format == "csr" and rows.dtype == net.dtype:
+            return rows
+        return net.check_X(rows)
+    return np.asarray(rows, dtype=net.dtype)
 
 
 def mean_loss(net: Network, X: Any, D: Array, w: Array | None, chunk: int = CHUNK) -> float:
     """The (weighted) mean loss on a data set, as ``loss_curve_`` reports it, without L2."""
     total = 0.0
+    X = input_rows(net, X) if sp.issparse(X) else X
     for start in range(0, X.shape[0], chunk):
-        x = dense_rows(net, X[start : start + chunk])
+        x = input_rows(net, X[start : start + chunk])
         net.forward_columns(x.T)
         weights = None
         if w is not None:

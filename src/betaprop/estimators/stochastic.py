@@ -3,6 +3,7 @@ scikit-learn's rules (``rules.py``) handed to it as a schedule, callbacks and a 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -24,11 +25,12 @@ from .rules import (
     SamplesInverseScaling,
     loss_scale,
 )
+from .warn import convergence_warning
 
 if TYPE_CHECKING:
     from .base import BaseMLP
 
-__all__ = ["fit_stochastic", "SolverDivergenceError"]
+__all__ = ["fit_stochastic", "SolverDivergenceError", "DivergenceWarning"]
 
 Array = np.ndarray
 
@@ -36,6 +38,18 @@ Array = np.ndarray
 class SolverDivergenceError(DivergenceError, ValueError):
     """Divergence in an estimator: betaprop's ``DivergenceError`` and, for non-finite values,
     scikit-learn's ``ValueError`` ("Solver produced non-finite parameter weights. ...")."""
+
+
+class DivergenceWarning(ConvergenceWarning, DivergenceError):
+    """Training diverged and stopped, with the weights of the last good epoch: a
+    ``ConvergenceWarning`` (scikit-learn's surface: the model is fitted). Turned into an
+    error (``warnings.simplefilter("error", ConvergenceWarning)``) it is also betaprop's
+    ``DivergenceError``, with the epoch and batch."""
+
+    def __init__(
+        self, message: str, epoch: int, batch: int, history: History, loss: float | None = None
+    ) -> None:
+        DivergenceError.__init__(self, message, epoch, batch, history, loss)
 
 
 def fit_stochastic(
@@ -58,7 +72,11 @@ def fit_stochastic(
     if not sp.issparse(X_train):
         X_train = np.asarray(X_train, dtype=net.dtype)
     rule = NoImprovement(model, validation)
-    callbacks: list[Callback] = [FittedAttributes(model, n), rule, KeepSGDStep(model._optimizer)]
+    callbacks: list[Callback] = [
+        FittedAttributes(model, n, rule),
+        rule,
+        KeepSGDStep(model._optimizer),
+    ]
     callbacks += model._callbacks(1 if incremental else model.max_iter)
     history = model._history = History()
     run = TrainingState(rng=model._random)
@@ -84,19 +102,30 @@ def fit_stochastic(
         _end(callbacks, model, history)
         history.interrupted = True
         warnings.warn("Training interrupted by user.", InterruptedWarning, stacklevel=4)
+        stopped = True
     except DivergenceError as error:  # the weights of the last good epoch are back
         _end(callbacks, model, history)
-        raise _divergence(model, error, run) from None
-    stopped = rule.stopped or incremental or history.interrupted
+        _diverged(model, error, run, n)
+        stopped = True
+    else:
+        stopped = rule.stopped or incremental or history.interrupted
+    # the learning rate training ended with, where scikit-learn's optimizer keeps it
+    model._optimizer = _with_rate(model._optimizer, model._opt_state["lr"])
     if not stopped and model.n_iter_ == model.max_iter:
-        warnings.warn(
+        convergence_warning(
             f"Stochastic Optimizer: Maximum iterations ({model.max_iter:d}) "
-            "reached and the optimization hasn't converged yet.",
-            ConvergenceWarning,
-            stacklevel=4,
+            "reached and the optimization hasn't converged yet."
         )
     if model.early_stopping:  # restore the best weights
         net.params[...] = model._best_params
+
+
+def _with_rate(optimizer: Any, lr: float) -> Any:
+    """The optimizer with ``learning_rate`` = the current rate (scikit-learn's
+    ``_optimizer.learning_rate`` after fit); the state's rate is what training uses."""
+    if dataclasses.is_dataclass(optimizer) and not isinstance(optimizer, type):
+        return dataclasses.replace(optimizer, learning_rate=float(lr))
+    return optimizer
 
 
 def _schedule(model: BaseMLP, rule: NoImprovement, n: int) -> Schedule:
@@ -143,6 +172,37 @@ def _split(model: BaseMLP, X: Any, y: Array, sample_weight: Array | None) -> tup
     return X_train, y_train, w_train, (X_val, y_val, w_val, D_val)
 
 
+def _diverged(model: BaseMLP, error: DivergenceError, run: TrainingState, n: int) -> None:
+    """A diverged epoch, at scikit-learn's surface: the model stays fitted with the weights
+    of the last good epoch (of the best one with early stopping), the epoch is counted with
+    its loss (and a nan validation score, as scikit-learn records for non-finite
+    predictions), and a ``DivergenceWarning`` (a ``ConvergenceWarning``) says what happened.
+    A non-finite loss without early stopping raises scikit-learn's ValueError instead (its
+    weights are then non-finite and it raises), still after restoring the last good weights.
+    """
+    error_for_sklearn = _divergence(model, error, run)
+    if (error.loss is None or not math.isfinite(error.loss)) and not model.early_stopping:
+        # scikit-learn's weights are then non-finite too and it raises its ValueError
+        # ("Solver produced non-finite parameter weights"); ours are the last good epoch's
+        raise error_for_sklearn from None
+    message = str(error_for_sklearn)
+    model.n_iter_ += 1
+    model.t_ += n
+    loss = math.nan if error.loss is None else float(error.loss)
+    model.loss_ = loss
+    model.loss_curve_.append(loss)
+    if model.early_stopping and model.validation_scores_ is not None:
+        model.validation_scores_.append(math.nan)
+        if model.validation_loss_curve_ is not None:
+            model.validation_loss_curve_.append(math.nan)
+    if model.verbose and not isinstance(model.verbose, str):
+        print(f"Iteration {model.n_iter_:d}, loss = {loss:.8f}")
+    warning = DivergenceWarning(
+        f"Stochastic Optimizer: {message}", error.epoch, error.batch, error.history, error.loss
+    )
+    convergence_warning(warning, DivergenceWarning)  # type: ignore[arg-type]
+
+
 def _divergence(model: BaseMLP, error: DivergenceError, run: TrainingState) -> DivergenceError:
     """The error for a diverged epoch (after the weights of the last good one are back).
 
@@ -163,7 +223,7 @@ def _divergence(model: BaseMLP, error: DivergenceError, run: TrainingState) -> D
     )
     return SolverDivergenceError(
         f"{sklearn_text}training diverged in epoch {epoch}, batch {error.batch}: {what}; the "
-        "weights of the last good epoch were restored. Try a smaller learning rate "
+        "training stopped with the weights of the last good epoch. Try a smaller learning rate "
         f"(learning_rate_init, now {model._opt_state['lr']:.4g}).",
         epoch,
         error.batch,
