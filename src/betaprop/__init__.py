@@ -63,4 +63,8 @@ def __getattr__(name: str) -> object:
         from . import estimators
 
         return getattr(estimators, name)
+    if name == "Preprocessing":  # tables for notebooks: fit(frame) / transform(frame)
+        from .files.preprocessing import Preprocessing
+
+        return Preprocessing
     raise AttributeError(f"module 'betaprop' has no attribute {name!r}")

@@ -115,4 +115,6 @@ def print_train_table(run: TrainRun) -> None:
         f"network {list(run.net.sizes)}, hidden {', '.join(hidden) or '-'}, output "
         f"{run.net.activations[-1]}, loss {run.net.loss.name}"
     )
+    for what, value in run.prep.describe():
+        console.print(f"{what}: {value}")
     console.print(f"wrote {os.path.join(run.out, MODEL_FILE)}, {HISTORY_FILE}, {REPORT_FILE}")

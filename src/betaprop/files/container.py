@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import secrets
+import stat
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -242,15 +243,55 @@ def read(path: str | os.PathLike[str], fmt: Format, others: Sequence[Format] = (
     return Contents(fmt, where, found, tensors, sha256)
 
 
-def _read_bytes(where: str, fmt: Format) -> bytes:
-    """The bytes of a file, or ``fmt.error`` saying why not."""
+def open_regular(
+    path: str, error: type[Exception], noun: str, *, folder: str = "is a folder, not a file"
+) -> tuple[Any, int]:
+    """``path`` opened for binary reading, and its size, if it is a regular file.
+
+    A FIFO, a device (``/dev/zero``), a socket or a folder is refused before anything is
+    read: such a file could block forever or never end. The open itself never blocks
+    (O_NONBLOCK, cleared once the file is known to be regular). Raises ``error``.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        with open(where, "rb") as handle:
-            return handle.read()
+        fd = os.open(path, flags)
     except FileNotFoundError:
-        raise fmt.error(f"{fmt.noun} {where!r} does not exist") from None
+        raise error(f"{noun} {path!r} does not exist") from None
     except IsADirectoryError:
-        raise fmt.error(f"{fmt.noun} {where!r} is a folder, not a file") from None
+        raise error(f"{noun} {path!r} {folder}") from None
+    except OSError as problem:
+        raise error(f"{noun} {path!r} cannot be read: {problem.strerror}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise error(f"{noun} {path!r} {folder}")
+        kind = (
+            "a FIFO" if stat.S_ISFIFO(info.st_mode)
+            else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
+            else "a socket" if stat.S_ISSOCK(info.st_mode)
+            else "not a regular file"
+        )  # fmt: skip
+        raise error(f"{noun} {path!r} is {kind}; betaprop reads only regular files")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb"), info.st_size
+
+
+def _read_bytes(where: str, fmt: Format) -> bytes:
+    """The bytes of a file, or ``fmt.error`` saying why not.
+
+    Only a regular file is read, and only once its first 8 bytes declare a header length
+    that fits the file: a huge file that is not safetensors is refused after 8 bytes.
+    """
+    handle, size = open_regular(where, fmt.error, fmt.noun)
+    try:
+        with handle:
+            start = handle.read(8)
+            if len(start) == 8:
+                (length,) = struct.unpack("<Q", start)
+                if length < 2 or length > MAX_HEADER or 8 + length > size:
+                    return start  # _header words the refusal
+            return start + handle.read(max(size - len(start), 0))
     except OSError as problem:
         raise fmt.error(f"{fmt.noun} {where!r} cannot be read: {problem.strerror}") from None
 

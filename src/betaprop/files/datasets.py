@@ -12,11 +12,12 @@ What training learns about the data (scaling, label encoding) is ``files.preproc
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -48,6 +49,7 @@ TASKS = ("classification", "regression")
 MISSING = ("", "na", "n/a", "nan", "null", "none", "?", "-")
 # A numeric target with integer values and at most this many distinct values is a class label.
 MAX_INTEGER_CLASSES = 20
+TABLE_SUFFIXES = (".csv", ".tsv", ".gz", ".parquet", ".txt")
 
 
 class DataError(ValueError):
@@ -69,6 +71,8 @@ class Dataset:
     target_name: str
     source: str
     task: str | None = None
+    frame: Any = None  # the raw feature table (pandas) when it needs encoding or imputing
+    categorical: list[str] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------- bundled data
@@ -135,58 +139,39 @@ def _is_missing(cell: str) -> bool:
     return cell.strip().lower() in MISSING
 
 
-def _read_rows(path: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """Header and (line number, cells) of every non-blank row; a UTF-8 BOM is skipped."""
-    if not os.path.exists(path):
-        raise DataError(f"data file {path!r} does not exist")
-    if os.path.isdir(path):
-        raise DataError(f"data file {path!r} is a folder, not a CSV file")
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            text = handle.read()
-    except UnicodeDecodeError as error:
-        raise DataError(
-            f"{path}: not a UTF-8 text file (byte {error.start} cannot be decoded); "
-            "save it as UTF-8 CSV"
-        ) from None
-    except OSError as error:
-        raise DataError(f"data file {path!r} cannot be read: {error.strerror}") from None
+def _read_rows(
+    path: str, text: str | None = None, sep: str | None = None
+) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header and (line number, cells) of every non-blank row; a UTF-8 BOM is skipped.
+
+    The strict reader: slow, but it names the line of every problem. ``read_csv`` reads with
+    pandas and comes here only to word a refusal (``_refuse``).
+    """
+    if text is None:
+        text = _text(path)
     if "\x00" in text:
         raise DataError(f"{path}: not a CSV text file (it contains NUL bytes)")
-    reader = csv.reader(text.splitlines(keepends=True))
+    # io.StringIO(newline=""): csv's own line ends only, so a form feed is no line break
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep or ",")
     rows: list[tuple[int, list[str]]] = []
     header: list[str] | None = None
+    raw_header = ""
     try:
         for cells in reader:
             if not cells or all(not c.strip() for c in cells) and len(cells) == 1:
                 continue  # blank line
             if header is None:
                 header = [c.strip() for c in cells]
+                raw_header = (sep or ",").join(cells)
             else:
                 rows.append((reader.line_num, cells))
     except csv.Error as error:
         raise DataError(f"{path} line {reader.line_num}: malformed CSV ({error})") from None
     if header is None:
         raise DataError(f"{path} is empty: expected a header row and data rows")
-    raw_header = text.lstrip().splitlines()[0] if text.strip() else ""
-    if len(header) == 1:
-        for separator, word in ((";", "';'"), ("\t", "tab")):
-            if raw_header.count(separator) >= 1:
-                raise DataError(
-                    f"{path} looks {word}-separated (its header has no ',' but "
-                    f"{raw_header.count(separator)} {word}); betaprop reads comma-separated "
-                    "CSV: save the file with ',' as the separator"
-                )
+    _check_header(path, header, raw_header, sep)
     if not rows:
         raise DataError(f"{path} has a header row but no data rows")
-    for i, name in enumerate(header):
-        if not name:
-            raise DataError(f"{path} line 1: column {i + 1} of the header has no name")
-    seen: set[str] = set()
-    for name in header:
-        if name in seen:
-            raise DataError(f"{path} line 1: the column name {name!r} appears twice")
-        seen.add(name)
     for line, cells in rows:
         if len(cells) != len(header):
             raise DataError(
@@ -195,23 +180,373 @@ def _read_rows(path: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
     return header, rows
 
 
+def _check_header(path: str, header: list[str], raw_header: str, sep: str | None) -> None:
+    """A header of distinct, non-empty names; a ';'- or tab-separated file is named as such."""
+    if len(header) == 1 and sep is None:
+        for separator, word in ((";", "';'"), ("\t", "tab")):
+            if raw_header.count(separator) >= 1:
+                raise DataError(
+                    f"{path} looks {word}-separated (its header has no ',' but "
+                    f"{raw_header.count(separator)} {word}); betaprop reads comma-separated "
+                    f"CSV by default: give --sep {'tab' if separator == chr(9) else separator!r}"
+                    " or save the file with ',' as the separator"
+                )
+    for i, name in enumerate(header):
+        if not name:
+            raise DataError(f"{path} line 1: column {i + 1} of the header has no name")
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise DataError(f"{path} line 1: the column name {name!r} appears twice")
+        seen.add(name)
+
+
+# Files are opened only when they are regular files (a FIFO would block, /dev/zero never ends)
+# and are read within their size; a compressed file within MAX_DECOMPRESSED bytes.
+MAX_DECOMPRESSED = 16 * 1024**3
+_HEAD = 65536
+
+
+def _open(path: str) -> tuple[Any, int]:
+    """A regular file opened for reading and its size, or a one-line DataError."""
+    from .container import open_regular
+
+    return open_regular(path, DataError, "data file", folder="is a folder, not a CSV file")
+
+
+def _decoded(blob: bytes, path: str, final: bool) -> str:
+    try:
+        return blob.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        if not final and error.start >= len(blob) - 3:  # a character cut by the head's end
+            return blob[: error.start].decode("utf-8-sig")
+        raise DataError(
+            f"{path}: not a UTF-8 text file (byte {error.start} cannot be decoded); "
+            "save it as UTF-8 CSV"
+        ) from None
+
+
+def _text(path: str) -> str:
+    """The whole text of a (possibly gzip-compressed) file, bounded, for the strict reader."""
+    handle, size = _open(path)
+    with handle:
+        stream = _uncompressed(handle, path)
+        blob = stream.read(MAX_DECOMPRESSED + 1)
+    if len(blob) > MAX_DECOMPRESSED:
+        raise DataError(f"{path}: more than {MAX_DECOMPRESSED} bytes once decompressed")
+    return _decoded(blob, path, final=True)
+
+
+def _uncompressed(handle: Any, path: str) -> Any:
+    """``handle`` itself, or a gzip stream over it when the file starts with gzip's magic."""
+    start = handle.read(2)
+    handle.seek(0)
+    if start == b"\x1f\x8b":
+        import gzip
+
+        return gzip.GzipFile(fileobj=handle, mode="rb")
+    return handle
+
+
+def _refuse(path: str, sep: str | None, check: Any, fallback: str | None) -> None:
+    """Raise the strict reader's message for the first problem (line, column, value); the
+    ``fallback`` when it finds none (with None: return). ``check(header, line, cells)``
+    words the cell problems."""
+    import gzip
+    import zlib
+
+    try:
+        header, rows = _read_rows(path, sep=sep)
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise DataError(f"{path}: damaged compressed file ({error})") from None
+    for line, cells in rows:
+        check(header, line, cells)
+    if fallback is not None:
+        raise DataError(f"{path}: {fallback}")
+
+
+def read_table(path: str, sep: str | None = None) -> Any:
+    """A CSV (or TSV, ``sep``-separated, gzip-compressed) or Parquet file as a pandas DataFrame
+    of text columns (CSV: every cell as written, stripped; Parquet: the file's own types).
+
+    CSV is read by pandas' C parser; Parquet by pyarrow. Only regular files are opened; the
+    header is checked (names, separator) before the body is parsed. Raises ``DataError``.
+    """
+    import zlib
+
+    import pandas as pd
+
+    handle, size = _open(path)
+    with handle:
+        head = handle.read(_HEAD)
+        handle.seek(0)
+        if head[:4] == b"PAR1" or path.endswith(".parquet"):
+            return _read_parquet(handle, path)
+        if sep is None and (path.endswith(".tsv") or path.endswith(".tsv.gz")):
+            sep = "\t"
+        stream = _uncompressed(handle, path)
+        if stream is not handle:
+            try:
+                head = stream.read(_HEAD)
+                stream.seek(0)
+            except (OSError, EOFError, zlib.error) as error:  # BadGzipFile is an OSError
+                raise DataError(f"{path}: damaged compressed file ({error})") from None
+        if b"\x00" in head:
+            raise DataError(f"{path}: not a CSV text file (it contains NUL bytes)")
+        text = _decoded(head, path, final=len(head) < _HEAD)
+        first = [line for line in io.StringIO(text, newline="") if line.strip()][:1]
+        if not first:
+            if len(head) < _HEAD:
+                raise DataError(f"{path} is empty: expected a header row and data rows")
+            _refuse(path, sep, lambda *a: None, "no header row in its first 64 KiB")
+        header_cells = next(csv.reader(first, delimiter=sep or ","))
+        header = [c.strip() for c in header_cells]
+        _check_header(path, header, (sep or ",").join(header_cells), sep)
+        try:
+            frame = pd.read_csv(
+                stream,
+                sep=sep or ",",
+                engine="c",
+                dtype=str,
+                na_filter=False,
+                encoding="utf-8-sig",
+                skip_blank_lines=True,
+                skipinitialspace=False,
+            )
+        except UnicodeDecodeError:
+            _refuse(path, sep, lambda *a: None, "not a UTF-8 text file")
+        except Exception as error:  # pandas' ParserError, EmptyDataError, gzip errors, ...
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            _refuse(path, sep, lambda *a: None, f"malformed CSV ({first_line})")
+    frame.columns = header
+    if len(frame) == 0:
+        raise DataError(f"{path} has a header row but no data rows")
+    return frame
+
+
+def _read_parquet(handle: Any, path: str) -> Any:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError(
+            f"{path}: reading Parquet needs pyarrow: pip install 'betaprop[parquet]'"
+        ) from None
+    try:
+        frame = pq.read_table(handle).to_pandas()
+    except Exception as error:  # pyarrow's ArrowInvalid, OSError, ...
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataError(f"{path}: not a readable Parquet file ({first})") from None
+    if len(frame.columns) == 0 or len(frame) == 0:
+        raise DataError(f"{path} has no rows or no columns")
+    names = [str(c).strip() for c in frame.columns]
+    _check_header(path, names, ",".join(names), ",")
+    frame.columns = names
+    return frame
+
+
+def _missing_mask(column: Any) -> Array:
+    """Cells that are missing: NaN/None, or text in ``MISSING`` (case-insensitive)."""
+    if column.dtype.kind == "f":
+        return np.isnan(column.to_numpy())
+    if column.dtype.kind in "biu":
+        return np.zeros(len(column), dtype=bool)
+    text = column.astype(object)
+    isna = text.isna().to_numpy()
+    lowered = text.where(~isna, "").astype(str).str.strip().str.lower()
+    return isna | lowered.isin(MISSING).to_numpy()
+
+
+def from_frame(
+    frame: Any,
+    target: str | None = None,
+    *,
+    source: str = "the table",
+    require_target: bool = True,
+    features: Sequence[str] | None = None,
+    categorical: Sequence[str] | str = "auto",
+    drop: Sequence[str] = (),
+    allow_missing: bool = False,
+    sep: str | None = None,
+) -> Dataset:
+    """A ``Dataset`` from a pandas DataFrame: numeric feature columns, categorical ones, target.
+
+    A feature column is categorical when named in ``categorical``, or (``"auto"``, the
+    default) when it holds booleans or when none of its present cells is a number (city
+    names, dates as text). A numeric column with a cell that is not a number, an infinite
+    value, or a missing one (unless ``allow_missing``: then it is imputed later) is refused
+    with the line, column and value. ``Dataset.X`` holds the numeric columns (NaN where
+    missing); ``Dataset.frame`` the whole feature table when it needs encoding.
+    """
+    import pandas as pd
+
+    header = [str(c) for c in frame.columns]
+    is_file = source != "the table"
+    if target is None:
+        target_name = header[-1] if require_target else ""
+    else:
+        target_name = target
+    has_target = target_name in header
+    if require_target and not has_target:
+        raise DataError(
+            f"target column {target_name!r} is not in {source}; its columns are {header}"
+        )
+    unknown = [name for name in drop if name not in header]
+    if unknown:
+        raise DataError(f"--drop names columns {unknown} that are not in {source}")
+    if features is None:
+        names = [c for c in header if c != target_name and c not in drop]
+    else:
+        lacking = [name for name in features if name not in header]
+        if lacking:
+            raise DataError(
+                f"{source} lacks the feature columns {lacking[:5]} that the model was trained on"
+            )
+        names = list(features)
+    if not names:
+        raise DataError(f"{source} has no feature column besides the target {target_name!r}")
+    declared = set(categorical) if not isinstance(categorical, str) else set()
+    unknown = sorted(declared - set(header))
+    if unknown:
+        raise DataError(f"--categorical names columns {unknown} that are not in {source}")
+
+    numeric: dict[str, Array] = {}
+    kinds: dict[str, str] = {}
+    problems = ragged = False
+    for name in names:
+        column = frame[name]
+        missing = _missing_mask(column)
+        if column.dtype.kind == "b" or name in declared:
+            kinds[name] = "categorical"
+        elif column.dtype.kind in "biuf":
+            values = column.to_numpy(dtype=np.float64)
+            kinds[name] = "numeric"
+            numeric[name] = values
+            problems |= bool(np.isinf(values).any())
+        else:
+            text = column.astype(object).where(~missing, None)
+            values = pd.to_numeric(text.str.strip(), errors="coerce").to_numpy(np.float64)
+            bad = ~missing & np.isnan(values)
+            stripped = text.dropna().astype(str).str.strip()
+            underscores = bool(stripped.str.contains("_", regex=False).any())
+            present = ~missing
+            if present.any() and bad[present].all() and categorical == "auto" and not underscores:
+                kinds[name] = "categorical"  # no present cell is a number
+            else:
+                kinds[name] = "numeric"
+                numeric[name] = values
+                problems |= bool(bad.any() or np.isinf(values).any() or underscores)
+        if missing.any() and not allow_missing:
+            problems = True
+        ragged |= bool(missing.any())  # a short row reads as empty cells: the strict reader tells
+    labels = None
+    if has_target:
+        column = frame[target_name]
+        text = column.astype(object)
+        cells = text.where(~text.isna(), "").astype(str).str.strip()
+        target_missing = cells.str.lower().isin(MISSING).to_numpy()
+        target_numbers = pd.to_numeric(cells, errors="coerce").to_numpy(np.float64)
+        if target_missing.any() or np.isinf(target_numbers).any():
+            problems = True
+        labels = cells.to_numpy(dtype=object)
+    if problems:
+        _problem(frame, source, is_file, sep, names, kinds, target_name if has_target else None,
+                 allow_missing)  # fmt: skip
+    elif ragged and is_file:
+        _refuse(source, sep, lambda *cells: None, None)
+    numeric_names = [name for name in names if kinds[name] == "numeric"]
+    X = (
+        np.column_stack([numeric[name] for name in numeric_names])
+        if numeric_names
+        else np.empty((len(frame), 0))
+    )
+    categorical_names = [name for name in names if kinds[name] == "categorical"]
+    table = None
+    if categorical_names or np.isnan(X).any():
+        parts = {}
+        for name in names:
+            if kinds[name] == "numeric":
+                parts[name] = numeric[name]
+            else:
+                column = frame[name]
+                missing = _missing_mask(column)
+                cells = column.astype(object).where(~missing, None)
+                parts[name] = cells.map(lambda v: v if v is None else str(v).strip()).to_numpy()
+        table = pd.DataFrame(parts, index=range(len(frame)))
+    return Dataset(
+        X,
+        labels if labels is not None else np.array([], dtype=object),
+        names,
+        target_name,
+        source,
+        frame=table,
+        categorical=categorical_names,
+    )
+
+
+def _problem(
+    frame: Any,
+    source: str,
+    is_file: bool,
+    sep: str | None,
+    names: list[str],
+    kinds: dict[str, str],
+    target: str | None,
+    allow_missing: bool,
+) -> None:
+    """Raise the first problem in row order: ragged row, then cells column by column."""
+
+    def check(header: list[str], line: int, cells: list[str]) -> None:
+        for name in names:
+            cell = cells[header.index(name)]
+            if _is_missing(cell):
+                if not allow_missing:
+                    raise DataError(_cell_problem(source, line, name, cell, None, allow_missing))
+                continue
+            if kinds[name] == "categorical":
+                continue
+            value = as_number(cell)
+            if value is None or not math.isfinite(value):
+                raise DataError(_cell_problem(source, line, name, cell, value, allow_missing))
+        if target is not None:
+            cell = cells[header.index(target)].strip()
+            value = as_number(cell)
+            if _is_missing(cell) or (value is not None and not math.isfinite(value)):
+                raise DataError(_cell_problem(source, line, target, cell, value, False))
+
+    if is_file:
+        _refuse(source, sep, check, "a cell could not be read as a number")
+        return
+    header = [str(c) for c in frame.columns]
+    for r, row in enumerate(frame.itertuples(index=False)):
+        cells = ["" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+                 for v in row]  # fmt: skip
+        check(header, r, cells)  # "line" is the row index of a table
+
+
 def read_csv(
     path: str,
     target: str | None = None,
     *,
     require_target: bool = True,
     features: Sequence[str] | None = None,
+    sep: str | None = None,
+    categorical: Sequence[str] | str = "auto",
+    drop: Sequence[str] = (),
+    allow_missing: bool = False,
 ) -> Dataset:
-    """Read a comma-separated file with a header row: numeric features and a target column.
+    """Read a CSV file with a header row (or a TSV, gzip or Parquet file): features, target.
 
     Parameters
     ----------
-    path : the file (UTF-8; a byte-order mark is skipped).
+    path : the file (UTF-8; a byte-order mark is skipped); gzip-compressed or Parquet
+        files are recognised by their first bytes.
     target : name of the target column; by default the last column.
     require_target : if False, a file without the ``target`` column is read as features
         only (``Dataset.target`` is then empty), as ``predict`` needs.
     features : read only these feature columns, in this order (as ``predict`` needs);
-        by default every column but the target.
+        by default every column but the target and ``drop``.
+    sep : the separator (default ',', tab for ``.tsv``).
+    categorical, drop, allow_missing : see ``from_frame``.
 
     Raises
     ------
@@ -219,53 +554,29 @@ def read_csv(
         a non-numeric, missing or infinite feature value (naming line, column and value),
         a missing target or feature column, or a ';'- or tab-separated file.
     """
-    header, rows = _read_rows(path)
-    if target is None:
-        target_name = header[-1] if require_target else ""
-    else:
-        target_name = target
-    has_target = target_name in header
-    if require_target and not has_target:
-        raise DataError(f"target column {target_name!r} is not in {path}; its columns are {header}")
-    t = header.index(target_name) if has_target else -1
-    if features is None:
-        feature_index = [i for i in range(len(header)) if i != t]
-    else:
-        missing = [name for name in features if name not in header]
-        if missing:
-            raise DataError(
-                f"{path} lacks the feature columns {missing[:5]} that the model was trained on"
-            )
-        feature_index = [header.index(name) for name in features]
-    if not feature_index:
-        raise DataError(f"{path} has no feature column besides the target {target_name!r}")
-    X = np.empty((len(rows), len(feature_index)), dtype=np.float64)
-    labels: list[str] = []
-    for r, (line, cells) in enumerate(rows):
-        for k, i in enumerate(feature_index):
-            value = as_number(cells[i])
-            if value is None or not math.isfinite(value):
-                raise DataError(_cell_problem(path, line, header[i], cells[i], value))
-            X[r, k] = value
-        if has_target:
-            cell = cells[t].strip()
-            value = as_number(cell)
-            if _is_missing(cell) or (value is not None and not math.isfinite(value)):
-                raise DataError(_cell_problem(path, line, target_name, cells[t], value))
-            labels.append(cell)
-    return Dataset(
-        X,
-        np.array(labels, dtype=object),
-        [header[i] for i in feature_index],
-        target_name,
-        path,
+    frame = read_table(path, sep)
+    return from_frame(
+        frame,
+        target,
+        source=path,
+        require_target=require_target,
+        features=features,
+        categorical=categorical,
+        drop=drop,
+        allow_missing=allow_missing,
+        sep=sep if sep is not None or not path.endswith((".tsv", ".tsv.gz")) else "\t",
     )
 
 
-def _cell_problem(path: str, line: int, column: str, cell: str, value: float | None) -> str:
+def _cell_problem(
+    path: str, line: int, column: str, cell: str, value: float | None, imputable: bool = False
+) -> str:
     where = f"{path} line {line}, column {column!r}"
     if _is_missing(cell):
-        return f"{where}: missing value {cell!r}; fill in or drop the rows with missing values"
+        return (
+            f"{where}: missing value {cell!r}; fill in or drop the rows with missing values, "
+            "or give --impute median (or mean, most_frequent, constant)"
+        )
     if value is not None and math.isinf(value):
         return f"{where}: infinite value {cell!r}; values must be finite numbers"
     return f"{where}: {cell!r} is not a number"
@@ -278,8 +589,10 @@ def load_data(
     require_target: bool = True,
     features: Sequence[str] | None = None,
     seed: int = 0,
+    **options: Any,
 ) -> Dataset:
-    """A bundled dataset by name, or a CSV file by path (a path wins over a name)."""
+    """A bundled dataset by name, or a CSV/TSV/gzip/Parquet file by path (a path wins over a
+    name); ``options`` (sep, categorical, drop, allow_missing) go to ``read_csv``."""
     if spec in BUNDLED + SYNTHETIC and not os.path.exists(spec):
         data = load_bundled(spec, seed)
         if target is not None and target != data.target_name:
@@ -288,11 +601,11 @@ def load_data(
                 f"got {target!r}"
             )
         return data
-    if not os.path.exists(spec) and os.sep not in spec and not spec.endswith(".csv"):
+    if not os.path.exists(spec) and os.sep not in spec and not spec.endswith(TABLE_SUFFIXES):
         raise DataError(
             f"data must be a CSV file or one of {list(BUNDLED + SYNTHETIC)}, got {spec!r}"
         )
-    return read_csv(spec, target, require_target=require_target, features=features)
+    return read_csv(spec, target, require_target=require_target, features=features, **options)
 
 
 # ----------------------------------------------------------------------------- tasks, labels

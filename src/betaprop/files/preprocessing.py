@@ -1,8 +1,16 @@
 """What training learned about the data, so that ``predict`` applies exactly the same.
 
 ``Preprocessing`` holds feature means and scales, the class labels and the scale of a
-regression target as plain JSON-ready fields, so that a model file can carry it
-(``to_dict`` / ``from_dict``).
+regression target, and for tables with text categories or gaps the category lists and fill
+values, as plain JSON-ready fields, so that a model file can carry it (``to_dict`` /
+``from_dict``; never pickle).
+
+Tables are encoded as scikit-learn's
+``ColumnTransformer([("num", Pipeline([SimpleImputer(strategy, add_indicator), StandardScaler()]),
+numeric), ("cat", Pipeline([SimpleImputer("most_frequent"), OneHotEncoder(handle_unknown=...)]),
+categorical)])`` would: ``fit`` runs scikit-learn's ``SimpleImputer`` and ``OneHotEncoder`` on the
+training rows and keeps what they learned (``statistics_``, ``categories_``, the indicator's
+``features_``); ``transform`` rebuilds the encoder from the stored categories.
 """
 
 from __future__ import annotations
@@ -14,9 +22,22 @@ from typing import Any
 
 import numpy as np
 
-from .datasets import TASKS, DataError, Dataset, as_number, class_labels, numeric_labels
+from .datasets import (
+    TASKS,
+    DataError,
+    Dataset,
+    as_number,
+    class_labels,
+    from_frame,
+    infer_task,
+    numeric_labels,
+)
 
-__all__ = ["Preprocessing"]
+__all__ = ["Preprocessing", "IMPUTE"]
+
+# the smallest scale a model file may hold: x / scale stays finite for any sane feature
+_TINY = 1e-150
+IMPUTE = ("mean", "median", "most_frequent", "constant")  # SimpleImputer's strategies
 
 Array = np.ndarray
 
@@ -40,23 +61,63 @@ class Preprocessing:
     target_mean: float = 0.0
     target_scale: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
+    # tables: the raw input columns (None: they are feature_names), category lists of the
+    # one-hot columns, fill values of imputed columns, columns with a missing-value indicator
+    columns: list[str] | None = None
+    categories: dict[str, list[str]] = field(default_factory=dict)
+    impute: str | None = None
+    fill: dict[str, Any] = field(default_factory=dict)
+    indicators: list[str] = field(default_factory=list)
+    unknown: str = "ignore"
+    unseen: dict[str, list[str]] = field(default_factory=dict)  # last transform's, not saved
 
     @classmethod
-    def fit(cls, data: Dataset, task: str, rows: Array | None = None) -> Preprocessing:
-        """Learn the scaling from ``data`` (only the given ``rows``: the training split)."""
+    def fit(
+        cls,
+        data: Any,
+        task: str | None = None,
+        rows: Array | None = None,
+        *,
+        target: str | None = None,
+        impute: str | None = None,
+        indicator: bool = False,
+        categorical: Sequence[str] | str = "auto",
+        unknown: str = "ignore",
+    ) -> Preprocessing:
+        """Learn the encoding and scaling from ``data`` (only ``rows``: the training split).
+
+        ``data`` is a ``Dataset`` or a pandas DataFrame (its ``target`` column, by default the
+        last, is the target). ``impute`` is ``SimpleImputer``'s strategy for numeric columns
+        (mean, median, most_frequent, constant); categorical columns take the most frequent
+        category (``"missing"`` with constant). ``indicator`` adds a 0/1 column per numeric
+        column that had gaps. ``unknown`` ("ignore" or "error") is what ``transform`` does
+        with a category that training did not see.
+        """
+        if not isinstance(data, Dataset):
+            data = from_frame(
+                data, target, categorical=categorical, allow_missing=impute is not None
+            )
+        if task is None:
+            task = infer_task(data)
         if task not in TASKS:
             raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
-        X = data.X if rows is None else data.X[rows]
+        if impute is not None and impute not in IMPUTE:
+            raise ValueError(f"impute must be one of {list(IMPUTE)}, got {impute!r}")
+        if unknown not in ("ignore", "error"):
+            raise ValueError(f"unknown must be 'ignore' or 'error', got {unknown!r}")
+        prep = cls([], [], [], task, data.target_name)
+        if data.frame is not None or impute is not None:
+            X = prep._fit_table(data, rows, impute, indicator, unknown)
+        else:
+            prep.feature_names = list(data.feature_names)
+            X = data.X if rows is None else data.X[rows]
         mean = X.mean(axis=0)
         scale = X.std(axis=0)
         scale[scale == 0.0] = 1.0
-        prep = cls(
-            list(data.feature_names),
-            [float(v) for v in mean],
-            [float(v) for v in scale],
-            task,
-            data.target_name,
-        )
+        onehot = len(prep.feature_names) - sum(len(c) for c in prep.categories.values())
+        mean[onehot:], scale[onehot:] = 0.0, 1.0  # one-hot columns stay 0/1
+        prep.mean = [float(v) for v in mean]
+        prep.scale = [float(v) for v in scale]
         if task == "classification":
             prep.classes = _sorted_classes(class_labels(data.target))
             if len(prep.classes) < 2:
@@ -77,12 +138,113 @@ class Preprocessing:
             prep.target_scale = spread if spread > 0 else 1.0
         return prep
 
+    def _fit_table(
+        self, data: Dataset, rows: Array | None, impute: str | None, indicator: bool, unknown: str
+    ) -> Array:
+        """Fit SimpleImputer and OneHotEncoder on the training rows; their encoded features."""
+        import pandas as pd
+        from sklearn.impute import SimpleImputer
+        from sklearn.preprocessing import OneHotEncoder
+
+        frame = data.frame
+        if frame is None:
+            frame = pd.DataFrame(data.X, columns=data.feature_names)
+        train = frame if rows is None else frame.iloc[rows]
+        self.columns = list(data.feature_names)
+        self.impute, self.unknown = impute, unknown
+        numeric = [c for c in self.columns if c not in data.categorical]
+        if numeric and impute is not None:
+            imputer = SimpleImputer(strategy=impute, add_indicator=indicator,
+                                    keep_empty_features=True)  # fmt: skip
+            imputer.fit(train[numeric].to_numpy(np.float64))
+            self.fill = {c: float(v) for c, v in zip(numeric, imputer.statistics_, strict=True)}
+            if indicator and imputer.indicator_ is not None:
+                self.indicators = [numeric[i] for i in imputer.indicator_.features_]
+        for name in data.categorical:
+            cells = train[[name]].to_numpy(dtype=object, copy=True)
+            cells[pd.isna(cells)] = np.nan
+            if impute is not None:
+                strategy = "constant" if impute == "constant" else "most_frequent"
+                imputer = SimpleImputer(strategy=strategy, fill_value="missing")
+                cells = imputer.fit_transform(cells)
+                self.fill[name] = str(imputer.statistics_[0])
+            elif pd.isna(cells).any():
+                raise DataError(f"categorical column {name!r} has missing values: give --impute")
+            encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+            encoder.fit(cells.astype(str))
+            self.categories[name] = [str(c) for c in encoder.categories_[0]]
+        self.feature_names = (
+            numeric
+            + [f"{c}_missing" for c in self.indicators]
+            + [f"{c}={k}" for c in data.categorical for k in self.categories[c]]
+        )
+        return self.encode_table(data, rows)
+
+    def encode_table(self, data: Dataset, rows: Array | None = None) -> Array:
+        """The encoded features (n, N_0) of a table: numeric columns imputed, indicators,
+        one-hot columns (scikit-learn's OneHotEncoder with the stored categories); the raw
+        columns are found by name, in any order. Before the standardisation."""
+        import pandas as pd
+        from sklearn.preprocessing import OneHotEncoder
+
+        assert self.columns is not None
+        frame = data.frame
+        if frame is None:
+            frame = pd.DataFrame(data.X, columns=data.feature_names)
+        if rows is not None:
+            frame = frame.iloc[rows]
+        lacking = [c for c in self.columns if c not in frame.columns]
+        if lacking:
+            raise DataError(
+                f"{data.source} lacks the feature columns {lacking[:5]} that the model was "
+                "trained on"
+            )
+        numeric = [c for c in self.columns if c not in self.categories]
+        values = frame[numeric].to_numpy(np.float64, copy=True)
+        gaps = np.isnan(values)
+        parts = [values]
+        if gaps.any():
+            if not self.fill:
+                raise DataError(f"{data.source} has missing values; the model imputes none")
+            values[gaps] = np.take(np.array([self.fill[c] for c in numeric]), np.nonzero(gaps)[1])
+        if self.indicators:
+            parts.append(gaps[:, [numeric.index(c) for c in self.indicators]].astype(np.float64))
+        self.unseen = {}
+        for name in [c for c in self.columns if c in self.categories]:  # the columns' order
+            categories = self.categories[name]
+            cells = frame[name].to_numpy(dtype=object).copy()
+            absent = pd.isna(cells)
+            if absent.any():
+                if name not in self.fill:
+                    raise DataError(
+                        f"{data.source}: column {name!r} has missing values; the model imputes none"
+                    )
+                cells[absent] = self.fill[name]
+            cells = cells.astype(str)
+            unseen = sorted(str(c) for c in set(np.unique(cells)) - set(categories))
+            if unseen:
+                self.unseen[name] = unseen
+                if self.unknown == "error":
+                    raise DataError(
+                        f"{data.source}: column {name!r} has categories {unseen[:5]} that "
+                        f"training did not see (its categories are {categories[:10]}); give "
+                        "--unknown ignore to encode them as all zeros"
+                    )
+            encoder = OneHotEncoder(categories=[np.array(categories, dtype=object)],
+                                    handle_unknown="ignore", sparse_output=False)  # fmt: skip
+            encoder.fit(np.array(categories, dtype=object).reshape(-1, 1))
+            parts.append(encoder.transform(cells.astype(object).reshape(-1, 1)))
+        return np.hstack(parts) if len(parts) > 1 else parts[0]
+
     @property
     def n_classes(self) -> int:
         return len(self.classes) if self.classes else 0
 
     def columns_of(self, data: Dataset) -> Array:
-        """The model's feature columns of ``data``, in the model's order (by name)."""
+        """The model's feature columns of ``data``, in the model's order (by name); a table
+        is encoded (``encode_table``) first."""
+        if self.columns is not None:
+            return self.encode_table(data)
         if data.feature_names == self.feature_names:
             return data.X
         missing = [name for name in self.feature_names if name not in data.feature_names]
@@ -93,10 +255,42 @@ class Preprocessing:
         index = [data.feature_names.index(name) for name in self.feature_names]
         return data.X[:, index]
 
-    def transform(self, X: Array, dtype: str = "float64") -> Array:
-        """Standardised features (x - mean) / scale, computed in float64, then cast."""
+    def transform(self, X: Any, dtype: str = "float64") -> Array:
+        """Standardised features (x - mean) / scale, computed in float64, then cast.
+
+        ``X`` is the encoded features (n, N_0), or a raw pandas DataFrame with the model's
+        columns in any order, which is encoded first (imputed, one-hot).
+        """
+        if not isinstance(X, np.ndarray) and hasattr(X, "columns"):
+            X = self.columns_of(self.read_frame(X))
         Z = (np.asarray(X, dtype=np.float64) - np.array(self.mean)) / np.array(self.scale)
         return Z.astype(dtype)
+
+    def read_frame(self, frame: Any, source: str = "the table") -> Dataset:
+        """A raw DataFrame read as the model's input table (its columns by name)."""
+        return from_frame(
+            frame,
+            require_target=False,
+            features=self.columns if self.columns is not None else self.feature_names,
+            categorical=list(self.categories),
+            allow_missing=bool(self.fill),
+            source=source,
+        )
+
+    def describe(self) -> list[tuple[str, str]]:
+        """What ``info`` and the final table say about the encoding: (what, value) rows."""
+        rows = []
+        if self.categories:
+            rows.append(("one-hot", ", ".join(f"{c} ({len(k)})" for c, k in
+                                              self.categories.items())))  # fmt: skip
+            rows.append(("unseen categories", self.unknown))
+        if self.fill:
+            shown = ", ".join(f"{c}={v:.4g}" if isinstance(v, float) else f"{c}={v}"
+                              for c, v in list(self.fill.items())[:8])  # fmt: skip
+            rows.append((f"imputed ({self.impute})", shown))
+        if self.indicators:
+            rows.append(("missing indicators", ", ".join(self.indicators)))
+        return rows
 
     def encode(self, target: Array, n_outputs: int, dtype: str = "float64") -> Array:
         """Target rows d for the network: one-hot, a single 0/1 column, or scaled values."""
@@ -145,6 +339,12 @@ class Preprocessing:
             "target_mean": self.target_mean,
             "target_scale": self.target_scale,
             "extra": self.extra,
+            "columns": self.columns,
+            "categories": self.categories,
+            "impute": self.impute,
+            "fill": self.fill,
+            "indicators": self.indicators,
+            "unknown": self.unknown,
         }
 
     @classmethod
@@ -161,6 +361,12 @@ class Preprocessing:
                 float(fields["target_mean"]),
                 float(fields["target_scale"]),
                 dict(fields.get("extra", {})),
+                None if fields.get("columns") is None else [str(c) for c in fields["columns"]],
+                {str(c): [str(k) for k in v] for c, v in fields.get("categories", {}).items()},
+                None if fields.get("impute") is None else str(fields["impute"]),
+                {str(c): v for c, v in fields.get("fill", {}).items()},
+                [str(c) for c in fields.get("indicators", [])],
+                str(fields.get("unknown", "ignore")),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(
@@ -170,9 +376,74 @@ class Preprocessing:
             len(prep.mean) == len(prep.scale) == len(prep.feature_names)
         ):
             raise ValueError("preprocessing fields are inconsistent")
-        if not all(math.isfinite(v) and v != 0 for v in prep.scale):
-            raise ValueError("preprocessing scale must be finite and non-zero")
+        prep._check_meaning()
         return prep
+
+    def _check_meaning(self) -> None:
+        """Refuse fields that are well-formed JSON but cannot mean anything (a crafted file)."""
+        if not all(math.isfinite(v) and v != 0 for v in self.scale):
+            raise ValueError("preprocessing scale must be finite and non-zero")
+        if not all(v >= _TINY for v in self.scale):
+            bad = min(self.scale)
+            raise ValueError(f"preprocessing scale must be >= {_TINY:g}, got {bad!r}")
+        if not all(math.isfinite(v) for v in self.mean):
+            raise ValueError("preprocessing mean must be finite")
+        if not (math.isfinite(self.target_mean) and math.isfinite(self.target_scale)
+                and self.target_scale >= _TINY):  # fmt: skip
+            raise ValueError(
+                f"preprocessing target scale must be finite and >= {_TINY:g}, got "
+                f"{self.target_scale!r} (mean {self.target_mean!r})"
+            )
+        for what, names in (("feature names", self.feature_names), ("columns", self.columns)):
+            if names is not None and len(set(names)) != len(names):
+                raise ValueError(f"preprocessing {what} must be distinct, got {names[:10]}")
+        if self.task == "classification":
+            if self.classes is None or len(self.classes) < 2:
+                raise ValueError(
+                    f"preprocessing classes must list >= 2 classes, got {self.classes!r}"
+                )
+            if len(set(self.classes)) != len(self.classes):
+                raise ValueError(f"preprocessing classes must be distinct, got {self.classes}")
+        elif self.classes is not None:
+            raise ValueError("preprocessing classes must be null for regression")
+        if self.unknown not in ("ignore", "error"):
+            raise ValueError(f"preprocessing unknown must be 'ignore' or 'error', got "
+                             f"{self.unknown!r}")  # fmt: skip
+        if self.columns is not None:
+            lacking = [c for c in (*self.categories, *self.fill, *self.indicators)
+                       if c not in self.columns]  # fmt: skip
+            numeric = [c for c in self.columns if c not in self.categories]
+            expected = (
+                len(numeric) + len(self.indicators) + sum(len(k) for k in self.categories.values())
+            )
+            if lacking or expected != len(self.feature_names):
+                raise ValueError("preprocessing columns, categories and features are inconsistent")
+            for name, value in self.fill.items():
+                numeric_fill = name not in self.categories
+                if numeric_fill and not (isinstance(value, (int, float)) and math.isfinite(value)):
+                    raise ValueError(
+                        f"preprocessing fill of {name!r} must be finite, got {value!r}"
+                    )
+        elif self.categories or self.fill or self.indicators:
+            raise ValueError("preprocessing categories or fill values need the columns field")
+
+    def check_network(self, sizes: Sequence[int]) -> None:
+        """Refuse a network whose layers contradict the preprocessing: N_0 features, and N_Q
+        outputs for the task (1 for regression; one per class, or 1 for two classes)."""
+        if len(self.feature_names) != sizes[0]:
+            raise ValueError(
+                f"the preprocessing has {len(self.feature_names)} features for "
+                f"N_0 = {sizes[0]} inputs"
+            )
+        outputs = sizes[-1]
+        if self.task == "regression" and outputs != 1:
+            raise ValueError(f"a regression model must have N_Q = 1 output, got {outputs}")
+        if self.task == "classification" and not (
+            outputs == self.n_classes or (outputs == 1 and self.n_classes == 2)
+        ):
+            raise ValueError(
+                f"the preprocessing has {self.n_classes} classes for N_Q = {outputs} outputs"
+            )
 
 
 def _sorted_classes(labels: Sequence[str]) -> list[str]:
