@@ -32,8 +32,9 @@ import numpy as np
 import scipy.sparse
 
 from ..engine.network import Network
+from .batches import Batches
 from .interrupt import InterruptGuard
-from .loop import Penalty, _Batches
+from .loop import Penalty
 from .optimizers import Optimizer
 
 __all__ = ["DataParallel", "world", "shard", "run_main", "INSTALL"]
@@ -88,7 +89,7 @@ class _BatchSum:
         self.comm.Allreduce(self.op, a)  # the default op is the sum
 
 
-class _ShardBatches(_Batches):
+class _ShardBatches(Batches):
     """This rank's rows of each global mini-batch, with weights making its share of the mean."""
 
     def __init__(
@@ -165,7 +166,7 @@ class DataParallel:
             seed = int(np.random.default_rng().integers(2**63))
         return int(self.comm.bcast(seed, root=0))
 
-    def batches(self, net: Network, X: Any, D: Array, w: Array | None, size: int) -> _Batches:
+    def batches(self, net: Network, X: Any, D: Array, w: Array | None, size: int) -> Batches:
         self.batches_made = _ShardBatches(net, X, D, w, size, self.comm)
         return self.batches_made
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.sparse
 
 from ..engine.network import Network
+from .batches import Batches, check_sample_weight
 from .interrupt import InterruptGuard
 from .optimizers import Optimizer, get_optimizer
 from .schedules import Schedule, get_schedule
@@ -88,42 +88,6 @@ def evaluate(net: Network, X: Array, D: Array, batch_size: int = 4096) -> tuple[
     return total / n, net.loss.score(predictions, D)
 
 
-class _Batches:
-    """The examples of a run, gathered mini-batch by mini-batch into buffers allocated once.
-
-    ``gather(idx)`` returns columns x (N_0, m), d (N_Q, m), the weights w (1, m) scaled to
-    mean 1 (None without sample weights) and the batch's total sample weight (m without;
-    0 when its weights sum to 0 or less: such a batch teaches nothing).
-    """
-
-    def __init__(self, net: Network, X: Any, D: Array, w: Array | None, batch_size: int) -> None:
-        self.X, self.D, self.w = X, D, w
-        self.sparse = scipy.sparse.issparse(X)
-        self.x = np.empty((0 if self.sparse else batch_size, X.shape[1]), dtype=net.dtype)
-        self.d = np.empty((batch_size, D.shape[1]), dtype=net.dtype)
-        if w is not None:
-            self.sw = np.empty(batch_size)
-            self.w_cols = np.empty((1, batch_size), dtype=net.dtype)
-
-    def gather(self, idx: Array) -> tuple[Array, Array, Array | None, float]:
-        m = len(idx)
-        x, d = self.x[:m], self.d[:m]
-        if self.sparse:
-            x = self.X[idx]  # the rows, still sparse: the first layer's products use them
-        else:
-            self.X.take(idx, axis=0, out=x, mode="clip")  # np.take without its wrapper
-        self.D.take(idx, axis=0, out=d, mode="clip")
-        if self.w is None:
-            return x.T, d.T, None, float(m)
-        sw, w_cols = self.sw[:m], self.w_cols[:, :m]
-        np.take(self.w, idx, out=sw, mode="clip")
-        total = float(sw.sum())
-        if total <= 0:
-            return x.T, d.T, None, 0.0
-        np.multiply(sw, m / total, out=w_cols[0])  # m w_i / sum w: mean 1
-        return x.T, d.T, w_cols, total
-
-
 @dataclass
 class _Run:
     """What one call of ``fit`` works with, besides the network."""
@@ -133,7 +97,7 @@ class _Run:
     schedule: Schedule
     stopper: EarlyStopping | None
     monitor: str
-    batches: _Batches
+    batches: Batches
     validation: tuple[Array, Array] | None
     callbacks: Sequence[Callback]
     penalty: Penalty | None
@@ -169,95 +133,92 @@ def fit(
 ) -> History:
     """Train ``net`` on X (n, N_0) and targets D (n, N_Q) by mini-batch backpropagation.
 
-    Each epoch shuffles the examples (with ``np.random.default_rng(seed)``), and for each
-    mini-batch runs ``train_step`` (steps 2-6). After every epoch the schedule sets the
-    learning rate, the validation loss and score are recorded, and early stopping is
-    checked.
+    Each epoch shuffles the examples (``np.random.default_rng(seed)``) and runs
+    ``train_step`` (steps 2-6) on each mini-batch; after it the schedule sets the learning
+    rate, validation loss and score are recorded and early stopping is checked. A
+    non-finite or exploded loss (``EXPLOSION_FACTOR`` times the first batch's), or
+    non-finite weights, raise ``DivergenceError`` after restoring the last good epoch.
 
-    A non-finite loss, or one ``EXPLOSION_FACTOR`` times the first batch's, or non-finite
-    weights at the end of an epoch, raise ``DivergenceError`` naming the epoch and batch,
-    after restoring the weights of the last good epoch. Pass ``history`` and
-    ``optimizer_state`` to continue an earlier run.
+    Ctrl-C (SIGINT) in the main thread finishes the mini-batch, warns "Training interrupted
+    by user." (``InterruptedWarning``), sets ``history.interrupted`` and returns usable
+    weights (the best epoch's when validating or early stopping with ``restore_best``); a
+    second Ctrl-C raises ``KeyboardInterrupt`` at once, with the last good epoch's weights.
 
-    Ctrl-C (SIGINT) while ``fit`` runs in the main thread finishes the current mini-batch;
-    ``fit`` then warns "Training interrupted by user." (``InterruptedWarning``), sets
-    ``history.interrupted`` and returns. The network keeps usable weights: the best
-    epoch's when validating or early stopping (with ``restore_best``), else those after the
-    last batch. A second Ctrl-C raises ``KeyboardInterrupt`` at once, after restoring the
-    weights of the last good epoch. Where no handler can be installed (another thread),
-    a ``KeyboardInterrupt`` is caught instead and the last good epoch's weights are kept.
+    ``state`` (a ``TrainingState``, updated in place) continues a run exactly, even from the
+    middle of an interrupted epoch: bit for bit one uninterrupted run, with the same data and
+    settings (``seed`` None when the state holds a generator; ``epochs`` counts from the
+    state's epoch). ``history`` and ``optimizer_state`` continue an earlier run's record and
+    optimizer without the rest of a state.
 
-    ``state`` (a ``TrainingState``, updated in place) continues a run exactly, even from
-    the middle of an interrupted epoch: with the same data and settings the weights and
-    history end bit for bit as those of one uninterrupted run. ``seed`` must then be None
-    if the state already holds a generator, and ``epochs`` counts from the state's epoch
-    (the interrupted epoch included).
-
-    ``sample_weight`` (n,) makes each mini-batch's loss and gradients its weighted mean
-    sum_i w_i E_i / sum_i w_i; a mini-batch whose weights sum to 0 or less is skipped (no
-    update). ``penalty(net, loss, weight)`` (see ``train_step``) adds a term such as L2.
-    X may be a SciPy sparse matrix: each mini-batch's rows stay sparse, and the first
-    layer's products (steps 2 and 5) use them as they are.
-
-    ``comm`` (an mpi4py communicator, e.g. ``MPI.COMM_WORLD``; needs ``betaprop[mpi]``)
-    trains data parallel: every rank passes the same X, D and settings, takes its rows of
-    each mini-batch, and all ranks end with the same weights, those of one process up to
-    the order of the sums (see ``training.distributed``).
+    ``sample_weight`` (n,): each mini-batch's loss and gradient are its weighted mean (a
+    batch whose weights sum to <= 0 is skipped). ``penalty(net, loss, weight)`` adds a term
+    such as L2 (see ``train_step``). X may be a SciPy sparse matrix, used as it is. ``comm``:
+    an MPI communicator: data parallel over its processes (``training.distributed``).
     """
     X = net.check_X(X)
     D = net.check_D(D, X.shape[0])
     _check_positive_int("epochs", epochs)
     _check_positive_int("batch_size", batch_size)
-    optimizer = get_optimizer(optimizer)
-    stopper = EarlyStopping(early_stopping) if isinstance(early_stopping, int) else early_stopping
-    validation = None
-    if validation_data is not None:
-        Xv = net.check_X(validation_data[0])
-        validation = (Xv, net.check_D(validation_data[1], Xv.shape[0], "validation D"))
-    w = None if sample_weight is None else _check_sample_weight(sample_weight, X.shape[0])
-    n, batch_size = X.shape[0], min(batch_size, X.shape[0])
+    w = None if sample_weight is None else check_sample_weight(sample_weight, X.shape[0])
+    batch_size = min(batch_size, X.shape[0])
     parallel = None
     if comm is not None:  # data parallel over MPI: training/distributed.py
         from .distributed import DataParallel
 
-        settings = dict(n=n, batch_size=batch_size, epochs=epochs, shuffle=shuffle, seed=seed)
+        settings = dict(n=len(X), batch_size=batch_size, epochs=epochs, shuffle=shuffle, seed=seed)
         parallel = DataParallel(comm, net, X, D, settings)
         if state is None or state.rng is None:
             seed = parallel.seed(seed)
     history = History() if history is None else history
-    state = begin_run(net, n, seed, optimizer, optimizer_state, state, history)
-    state.optimizer, state.schedule, state.early_stopping = (
-        optimizer,
-        get_schedule(schedule),
-        stopper,
+    optimizer = get_optimizer(optimizer)
+    state = begin_run(net, X.shape[0], seed, optimizer, optimizer_state, state, history)
+    state.optimizer, state.schedule = optimizer, get_schedule(schedule)
+    state.early_stopping = (
+        EarlyStopping(early_stopping) if isinstance(early_stopping, int) else early_stopping
     )
-    state.batch_size, state.shuffle = batch_size, shuffle
-    state.final_epoch = state.epoch + epochs
-    run = _Run(
-        state,
-        optimizer,
-        state.schedule,
-        stopper,
-        _monitor(stopper, validation is not None),
-        parallel.batches(net, X, D, w, batch_size)
-        if parallel
-        else _Batches(net, X, D, w, batch_size),
-        validation,
-        callbacks,
-        penalty,
-        history,
-        parallel.guard if parallel else InterruptGuard(),
-        net.params.copy() if state.last_good is None else state.last_good,
-        net.params.copy() if state.best_params is None else state.best_params,
-        n,
-    )
-    state.last_good, state.best_params = None, run.best
+    state.batch_size, state.shuffle, state.final_epoch = batch_size, shuffle, state.epoch + epochs
+    batches = parallel.batches if parallel else Batches
+    run = _start(net, state, batches(net, X, D, w, batch_size), validation_data, history)
+    run.callbacks, run.penalty = callbacks, penalty
     if parallel is not None:
-        run.step = parallel.step
+        run.guard, run.step = parallel.guard, parallel.step
     with parallel.attached(net) if parallel else contextlib.nullcontext():
         _train(net, run, epochs)
     _finish(net, run)
     return history
+
+
+def _start(
+    net: Network,
+    state: TrainingState,
+    batches: Batches,
+    validation_data: tuple[Array, Array] | None,
+    history: History,
+) -> _Run:
+    """What ``fit`` works with: the checked validation data, monitor, weights to fall back to."""
+    validation = None
+    if validation_data is not None:
+        Xv = net.check_X(validation_data[0])
+        validation = (Xv, net.check_D(validation_data[1], Xv.shape[0], "validation D"))
+    assert state.optimizer is not None and state.schedule is not None
+    run = _Run(
+        state,
+        state.optimizer,
+        state.schedule,
+        state.early_stopping,
+        _monitor(state.early_stopping, validation is not None),
+        batches,
+        validation,
+        (),
+        None,
+        history,
+        InterruptGuard(),
+        net.params.copy() if state.last_good is None else state.last_good,
+        net.params.copy() if state.best_params is None else state.best_params,
+        len(batches.D),
+    )
+    state.last_good, state.best_params = None, run.best
+    return run
 
 
 def _train(net: Network, run: _Run, epochs: int) -> None:
@@ -389,15 +350,6 @@ def _finish(net: Network, run: _Run) -> None:
         net.params[...] = run.best
     for callback in run.callbacks:
         callback.on_train_end(net, history)
-
-
-def _check_sample_weight(sample_weight: Any, n: int) -> Array:
-    w = np.asarray(sample_weight, dtype=np.float64)
-    if w.shape != (n,) or not np.isfinite(w).all():
-        raise ValueError(
-            f"sample_weight must be {n} finite values (one per example), got {sample_weight!r}"
-        )
-    return w
 
 
 def _check_finite(
