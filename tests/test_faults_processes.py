@@ -156,6 +156,28 @@ def test_ctrl_c_saves_a_checkpoint_and_the_model_and_exits_130(
     assert again.returncode == 2 and "is finished (epoch 10)" in again.stderr
 
 
+@pytest.mark.parametrize(("sent", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_and_sighup_stop_like_ctrl_c(
+    reference: Path, tmp_path: Path, sent: signal.Signals, code: int
+) -> None:
+    """What kill, timeout, Slurm and container runtimes send: the batch finishes, the
+    checkpoint and the model are written, the command says how to resume and exits 128 + N."""
+    process = start_slow([*TRAIN, "--out", "run", "--checkpoint-every", "1"], tmp_path, 0.3)
+    wait_for_checkpoint(tmp_path / "run", 2, process)
+    process.send_signal(sent)
+    stdout, stderr = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == code, stderr
+    assert f"Training interrupted by {sent.name}." in stderr
+    assert "resume with: betaprop train --resume run" in stderr
+    assert "Traceback" not in stderr
+    saved = load_checkpoint(tmp_path / "run")
+    assert saved.history.interrupted and 2 <= saved.state.epoch < 10
+    assert np.isfinite(read_model(tmp_path / "run" / "model.safetensors").network.params).all()
+    resumed = run(["train", "--resume", "run", "--quiet"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_run(tmp_path / "run", reference)
+
+
 def test_sigkill_then_resume_equals_the_uninterrupted_run(reference: Path, tmp_path: Path) -> None:
     process = start_slow([*TRAIN, "--out", "run", "--checkpoint-every", "2"], tmp_path, 0.3)
     wait_for_checkpoint(tmp_path / "run", 4, process)

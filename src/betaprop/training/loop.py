@@ -223,7 +223,7 @@ def _start(
 
 def _train(net: Network, run: _Run, epochs: int) -> None:
     """The epochs of ``fit``, under the Ctrl-C guard; a hard interruption keeps the last good."""
-    run.history.interrupted = False
+    run.history.interrupted, run.history.stop_signal = False, None
     for callback in run.callbacks:
         if isinstance(callback, Callback):
             callback.training_state = run.state
@@ -248,6 +248,7 @@ def _train(net: Network, run: _Run, epochs: int) -> None:
             _trim(run.history)
         if run.guard.requested:
             run.history.interrupted = True
+            run.history.stop_signal = run.guard.signal
 
 
 def _epoch(net: Network, run: _Run, epoch: int) -> tuple[float, int]:

@@ -75,6 +75,7 @@ class History:
     best_epoch: int | None = None
     stopped_early: bool = False
     interrupted: bool = False
+    stop_signal: int | None = None  # the signal that interrupted the last call (not saved)
 
     def columns(self) -> dict[str, list]:
         """The per-epoch series as a column table (for CSV files and plots)."""
