@@ -15,6 +15,7 @@ import hashlib
 import math
 import os
 import shlex
+import signal
 import sys
 import time
 import warnings
@@ -32,11 +33,11 @@ from ..files.datasets import (
     BUNDLED,
     SYNTHETIC,
     Dataset,
-    Preprocessing,
     class_labels,
     infer_task,
     load_data,
 )
+from ..files.preprocessing import Preprocessing
 from ..training.distributed import is_lead, world
 from ..training.loop import fit
 from ..training.optimizers import OPTIMIZERS
@@ -166,18 +167,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
         else:
             fail(f"{error} Nothing was written.")
         return EXIT_FAILED
+    code = _interrupted_exit(run.history) if run.history.interrupted else 0
     if args.quiet:
-        return EXIT_INTERRUPTED if run.history.interrupted else 0
+        return code
     print_train_table(run)
     if run.history.interrupted:
+        by = run.history.stop_signal
+        who = "by user" if by in (None, signal.SIGINT) else f"by {signal.Signals(by).name}"
         print(
-            "Training interrupted by user. Checkpoint: "
+            f"Training interrupted {who}. Checkpoint: "
             f"{os.path.join(run.out, CHECKPOINT_FILE)}\n"
             f"resume with: betaprop train --resume {shlex.quote(run.out)}",
             file=sys.stderr,
         )
+    return code
+
+
+def _interrupted_exit(history: Any) -> int:
+    """128 + the signal that stopped training, as shells report it (130 for Ctrl-C)."""
+    if history.stop_signal is None:
         return EXIT_INTERRUPTED
-    return 0
+    return 128 + int(history.stop_signal)
 
 
 # ----------------------------------------------------------------------------- one run
