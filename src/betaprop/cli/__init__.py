@@ -7,8 +7,8 @@ to stderr and stdout respectively; ``--quiet`` silences both.
 
 One module per command group: ``train`` (with ``settings``, ``runs`` and ``progress``:
 training, ``--resume``, the run folder ``write_run`` writes, the progress bar), ``models``
-(info, predict, evaluate), ``explain`` (trace, gradcheck), ``export`` (ONNX) and ``bench``; ``options`` holds
-what they share (option types, ``UserError``, exit codes).
+(info, predict, evaluate), ``explain`` (trace, gradcheck), ``export`` (ONNX) and ``bench``;
+``options`` holds what they share (option types, ``UserError``, exit codes).
 """
 
 from __future__ import annotations

@@ -35,9 +35,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Export ``args.model`` to ``args.onnx``; returns the exit code."""
-    from ..files.preprocessing import Preprocessing
     from ..files.model import ModelFileError, read_model
     from ..files.onnx import OnnxExportError, to_onnx
+    from ..files.preprocessing import Preprocessing
 
     try:
         if os.path.isdir(args.onnx):

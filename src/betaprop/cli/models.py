@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from ..engine.network import Network
-from ..files.datasets import Dataset, Preprocessing, load_data
+from ..files.datasets import Dataset, load_data
 from ..files.model import ModelFile, ModelFileError, atomic_write, read_model
+from ..files.preprocessing import Preprocessing
 from ..training.loop import evaluate
 from .options import UserError, rich_console
 
@@ -322,12 +323,9 @@ def _facts_table(model: ModelFile, prep: Preprocessing | None) -> Any:
         facts.add_row("target", prep.target_name)
         if prep.classes is not None:
             facts.add_row("classes", ", ".join(prep.classes))
-        names = prep.feature_names
-        shown = ", ".join(names[:8]) + (f", ... ({len(names)})" if len(names) > 8 else "")
-        facts.add_row("features", shown)
+        facts.add_row("features", _listed(prep.feature_names))
         if prep.columns is not None:
-            facts.add_row("raw columns", ", ".join(prep.columns[:8])
-                          + (f", ... ({len(prep.columns)})" if len(prep.columns) > 8 else ""))  # fmt: skip
+            facts.add_row("raw columns", _listed(prep.columns))
         for what, value in prep.describe():
             facts.add_row(what, value)
     training = model.metadata.get("training")
@@ -346,3 +344,8 @@ def _facts_table(model: ModelFile, prep: Preprocessing | None) -> Any:
                 )
                 facts.add_row(f"{split} metrics", text)
     return facts
+
+
+def _listed(names: list[str], most: int = 8) -> str:
+    """The first ``most`` names, then how many there are in all."""
+    return ", ".join(names[:most]) + (f", ... ({len(names)})" if len(names) > most else "")

@@ -23,6 +23,7 @@ __all__ = [
     "non_negative_float",
     "fraction",
     "int_at_least",
+    "int_list_at_least",
     "hidden_sizes",
     "layer_sizes",
     "float_list",
@@ -89,18 +90,27 @@ def int_at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
-def _sizes_list(text: str, allow_empty: bool) -> list[int]:
-    if allow_empty and text.strip().lower() in ("", "none"):
-        return []
+def _int_list(text: str, low: int, example: str) -> list[int]:
     try:
         values = [int(part) for part in text.split(",")]
     except ValueError:
-        values = [0]
-    if not values or min(values) < 1:
+        values = [low - 1]
+    if not values or min(values) < low:
         raise argparse.ArgumentTypeError(
-            f"must be integers >= 1 separated by commas (e.g. 128,64), got {text!r}"
+            f"must be integers >= {low} separated by commas (e.g. {example}), got {text!r}"
         )
     return values
+
+
+def int_list_at_least(low: int, example: str) -> Callable[[str], list[int]]:
+    """An option type: integers >= ``low`` separated by commas (``example`` in the error)."""
+    return lambda text: _int_list(text, low, example)
+
+
+def _sizes_list(text: str, allow_empty: bool) -> list[int]:
+    if allow_empty and text.strip().lower() in ("", "none"):
+        return []
+    return _int_list(text, 1, "128,64")
 
 
 def hidden_sizes(text: str) -> list[int]:

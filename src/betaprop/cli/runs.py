@@ -21,8 +21,9 @@ import numpy as np
 
 from ..engine.network import Network
 from ..files.checkpoint import FILENAME as CHECKPOINT_FILE
-from ..files.datasets import Dataset, Preprocessing
+from ..files.datasets import Dataset
 from ..files.model import atomic_write, save
+from ..files.preprocessing import Preprocessing
 from ..training.state import History
 from .models import cell
 from .options import UserError

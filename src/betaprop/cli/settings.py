@@ -11,7 +11,7 @@ import numpy as np
 
 from ..engine.losses import LOSSES
 from ..engine.network import Network
-from ..files.datasets import Preprocessing
+from ..files.preprocessing import Preprocessing
 from ..training.optimizers import OPTIMIZERS, get_optimizer
 from ..training.schedules import get_schedule
 from .options import UserError, hidden_activations, layer_settings
@@ -73,8 +73,8 @@ def build_network(args: argparse.Namespace, n_inputs: int, prep: Preprocessing) 
         raise UserError(f"--loss must be one of {accepted} for {prep.task}, got {loss!r}")
     try:
         n_outputs = LOSSES[loss].outputs_for(prep.n_classes) if classification else 1
-    except ValueError as error:  # "loss ... needs 2 classes, ..."
-        raise UserError(f"--{error}") from None
+    except ValueError as error:  # "binary_cross_entropy needs 2 classes ..."
+        raise UserError(f"--loss {error}") from None
     hidden = list(args.hidden)
     activations = hidden_activations(args.activation, len(hidden)) if hidden else []
     try:

@@ -16,7 +16,14 @@ from datetime import datetime
 from typing import Any
 
 from ..files.container import atomic_write
-from .options import Parser, UserError, int_at_least, positive_float, rich_console
+from .options import (
+    Parser,
+    UserError,
+    int_at_least,
+    int_list_at_least,
+    positive_float,
+    rich_console,
+)
 
 __all__ = ["add_command", "FIGURE_FILE", "TABLE_FILE", "BETA_FILE"]
 
@@ -41,7 +48,7 @@ def add_command(commands: Any) -> None:
         "ReLU + batch norm; measure the RMS of beta^q per layer q at initialisation and "
         "after training; write a figure (PNG) and a table (CSV).",
     )
-    depth.add_argument("--depths", type=_depths, default=[5, 20, 50],
+    depth.add_argument("--depths", type=int_list_at_least(2, "5,20,50"), default=[5, 20, 50],
                        help="depths Q, comma-separated (default 5,20,50)")  # fmt: skip
     depth.add_argument("--activations", type=_configurations,
                        default=["sigmoid", "tanh", "relu", "relu+bn"],
@@ -58,19 +65,6 @@ def add_command(commands: Any) -> None:
     depth.add_argument("--lang", choices=("en", "ru"), default="en", help="figure language")
     depth.add_argument("--quiet", action="store_true", help="no progress, no table")
     depth.set_defaults(handler=_cmd_depth)
-
-
-def _depths(text: str) -> list[int]:
-    """--depths: integers Q >= 2 separated by commas."""
-    try:
-        values = [int(part) for part in text.split(",")]
-    except ValueError:
-        values = [0]
-    if not values or min(values) < 2:
-        raise argparse.ArgumentTypeError(
-            f"must be integers >= 2 separated by commas (e.g. 5,20,50), got {text!r}"
-        )
-    return values
 
 
 def _configurations(text: str) -> list[str]:
