@@ -128,8 +128,8 @@ class Loss:
         if self.targets == "binary":
             if n_classes != 2:
                 raise ValueError(
-                    f"loss {self.name!r} needs 2 classes (one output), got {n_classes}: "
-                    "use cross_entropy"
+                    f"{self.name} needs 2 classes, got {n_classes}: use cross_entropy (it has "
+                    "one output, the probability of the second class)"
                 )
             return 1
         return n_classes
