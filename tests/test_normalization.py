@@ -215,3 +215,28 @@ def test_init_rules_have_the_literature_variance(rule: str) -> None:
     assert np.any(net.b[1] != 0) == (rule == "torch")
     bound = np.abs(net.W[1]).max()
     assert (bound <= np.sqrt(3 * expected)) == (not rule.endswith("_normal"))
+
+
+def test_restoring_the_best_epoch_restores_its_running_statistics() -> None:
+    """Early stopping's restore_best gives the best epoch's weights AND statistics; the state
+    keeps the last ones to go on from."""
+    net = bp.Network([4, 8, 3], "tanh", loss="cross_entropy", dtype="float64", seed=0,
+                     normalization="batch")  # fmt: skip
+    X, D = _data(net, 48, 1)
+    Xv, Dv = _data(net, 24, 2)
+    seen: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    class Record(bp.Callback):
+        def on_epoch_end(self, net, epoch, history):  # type: ignore[no-untyped-def]
+            seen[epoch] = (net.params.copy(), net.stats.copy())
+
+    state = bp.TrainingState()
+    stopper = bp.EarlyStopping(patience=3, restore_best=True)
+    history = bp.fit(net, X, D, optimizer=bp.optimizers.SGD(2.0), epochs=12, batch_size=8,
+                     seed=0, validation_data=(Xv, Dv), early_stopping=stopper,
+                     callbacks=[Record()], state=state)  # fmt: skip
+    best, last = history.best_epoch, history.epoch[-1]
+    assert best is not None and best != last
+    np.testing.assert_array_equal(net.params, seen[best][0])
+    np.testing.assert_array_equal(net.stats, seen[best][1])
+    np.testing.assert_array_equal(state.stats, seen[last][1])

@@ -131,13 +131,15 @@ def save_checkpoint(
     if state.params is not None:  # the weights to go on from are not the network's
         held, net = net, Network.from_spec(net.spec())
         net.params[...] = state.params
-        net.stats[...] = held.stats
+        net.stats[...] = held.stats if state.stats is None else state.stats
         net.dropout_rng.bit_generator.state = held.dropout_rng.bit_generator.state
     optimizer, optimizer_tensors = fields.optimizer_fields(state.optimizer, state.optimizer_state)
     tensors = layer_tensors(net) | optimizer_tensors
     tensors["training.order"] = np.asarray(state.order, dtype=np.int64)
     if state.best_params is not None:
         tensors["training.best_params"] = state.best_params
+    if state.best_stats is not None and state.best_stats.size:
+        tensors["training.best_stats"] = state.best_stats
     if state.position and state.last_good is not None:
         tensors["training.last_good"] = state.last_good
     contents = document(
@@ -229,6 +231,9 @@ def _training_state(contents: Contents, net: Network) -> TrainingState:
         best_value=fields.number(training, "best_value", fail, infinite=True),
         bad_epochs=fields.integer(training, "bad_epochs", 0, fail),
         best_params=contents.tensor("training.best_params", (P,), net.dtype, required=False),
+        best_stats=contents.tensor(
+            "training.best_stats", net.stats.shape, net.dtype, required=False
+        ),
         last_good=contents.tensor("training.last_good", (P,), net.dtype, required=position > 0),
         optimizer=optimizer,
         schedule=fields.read_schedule(document.get("schedule"), fail),
@@ -287,6 +292,8 @@ def resume(
         if stopper is not None and stopper.restore_best and state.best_params is not None:
             if history.best_epoch is not None:
                 net.params[...] = state.best_params
+                if state.best_stats is not None:
+                    net.stats[...] = state.best_stats
         return net, history
     fit(
         net,

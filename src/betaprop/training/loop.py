@@ -105,6 +105,7 @@ class _Run:
     guard: InterruptGuard
     last_good: Array
     best: Array
+    best_stats: Array
     n: int
     stop: bool = False
     step: Callable[..., float] = train_step  # DataParallel.step under comm=
@@ -215,9 +216,10 @@ def _start(
         InterruptGuard(),
         net.params.copy() if state.last_good is None else state.last_good,
         net.params.copy() if state.best_params is None else state.best_params,
+        net.stats.copy() if state.best_stats is None else state.best_stats,
         len(batches.D),
     )
-    state.last_good, state.best_params = None, run.best
+    state.last_good, state.best_params, state.best_stats = None, run.best, run.best_stats
     return run
 
 
@@ -328,6 +330,7 @@ def _end_epoch(
     if value < state.best_value - (stopper.min_delta if stopper else 0.0):
         state.best_value, state.bad_epochs, history.best_epoch = value, 0, epoch
         np.copyto(run.best, net.params)
+        np.copyto(run.best_stats, net.stats)
     else:
         state.bad_epochs += 1
     if stopper is not None and state.bad_epochs >= stopper.patience:
@@ -348,7 +351,9 @@ def _finish(net: Network, run: _Run) -> None:
     if restore and history.best_epoch is not None:
         if run.state.resumable:
             run.state.params = net.params.copy()  # training goes on from here, not the best
+            run.state.stats = net.stats.copy()
         net.params[...] = run.best
+        net.stats[...] = run.best_stats
     for callback in run.callbacks:
         callback.on_train_end(net, history)
 

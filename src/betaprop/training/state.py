@@ -157,8 +157,10 @@ class TrainingState:
     best_value: float = math.inf  # the best monitored value so far (minimised)
     bad_epochs: int = 0  # epochs since it last improved
     best_params: Array | None = None  # the weights of the best epoch
+    best_stats: Array | None = None  # its running statistics (batch normalisation)
     last_good: Array | None = None  # the weights at the start of epoch + 1, when position > 0
     params: Array | None = None  # the weights to go on from, when the network holds others
+    stats: Array | None = None  # the running statistics to go on from, with params
     resumable: bool = True  # False after a hard interruption left the state inexact
     # The settings of the run, recorded by fit (a checkpoint stores them to resume):
     optimizer: Optimizer | None = None
@@ -212,12 +214,11 @@ def begin_run(
                     f"network, got {np.shape(given[key])}"
                 )
         run.optimizer_state = given
-    for name in ("best_params", "last_good", "params"):
-        array = getattr(run, name)
-        if array is not None and array.shape != net.params.shape:
+    for name in ("best_params", "last_good", "params", "best_stats", "stats"):
+        array, like = getattr(run, name), net.stats if name.endswith("stats") else net.params
+        if array is not None and array.shape != like.shape:
             raise ValueError(
-                f"state.{name} must have shape {net.params.shape} for this network, "
-                f"got {array.shape}"
+                f"state.{name} must have shape {like.shape} for this network, got {array.shape}"
             )
     last = history.epoch[-1] if history.epoch else 0
     if run.epoch not in (0, last) or (run.position and run.epoch != last):
@@ -230,5 +231,8 @@ def begin_run(
     if run.params is not None:
         net.params[...] = run.params  # go on from the weights training had reached
         run.params = None
+    if run.stats is not None:
+        net.stats[...] = run.stats  # and from the running statistics it had reached
+        run.stats = None
     run.resumable = True
     return run
