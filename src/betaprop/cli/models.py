@@ -256,6 +256,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if getattr(args, "unknown", None):
         prep.unknown = args.unknown
     data = Dataset(prep.columns_of(data), data.target, prep.feature_names, target, data.source)
+    with np.errstate(all="ignore"):  # weights of a crafted file: refuse, not print nan
+        finite_outputs(net.predict(prep.transform(data.X, net.dtype)), args.model)
     values = metrics(net, prep, data, np.arange(len(data.X)))
     table = Table(title="betaprop evaluate", caption=f"{args.model} on {args.data}")
     table.add_column("metric")
