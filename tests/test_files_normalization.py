@@ -166,8 +166,9 @@ def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(
         )  # fmt: skip
     assert first.interrupted
     saved = load_checkpoint(tmp_path)
-    if not early:  # with restore_best the network now holds the best epoch's statistics;
-        # the checkpoint keeps those to go on from (the resumed run below proves them)
+    if first.best_epoch is None:  # else the network holds the best epoch's statistics
+        # (restored on Ctrl-C while validating); the checkpoint keeps those to go on from,
+        # and the resumed run below proves them
         np.testing.assert_array_equal(saved.network.stats, net.stats)
     assert saved.network.dropout_rng.bit_generator.state == net.dropout_rng.bit_generator.state
     resumed, history = resume(tmp_path, X, D, validation_data=VALIDATION)
