@@ -129,7 +129,10 @@ def test_fit_arguments(net: bp.Network, kwargs: dict, message: str) -> None:
         (lambda: opt.Adam(beta_1=1.0), r"beta_1 must be in \[0.0, 1.0\), got 1.0"),
         (lambda: opt.AdamW(weight_decay=-0.1), r"weight_decay must be in \[0.0, inf\), got -0.1"),
         (lambda: bp.schedules.StepDecay(0), r"step_size must be an integer >= 1, got 0"),
-        (lambda: bp.schedules.ReduceOnPlateau(threshold_mode="x"), r"threshold_mode must be one of"),
+        (
+            lambda: bp.schedules.ReduceOnPlateau(threshold_mode="x"),
+            r"threshold_mode must be one of",
+        ),
         (lambda: bp.EarlyStopping(patience=0), r"patience must be an integer >= 1, got 0"),
     ],
 )

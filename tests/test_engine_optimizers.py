@@ -139,7 +139,10 @@ SCHEDULE_CASES = [
         lambda o: torch.optim.lr_scheduler.LambdaLR(o, lambda e: (e + 1) ** -0.5),
     ),
     (bp.schedules.StepDecay(7, 0.5), lambda o: torch.optim.lr_scheduler.StepLR(o, 7, 0.5)),
-    (bp.schedules.Cosine(20, 0.001), lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 20, 0.001)),
+    (
+        bp.schedules.Cosine(20, 0.001),
+        lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 20, 0.001),
+    ),
 ]
 
 

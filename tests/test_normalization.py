@@ -133,7 +133,6 @@ def test_gradients_with_batch_norm_and_dropout_equal_torch_given_its_masks() -> 
     for q, mask in zip((1, 2), masks, strict=True):
         # where torch's input was 0 the mask is unobservable and irrelevant: keep it (1 / (1 - p))
         ws.mask[q][...] = np.where(mask == 0, 0.0, 1.0 / (1.0 - net.p[q]))
-        ws.mask[q][(ws.y[q - 1] if False else mask) == 0] = 0.0
     net.forward_columns(X.T.copy(), training=True, new_masks=False)
     net.loss_value(D.T.copy())
     net.backward(D.T.copy())

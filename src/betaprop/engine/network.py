@@ -265,7 +265,7 @@ class Network:
         Reads the pass's s^Q and y^Q (and softmax's log-normaliser); the same number on
         every call.
         """
-        ws, Q = self._last or self._pass("loss"), self.Q
+        ws, Q = self._pass("loss"), self.Q
         scratch = (ws.tmp[Q], ws.spare, ws.row)
         return self.loss.value(ws.s[Q], ws.y[Q], d, ws.lse, w, scratch)
 
@@ -279,7 +279,7 @@ class Network:
         the gradient of (1/n) sum_i w_i E_i. Step 5 for layer q follows step 4 for layer q
         at once (it needs only beta^q and y^{q-1}); memory="recompute" relies on that.
         """
-        ws, Q, f, W = self._last or self._pass("backward"), self.Q, self.f, self.W
+        ws, Q, f, W = self._pass("backward"), self.Q, self.f, self.W
         s, y, beta, tmp, kept = ws.s, ws.y, ws.beta, ws.tmp, self._buffers.kept
         normalized, p = self.normalized, self.p
         if self._modal and not ws.training:
@@ -292,6 +292,7 @@ class Network:
         for q in range(Q, 0, -1):
             if q < Q:
                 # Step 4: beta^q = f'(s^q) ⊙ (W^{q+1})^T beta^{q+1},  q = Q-1 down to 1
+                # (f' at u^q, the input of f, where the layer is normalised)
                 np.dot(W[q + 1].T, beta[q + 1], out=beta[q])
                 if p[q]:
                     beta[q] *= ws.mask[q]  # the same m^q / (1 - p) as step 2 (dropout)

@@ -1,8 +1,10 @@
 """Mini-batches: the examples of a run gathered into buffers allocated once, per batch.
 
 Rows of X and D are taken with ``np.take(..., out=)`` into buffers allocated once per run,
-so a training step allocates nothing; a sparse X keeps its rows sparse. Sample weights are
-scaled to mean 1 within each mini-batch.
+so a training step allocates nothing. A sparse X keeps its rows sparse: SciPy makes each
+mini-batch's rows anew (and the first layer's products take memory in proportion to the
+stored values), so that promise is for dense X. Sample weights are scaled to mean 1 within
+each mini-batch.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class Batches:
 
 
 def check_sample_weight(sample_weight: Any, n: int) -> Array:
+    """``sample_weight`` as n finite float64 values, or a ValueError naming what is wrong."""
     w = np.asarray(sample_weight, dtype=np.float64)
     if w.shape != (n,) or not np.isfinite(w).all():
         raise ValueError(
