@@ -8,12 +8,18 @@ code 2, never a traceback.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import signal
 import struct
+import subprocess
+import sys
+import threading
 import time
 import tracemalloc
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +30,8 @@ from safetensors.numpy import load as safetensors_load
 from safetensors.numpy import save as safetensors_save
 
 from betaprop.cli import main
-from betaprop.files.container import digest
+from betaprop.cli.runs import LOCK_FILE
+from betaprop.files.container import atomic_write, digest
 from betaprop.files.model import ModelFileError, read_model
 
 ALARM = 60  # seconds: no case may take longer (a blocked open would hang forever)
@@ -255,3 +262,275 @@ def test_metrics_of_10_to_the_400_do_not_break_info(
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err
     assert code == 0 or (code == 2 and len(captured.err.strip().splitlines()) == 1)
+
+
+# ------------------------------------------------------------------------------ class 4
+_SCRIPT = Path(sys.executable).with_name("betaprop")
+COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "betaprop.cli"]
+SMALL = ["--epochs", "2", "--hidden", "4", "--seed", "0", "--quiet"]
+
+
+def test_two_runs_started_in_the_same_second_get_their_own_folders(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    argv = [*COMMAND, "train", "--data", str(runs["data"]), *SMALL]
+    processes = [subprocess.Popen(argv, cwd=tmp_path, stderr=subprocess.PIPE) for _ in range(2)]
+    for process in processes:
+        assert process.wait(timeout=ALARM) == 0, process.stderr.read() if process.stderr else ""
+    folders = sorted((tmp_path / "runs").iterdir())
+    assert len(folders) == 2, folders
+    for folder in folders:
+        assert (folder / "model.safetensors").is_file()
+        assert not (folder / LOCK_FILE).exists()  # released at the end
+
+
+def test_a_finished_run_is_replaced_only_with_force(
+    capsys: pytest.CaptureFixture[str], runs: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(runs["data"]), *SMALL, "--out", str(out)]
+    assert main(argv) == 0
+    model = (out / "model.safetensors").read_bytes()
+    refused(capsys, [*argv, "--seed", "1"], "holds a run (model.safetensors)", "--force")
+    assert (out / "model.safetensors").read_bytes() == model
+    (out / "checkpoint.safetensors").write_bytes(b"an old run's checkpoint")
+    assert main([*argv, "--seed", "1", "--force"]) == 0
+    assert (out / "model.safetensors").read_bytes() != model
+    assert not (out / "checkpoint.safetensors").exists()  # the replaced run's, removed
+
+
+_HOLD = """
+import sys, time
+from betaprop.cli.runs import RunFolder
+RunFolder(sys.argv[1], False).__enter__()
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_second_writer_is_refused_and_a_dead_holders_lock_is_taken_over(
+    capsys: pytest.CaptureFixture[str], runs: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(out)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        argv = ["train", "--data", str(runs["data"]), *SMALL, "--out", str(out)]
+        refused(capsys, argv, "being written by another betaprop process", f"pid {holder.pid}")
+        assert not (out / "model.safetensors").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert f"pid {holder.pid}" in (out / LOCK_FILE).read_text()  # stale: its process is dead
+    assert main(argv) == 0
+    assert (out / "model.safetensors").is_file() and not (out / LOCK_FILE).exists()
+
+
+def test_atomic_writes_use_unique_temporary_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "file"
+    sources: list[str] = []
+    replace = os.replace
+
+    def recording(source: Any, destination: Any) -> None:
+        sources.append(os.fspath(source))
+        replace(source, destination)
+
+    monkeypatch.setattr(os, "replace", recording)
+    contents = [bytes([k]) * 100_000 for k in range(8)]
+
+    def writer(k: int) -> None:
+        for _ in range(10):
+            atomic_write(target, contents[k])
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(sources) == len(set(sources)) == 80  # every write its own temporary file
+    assert target.read_bytes() in contents  # one writer's whole file, never a mix
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # no temporary left
+
+
+def _interrupted(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> None:
+    """Run ``betaprop argv`` and Ctrl-C it (a real SIGINT) after its first checkpoint."""
+    from betaprop.files import checkpoint
+
+    saving = checkpoint.Checkpoint._save
+
+    def save_then_interrupt(self: Any, net: Any, history: Any) -> None:
+        saving(self, net, history)
+        if self.saved == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(checkpoint.Checkpoint, "_save", save_then_interrupt)
+    assert main(argv) == 130
+    monkeypatch.setattr(checkpoint.Checkpoint, "_save", saving)
+
+
+def test_resume_never_replaces_a_finished_model(
+    capsys: pytest.CaptureFixture[str],
+    runs: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = ["--data", str(runs["data"]), "--hidden", "4", "--seed", "0", "--quiet"]
+    interrupted = tmp_path / "interrupted"
+    _interrupted(monkeypatch, ["train", *data, "--epochs", "6", "--checkpoint-every", "1",
+                               "--out", str(interrupted)])  # fmt: skip
+    finished = runs["classification"] / "model.safetensors"
+    shutil.copy(interrupted / "model.safetensors", tmp_path / "own.safetensors")
+    shutil.copy(finished, interrupted / "model.safetensors")  # another run's finished model
+    refused(capsys, ["train", "--resume", str(interrupted)], "model of a finished run")
+    assert (interrupted / "model.safetensors").read_bytes() == finished.read_bytes()
+    shutil.copy(tmp_path / "own.safetensors", interrupted / "model.safetensors")
+    assert main(["train", "--resume", str(interrupted), "--quiet"]) == 0  # its own: resumed
+    record = read_model(interrupted / "model.safetensors").metadata["training"]
+    assert record["interrupted"] is False and record["epochs_run"] == 6
+
+
+# ------------------------------------------------------------------------------ class 2
+def _with_cell(source: Path, target: Path, line: int, column: int, cell: str) -> Path:
+    lines = source.read_text().splitlines()
+    cells = lines[line - 1].split(",")
+    cells[column] = cell
+    lines[line - 1] = ",".join(cells)
+    target.write_text("\n".join(lines) + "\n")
+    return target
+
+
+@pytest.mark.parametrize(
+    "column, regression", [(1, False), (3, True)], ids=["feature", "regression target"]
+)
+def test_a_cell_of_1e300_is_refused_up_front(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, column: int, regression: bool
+) -> None:
+    table = _write_table(tmp_path / "table.csv", regression=regression)
+    data = _with_cell(table, tmp_path / "big.csv", 6, column, "1e300")
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(data), *SMALL, "--out", str(out)]
+    name = "by"[column == 3]
+    refused(capsys, argv, "line 6", f"column {name!r}", "'1e300'", "too large")
+    assert not out.exists()  # no empty run folder
+
+
+def test_extreme_values_at_predict_are_refused_naming_them(
+    capsys: pytest.CaptureFixture[str], runs: dict[str, Path], tmp_path: Path
+) -> None:
+    model = str(runs["classification"] / "model.safetensors")
+    data = _with_cell(runs["data"], tmp_path / "a.csv", 6, 1, "1e300")
+    refused(capsys, ["predict", model, str(data)], "line 6", "column 'b'", "too large")
+    data = _with_cell(runs["data"], tmp_path / "b.csv", 6, 1, "1e100")  # > float32 once scaled
+    refused(capsys, ["predict", model, str(data)], "row 5", "column 'b'", "1e+100", "float32")
+
+
+def test_a_failure_after_training_keeps_what_was_complete(
+    capsys: pytest.CaptureFixture[str],
+    runs: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import betaprop.cli.runs as run_files
+
+    def full(*args: Any) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(run_files, "atomic_write", full)  # history.csv: the disk is full
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(runs["data"]), *SMALL, "--out", str(out)]
+    refused(
+        capsys,
+        argv,
+        "incomplete",
+        "history.csv could not be written (No space left on device)",
+        "complete: model.safetensors",
+        "not written: history.csv, report.png",
+    )
+    read_model(out / "model.safetensors")  # the complete part is intact
+    assert sorted(p.name for p in out.iterdir()) == ["model.safetensors"]  # no lock, no temp
+
+
+# ------------------------------------------------------------------------------ class 5
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["train", "--hidden", "99999999999"], ["--hidden 99999999999", "parameters"]),
+        (["gradcheck", "--sizes", "100000,100000"], ["--sizes 100000,100000", "10,000,100,000"]),
+        (["gradcheck", "--examples", "100000000"], ["--examples 100000000", "100,000,000"]),
+    ],
+    ids=["train --hidden", "gradcheck --sizes", "gradcheck --examples"],
+)
+def test_impossible_memory_is_refused_before_allocating(
+    capsys: pytest.CaptureFixture[str],
+    runs: dict[str, Path],
+    tmp_path: Path,
+    argv: list[str],
+    words: list[str],
+) -> None:
+    from betaprop.cli.memory import available_bytes
+
+    available = available_bytes()
+    assert available is not None and available > 0
+    if argv[0] == "train":
+        argv = [*argv, "--data", str(runs["data"]), "--out", str(tmp_path / "run")]
+    tracemalloc.start()
+    err = refused(capsys, argv, *words, "needs about", "available on this machine")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 200 * 1024**2  # refused before anything large was allocated
+    assert "GiB" in err or "TiB" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_memory_estimate_counts_parameters_batch_and_data() -> None:
+    from betaprop.cli.memory import PARAMETER_COPIES, WORK_PER_UNIT, network_bytes
+
+    needed, n_params = network_bytes([3, 4, 2], 4, batch=10, data_values=50)
+    assert n_params == 3 * 4 + 4 + 4 * 2 + 2
+    assert needed == 4 * (PARAMETER_COPIES * n_params + 10 * 9 * WORK_PER_UNIT + 50)
+
+
+# ------------------------------------------------------------------------------ class 8
+def test_resume_refuses_an_option_given_at_its_default_value(
+    capsys: pytest.CaptureFixture[str],
+    runs: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = tmp_path / "run"
+    data = ["--data", str(runs["data"]), "--hidden", "4", "--seed", "0", "--quiet"]
+    _interrupted(monkeypatch, ["train", *data, "--epochs", "4", "--checkpoint-every", "1",
+                               "--out", str(out)])  # fmt: skip
+    for option in (["--epochs", "100"], ["--seed", "0"], ["--epochs=100"], ["--lr", "0.001"]):
+        refused(capsys, ["train", "--resume", str(out), *option], "drop --")
+    assert main(["train", "--resume", str(out), "--quiet", "--checkpoint-every", "2"]) == 0
+
+
+def test_a_seed_beyond_32_bits_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    refused(
+        capsys, ["train", "--seed", "4294967296"], "--seed must be an integer in [0, 4294967295]"
+    )
+
+
+def test_a_diverging_learning_rate_prints_one_line_and_no_warning(
+    capsys: pytest.CaptureFixture[str], runs: dict[str, Path], tmp_path: Path
+) -> None:
+    capsys.readouterr()
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(runs["data"]), *SMALL, "--lr", "1e308", "--out", str(out)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # one would end the command here
+        assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "diverged" in err and "Nothing was written" in err
+    assert not out.exists()
+
+
+def test_gradcheck_of_the_poisson_loss_passes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["gradcheck", "--loss", "poisson", "--output", "exp"]) == 0
+    assert main(["gradcheck", "--loss", "poisson"]) == 0
+    assert "passed" in capsys.readouterr().out

@@ -13,6 +13,7 @@ from ..engine.activations import ACTIVATIONS
 from ..engine.losses import LOSSES
 from ..engine.network import Network
 from ..files.model import read_model
+from .memory import network_bytes, require_memory
 from .models import model_data, open_model, require_prep, write_text
 from .options import (
     EXIT_FAILED,
@@ -81,6 +82,13 @@ def _small_network(args: argparse.Namespace) -> Network:
     """The float64 network of --sizes, --activation, --output, --loss, --seed and the layer
     options (--batch-norm, --dropout, --init)."""
     sizes = args.sizes
+    examples = int(getattr(args, "examples", 1) or 1)
+    needed, n_params = network_bytes(sizes, 8, examples, examples * (sizes[0] + sizes[-1]))
+    require_memory(
+        f"--sizes {','.join(map(str, sizes))} with --examples {examples}",
+        needed,
+        f"{n_params:,} parameters in float64, {examples:,} examples",
+    )
     hidden = hidden_activations(args.activation, len(sizes) - 2) if len(sizes) > 2 else []
     try:
         return Network(
@@ -97,6 +105,11 @@ def _cmd_gradcheck(args: argparse.Namespace) -> int:
     from ..engine.gradcheck import gradcheck
 
     net = read_model(args.model).network if args.model else _small_network(args)
+    if args.model:
+        needed, n_params = network_bytes(
+            net.sizes, 8, args.examples, args.examples * (net.sizes[0] + net.sizes[-1])
+        )
+        require_memory("--examples", needed, f"{args.examples:,} examples of {net.sizes[0]}")
     rng = np.random.default_rng(args.seed)
     X = rng.normal(size=(args.examples, net.sizes[0]))
     D = net.loss.sample_targets(rng, args.examples, net.sizes[-1])

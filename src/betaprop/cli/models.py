@@ -111,9 +111,11 @@ def model_inputs(net: Network, prep: Preprocessing, data: Dataset, args: Any) ->
             file=sys.stderr,
         )
     if not np.isfinite(Z).all():
+        row, j = (int(k) for k in np.argwhere(~np.isfinite(Z))[0])
+        value = float(prep.columns_of(data)[row, j])
         raise UserError(
-            f"{data.source}: the standardised features are not finite in {net.dtype} (a value "
-            "is too large for the model's scaling)"
+            f"{data.source} row {row + 1}, column {prep.feature_names[j]!r}: {value!r} is too "
+            f"large for the model's scaling (standardised, it overflows {net.dtype})"
         )
     return Z
 

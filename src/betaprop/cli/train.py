@@ -11,9 +11,11 @@ ends bit for bit where the uninterrupted run would have.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import math
 import os
+import secrets
 import shlex
 import signal
 import sys
@@ -43,6 +45,7 @@ from ..training.loop import fit
 from ..training.optimizers import OPTIMIZERS
 from ..training.schedules import SCHEDULES
 from ..training.state import Callback, DivergenceError, History, InterruptedWarning
+from .memory import network_bytes, require_memory
 from .models import add_table_options, metrics, table_options
 from .options import (
     EXIT_FAILED,
@@ -61,6 +64,8 @@ from .options import (
 from .progress import ProgressBar, print_train_table
 from .runs import (
     CHECKPOINT_FILE,
+    MODEL_FILE,
+    RunFolder,
     TrainRun,
     check_out,
     default_out,
@@ -128,7 +133,7 @@ def add_command(commands: Any) -> None:
     )
     train.add_argument("--epochs", type=int_at_least(1), default=100)
     train.add_argument("--batch-size", type=int_at_least(1), default=32)
-    train.add_argument("--seed", type=int_at_least(0), default=0)
+    train.add_argument("--seed", type=_seed, default=0)
     train.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     train.add_argument("--val-fraction", type=fraction, default=0.1)
     train.add_argument("--test-fraction", type=fraction, default=0.2)
@@ -150,9 +155,25 @@ def add_command(commands: Any) -> None:
         metavar="DIR",
         help="continue the run whose checkpoint is in DIR, with that run's settings",
     )
-    train.add_argument("--out", help="run folder (default: runs/<timestamp>/)")
+    train.add_argument("--out", help="run folder (default: runs/<timestamp>/, made unique)")
+    train.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the run that --out already holds (its model file and checkpoint)",
+    )
     train.add_argument("--quiet", action="store_true", help="print nothing")
     train.set_defaults(handler=_cmd_train)
+
+
+def _seed(text: str) -> int:
+    """--seed: an integer in [0, 2**32 - 1] (what NumPy's and scikit-learn's seeds take)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, {2**32 - 1}], got {text!r}")
+    return value
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -197,15 +218,33 @@ def train_run(args: argparse.Namespace, console: Any | None = None) -> TrainRun:
     Raises ``UserError``/``DataError`` before anything is written, ``DivergenceError``
     (nothing written) if training diverges.
     """
-    from ..explain.diagnostics import Diagnostics
 
     saved = None
     if getattr(args, "resume", None):
         saved, args = _resumed(args)
-    out = args.out if args.out else default_out()
-    check_out(out)
-    created = not os.path.exists(out)
+    lead = is_lead(world())  # under mpiexec, rank 0 alone owns and writes the folder
+    force = bool(getattr(args, "force", False)) and saved is None
+    out = args.out if args.out else default_out(create=lead)
+    check_out(out, force=force, resume=saved is not None)
+    created = not args.out or not os.path.exists(out)
+    if not lead:
+        return _train_in(args, console, saved, out, created)
+    with RunFolder(out, created):
+        if force:  # the replaced run's checkpoint must not be resumed into this run
+            for name in (CHECKPOINT_FILE, MODEL_FILE):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(out, name))
+        return _train_in(args, console, saved, out, created)
+
+
+def _train_in(
+    args: argparse.Namespace, console: Any | None, saved: Any, out: str, created: bool
+) -> TrainRun:
+    """``train_run`` once the run folder is owned: data, network, training, the folder."""
+    from ..explain.diagnostics import Diagnostics
+
     data, prep, splits = _data_and_splits(args)
+    _require_memory(args, data.X.shape[1], prep, len(splits["train"]))
     net = build_network(args, data.X.shape[1], prep)
     optimizer, schedule = optimizer_and_schedule(args)
     X, D = _arrays(net, prep, data, splits["train"])
@@ -228,10 +267,16 @@ def train_run(args: argparse.Namespace, console: Any | None = None) -> TrainRun:
     settings["validation_data"] = _arrays(net, prep, data, rows) if len(rows) else None
     diagnostics = Diagnostics(X, D, max_examples=256)
     every = getattr(args, "checkpoint_every", None)
+    run_id = saved.metadata.get("run_id") if saved is not None else None
+    run_id = run_id if isinstance(run_id, str) else secrets.token_hex(8)
     checkpoint = Checkpoint(
         out,
         every=every,
-        metadata={"argv": portable_argv(getattr(args, "argv", None)), "data_sha256": fingerprint},
+        metadata={
+            "argv": portable_argv(getattr(args, "argv", None)),
+            "data_sha256": fingerprint,
+            "run_id": run_id,
+        },
         # a resumed run also ends with a checkpoint, so that --resume then says it is finished
         final=every is not None or saved is not None,
     )
@@ -255,10 +300,26 @@ def train_run(args: argparse.Namespace, console: Any | None = None) -> TrainRun:
     run.warnings = list(diagnostics.warnings)
     run.metadata["preprocessing"] = prep.to_dict()
     run.metadata["training"] = _training_record(args, run, optimizer, settings["batch_size"])
+    run.metadata["training"]["run_id"] = run_id
     run.metadata["metrics"] = finite(scores)
     if lead:
         write_run(out, net, run.metadata, history, confusion=confusion, prep=prep)
     return run
+
+
+def _require_memory(args: argparse.Namespace, n_inputs: int, prep: Preprocessing, n: int) -> None:
+    """Refuse options whose network, batch and data need more memory than is available,
+    before the network is made (``cli.memory``)."""
+    outputs = max(prep.n_classes, 1)
+    sizes = [n_inputs, *args.hidden, outputs]
+    itemsize = np.dtype(args.dtype).itemsize
+    batch = min(args.batch_size, max(n, 1))
+    needed, n_params = network_bytes(sizes, itemsize, batch, n * (n_inputs + outputs))
+    require_memory(
+        f"--hidden {','.join(map(str, args.hidden)) or 'none'}",
+        needed,
+        f"{n_params:,} parameters in {args.dtype}, batches of {batch}, {n:,} training rows",
+    )
 
 
 def _data_and_splits(
@@ -311,6 +372,8 @@ def _fit(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GradientWarning)
         warnings.simplefilter("ignore", InterruptedWarning)  # _cmd_train says it
+        # overflow on the way to a divergence: the DivergenceError's one line says it
+        warnings.simplefilter("ignore", RuntimeWarning)
         if bar is not None:
             callbacks = [*callbacks, bar]
             bar.progress.start()
@@ -380,9 +443,9 @@ def _train_parser() -> argparse.ArgumentParser:
 
 def _resumed(args: argparse.Namespace) -> tuple[Any, argparse.Namespace]:
     """The checkpoint in ``--resume DIR`` and the arguments of the run that wrote it."""
-    defaults = vars(_train_parser().parse_args(["train"]))
     own = ("resume", "quiet", "checkpoint_every", "argv", "handler", "command")
-    changed = sorted(k for k, v in vars(args).items() if k not in own and v != defaults.get(k))
+    given = _given(args)
+    changed = sorted(k for k in given if k not in own)
     if changed:
         option = "--" + changed[0].replace("_", "-")
         raise UserError(f"--resume goes on with the run's own settings: drop {option}")
@@ -404,10 +467,47 @@ def _resumed(args: argparse.Namespace) -> tuple[Any, argparse.Namespace]:
             f"--resume: the run in {folder} is finished (epoch {saved.state.epoch}"
             f"{', stopped early' if saved.history.stopped_early else ''}); nothing to resume"
         )
+    _refuse_finished_model(folder, saved)
     restored.out, restored.resume, restored.quiet, restored.argv = folder, None, args.quiet, argv
     if args.checkpoint_every is not None:
         restored.checkpoint_every = args.checkpoint_every
     return saved, restored
+
+
+def _given(args: argparse.Namespace) -> list[str]:
+    """The train options given on the command line (``args.argv``), even at their default
+    value (``--epochs 100``); without ``args.argv``, those that differ from the default."""
+    argv = getattr(args, "argv", None)
+    if not isinstance(argv, list):
+        defaults = vars(_train_parser().parse_args(["train"]))
+        return [k for k, v in vars(args).items() if v != defaults.get(k)]
+    parser = Parser(prog="betaprop")
+    commands = parser.add_subparsers(dest="command", parser_class=Parser)
+    add_command(commands)
+    for action in commands.choices["train"]._actions:  # absent unless given
+        action.default = argparse.SUPPRESS
+    return [k for k in vars(parser.parse_args(argv)) if k != "command"]
+
+
+def _refuse_finished_model(folder: str, saved: Any) -> None:
+    """Refuse to resume into a folder whose model file is a finished run's (or another
+    run's): resuming would replace it."""
+    from ..files.model import ModelFileError, read_model
+
+    path = os.path.join(folder, MODEL_FILE)
+    if not os.path.lexists(path):
+        return
+    try:
+        record = read_model(path).metadata.get("training", {})
+    except ModelFileError:
+        return  # a damaged model file: the resumed run writes a good one
+    record = record if isinstance(record, dict) else {}
+    theirs, ours = record.get("run_id"), saved.metadata.get("run_id")
+    if record.get("interrupted") is not True or (theirs is not None and theirs != ours):
+        raise UserError(
+            f"--resume: {path} is the model of a finished run, not of the interrupted run "
+            f"in {saved.path}; resuming would replace it: move one of them elsewhere"
+        )
 
 
 def _resume_settings(saved: Any, net: Network, fingerprint: str) -> dict[str, Any]:

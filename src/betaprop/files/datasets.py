@@ -45,6 +45,9 @@ Array = np.ndarray
 BUNDLED = ("digits", "iris", "wine", "breast_cancer", "diabetes")
 SYNTHETIC = ("xor", "moons", "circles")
 TASKS = ("classification", "regression")
+# The largest magnitude of a number read from a data file: its square and the sum of a
+# million of them stay finite in float64, so standardisation never overflows.
+MAX_MAGNITUDE = 1e150
 # Cells read as a missing value (case-insensitive, after stripping blanks).
 MISSING = ("", "na", "n/a", "nan", "null", "none", "?", "-")
 # A numeric target with integer values and at most this many distinct values is a class label.
@@ -421,7 +424,7 @@ def from_frame(
             values = column.to_numpy(dtype=np.float64)
             kinds[name] = "numeric"
             numeric[name] = values
-            problems |= bool(np.isinf(values).any())
+            problems |= bool((np.abs(values) > MAX_MAGNITUDE).any())
         else:
             text = column.astype(object).where(~missing, None)
             values = pd.to_numeric(text.str.strip(), errors="coerce").to_numpy(np.float64)
@@ -434,7 +437,7 @@ def from_frame(
             else:
                 kinds[name] = "numeric"
                 numeric[name] = values
-                problems |= bool(bad.any() or np.isinf(values).any() or underscores)
+                problems |= bool(bad.any() or (np.abs(values) > MAX_MAGNITUDE).any() or underscores)
         if missing.any() and not allow_missing:
             problems = True
         ragged |= bool(missing.any())  # a short row reads as empty cells: the strict reader tells
@@ -445,7 +448,7 @@ def from_frame(
         cells = text.where(~text.isna(), "").astype(str).str.strip()
         target_missing = cells.str.lower().isin(MISSING).to_numpy()
         target_numbers = pd.to_numeric(cells, errors="coerce").to_numpy(np.float64)
-        if target_missing.any() or np.isinf(target_numbers).any():
+        if target_missing.any() or (np.abs(target_numbers) > MAX_MAGNITUDE).any():
             problems = True
         labels = cells.to_numpy(dtype=object)
     if problems:
@@ -505,12 +508,12 @@ def _problem(
             if kinds[name] == "categorical":
                 continue
             value = as_number(cell)
-            if value is None or not math.isfinite(value):
+            if value is None or not abs(value) <= MAX_MAGNITUDE:
                 raise DataError(_cell_problem(source, line, name, cell, value, allow_missing))
         if target is not None:
             cell = cells[header.index(target)].strip()
             value = as_number(cell)
-            if _is_missing(cell) or (value is not None and not math.isfinite(value)):
+            if _is_missing(cell) or (value is not None and not abs(value) <= MAX_MAGNITUDE):
                 raise DataError(_cell_problem(source, line, target, cell, value, False))
 
     if is_file:
@@ -579,6 +582,11 @@ def _cell_problem(
         )
     if value is not None and math.isinf(value):
         return f"{where}: infinite value {cell!r}; values must be finite numbers"
+    if value is not None and abs(value) > MAX_MAGNITUDE:
+        return (
+            f"{where}: {cell!r} is too large in magnitude (betaprop reads numbers up to "
+            f"{MAX_MAGNITUDE:g}, so that means and variances stay finite); rescale the column"
+        )
     return f"{where}: {cell!r} is not a number"
 
 
