@@ -173,18 +173,27 @@ def batch_pass(net: Network, X: np.ndarray, D: np.ndarray, masks: list | None = 
     used nor changed); ``masks[q]`` (N_q, n) holds dropout's m / (1 - p) for every layer
     with a rate p > 0 (required there).
     """
-    Q, n, sizes = net.Q, len(X), net.sizes
+    n = len(X)
     if n < 2 and any(net.normalized):
         raise ValueError(f"batch normalisation needs more than 1 example per batch, got {n}")
-    for q in range(1, Q):
+    for q in range(1, net.Q):
         if net.p[q] and (masks is None or masks[q] is None):
             raise ValueError(f"masks[{q}] must be given: layer {q} has dropout {net.p[q]}")
+    s, mu, sigma, xhat, u, fy, y = _batch_forward(net, X, masks)
+    beta, dgamma, dshift, loss = _batch_backward(net, D, masks, (s, sigma, xhat, u, fy, y))
+    dW, db = _batch_gradients(net, beta, y)
+    return BatchPass(s, mu, sigma, xhat, u, y, beta, dW, db, dgamma, dshift, loss)
+
+
+def _batch_forward(net: Network, X: np.ndarray, masks: list | None) -> tuple[list, ...]:
+    """Step 2 for every neuron j and example i: s, mu, sigma, xhat, u, f's output, y."""
+    Q, n, sizes = net.Q, len(X), net.sizes
     s: list = [None]
     y: list = [[[float(X[i][r]) for i in range(n)] for r in range(sizes[0])]]
-    xhat: list = [None]
-    u: list = [None]
-    mu: list = [None]
-    sigma: list = [None]
+    mu: list = [None] * (Q + 1)
+    sigma: list = [None] * (Q + 1)
+    xhat: list = [None] * (Q + 1)
+    u: list = [None] * (Q + 1)
     fy: list = [None]  # f's output before the mask: what f' reads
     for q in range(1, Q + 1):
         W, b = net.W[q], net.b[q]
@@ -198,10 +207,6 @@ def batch_pass(net: Network, X: np.ndarray, D: np.ndarray, masks: list | None = 
                 s_q[j][i] = total
         s.append(s_q)
         a_q = s_q  # the input of f: u where normalised, else s
-        mu.append(None)
-        sigma.append(None)
-        xhat.append(None)
-        u.append(None)
         if net.normalized[q]:
             gamma, shift = net.gamma[q], net.shift[q]
             mu[q], sigma[q] = [], []
@@ -230,7 +235,15 @@ def batch_pass(net: Network, X: np.ndarray, D: np.ndarray, masks: list | None = 
                 for i in range(n):
                     y_q[j][i] *= float(masks[q][j, i])  # dropout: y_ji m_ji / (1 - p)
         y.append(y_q)
+    return s, mu, sigma, xhat, u, fy, y
 
+
+def _batch_backward(
+    net: Network, D: np.ndarray, masks: list | None, forward: tuple[list, ...]
+) -> tuple[list, list, list, float]:
+    """Steps 3-4 for every neuron and example: beta, dE/dgamma, dE/dshift, the mean loss."""
+    s, sigma, xhat, u, fy, y = forward
+    Q, n, sizes = net.Q, len(D), net.sizes
     # Step 3, per example i: delta_ji^Q = (dE/dy_ji) f'(s_ji^Q)  (the seed's, no 1/n)
     beta: list = [None] * (Q + 1)
     beta[Q] = [[0.0] * n for _ in range(sizes[Q])]
@@ -277,10 +290,15 @@ def batch_pass(net: Network, X: np.ndarray, D: np.ndarray, masks: list | None = 
                 beta[q][j][i] = (float(gamma[j, 0]) / sigma[q][j]) * (
                     e[j][i] - mean_e - xhat[q][j][i] * mean_ex
                 )
-    # Step 5: dE/dw_jr = (1/n) sum_i beta_ji y_ri^{q-1},  dE/db_j = (1/n) sum_i beta_ji
+    return beta, dgamma, dshift, loss / n
+
+
+def _batch_gradients(net: Network, beta: list, y: list) -> tuple[list, list]:
+    """Step 5: dE/dw_jr = (1/n) sum_i beta_ji y_ri^{q-1},  dE/db_j = (1/n) sum_i beta_ji."""
+    n, sizes = len(y[0][0]), net.sizes
     dW: list = [None]
     db: list = [None]
-    for q in range(1, Q + 1):
+    for q in range(1, net.Q + 1):
         dW.append(np.zeros((sizes[q], sizes[q - 1])))
         db.append(np.zeros((sizes[q], 1)))
         for j in range(sizes[q]):
@@ -288,4 +306,4 @@ def batch_pass(net: Network, X: np.ndarray, D: np.ndarray, masks: list | None = 
                 for r in range(sizes[q - 1]):
                     dW[q][j, r] += beta[q][j][i] * y[q - 1][r][i] / n
                 db[q][j, 0] += beta[q][j][i] / n
-    return BatchPass(s, mu, sigma, xhat, u, y, beta, dW, db, dgamma, dshift, loss / n)
+    return dW, db
