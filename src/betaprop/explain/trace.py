@@ -361,6 +361,45 @@ def _matrix(values: Array, max_entries: int, lang: str) -> list[str]:
     return rows
 
 
+class _Writer:
+    """The lines of a rendered trace, in text or Markdown, and how each kind is written."""
+
+    def __init__(self, lang: str, md: bool, max_entries: int) -> None:
+        self.lang, self.md, self.max_entries = lang, md, max_entries
+        self.lines: list[str] = []
+
+    def heading(self, text: str, level: int = 2) -> None:
+        if self.md:
+            self.lines.extend(["", "#" * level + " " + text, ""])
+        else:
+            self.lines.extend(["", text, "-" * len(text)])
+
+    def say(self, text: str) -> None:
+        if self.md:
+            self.lines.append(text + "\n")
+        else:
+            self.lines.extend(textwrap.wrap(text, 100, break_on_hyphens=False) or [""])
+
+    def row(self, label: str, formula: str, values: Array, note: str = "") -> None:
+        numbers = _numbers(values, self.max_entries, self.lang)
+        if self.md:
+            note = f" ({note})" if note else ""
+            self.lines.append(f"- ${formula}${note} &nbsp; `{label} = {numbers}`")
+        else:
+            note = f", {note}" if note else ""
+            self.lines.append(f"  {label:<14} = {numbers}    [{_plain(formula)}{note}]")
+
+    def matrix(self, label: str, formula: str, values: Array) -> None:
+        rows = _matrix(values, self.max_entries, self.lang)
+        if self.md:
+            self.lines.append(f"- ${formula}$, `{label}` ({values.shape[0]}×{values.shape[1]}):")
+            self.lines.extend(["", "  ```", *(f"  {r}" for r in rows), "  ```"])
+        else:
+            shape = f"({values.shape[0]}x{values.shape[1]})"
+            self.lines.append(f"  {label} {shape}    [{_plain(formula)}]")
+            self.lines.extend(f"    {r}" for r in rows)
+
+
 def render(t: Trace, lang: str = "en", fmt: str = "text", max_entries: int = 8) -> str:
     """The trace as text or Markdown, explanations in English ("en") or Russian ("ru")."""
     if lang not in LANGUAGES:
@@ -369,107 +408,86 @@ def render(t: Trace, lang: str = "en", fmt: str = "text", max_entries: int = 8) 
         raise ValueError(f"fmt must be one of ['text', 'markdown'], got {fmt!r}")
     if not isinstance(max_entries, int) or max_entries < 1:
         raise ValueError(f"max_entries must be an integer >= 1, got {max_entries!r}")
-    md = fmt == "markdown"
-    net, Q = t.net, t.net.Q
-    lines: list[str] = []
-
-    def heading(text: str, level: int = 2) -> None:
-        if md:
-            lines.extend(["", "#" * level + " " + text, ""])
-        else:
-            lines.extend(["", text, "-" * len(text)])
-
-    def say(text: str) -> None:
-        if md:
-            lines.append(text + "\n")
-        else:
-            lines.extend(textwrap.wrap(text, 100, break_on_hyphens=False) or [""])
-
-    def row(label: str, formula: str, values: Array, note: str = "") -> None:
-        numbers = _numbers(values, max_entries, lang)
-        if md:
-            note = f" ({note})" if note else ""
-            lines.append(f"- ${formula}${note} &nbsp; `{label} = {numbers}`")
-        else:
-            note = f", {note}" if note else ""
-            lines.append(f"  {label:<14} = {numbers}    [{_plain(formula)}{note}]")
-
-    def matrix(label: str, formula: str, values: Array) -> None:
-        rows = _matrix(values, max_entries, lang)
-        if md:
-            lines.append(f"- ${formula}$, `{label}` ({values.shape[0]}×{values.shape[1]}):")
-            lines.append("")
-            lines.append("  ```")
-            lines.extend(f"  {r}" for r in rows)
-            lines.append("  ```")
-        else:
-            lines.append(f"  {label} ({values.shape[0]}x{values.shape[1]})    [{_plain(formula)}]")
-            lines.extend(f"    {r}" for r in rows)
-
-    if md:
-        lines.append(f"# {_w('title', lang)}")
+    w = _Writer(lang, fmt == "markdown", max_entries)
+    net = t.net
+    if w.md:
+        w.lines.append(f"# {_w('title', w.lang)}")
     else:
-        lines.append(_w("title", lang))
-        lines.append("=" * len(lines[-1]))
-    lines.append("")
-    say(
-        f"{_w('network', lang)}: sizes {list(net.sizes)}, activations {net.activations}, "
+        w.lines.append(_w("title", w.lang))
+        w.lines.append("=" * len(w.lines[-1]))
+    w.lines.append("")
+    w.say(
+        f"{_w('network', w.lang)}: sizes {list(net.sizes)}, activations {net.activations}, "
         f"loss {net.loss.name} (float64)"
     )
-    say(f"{_w('example', lang)}: x = {_numbers(t.x, max_entries, lang)}, "
-        f"d = {_numbers(t.d, max_entries, lang)}")  # fmt: skip
+    w.say(f"{_w('example', w.lang)}: x = {_numbers(t.x, w.max_entries, w.lang)}, "
+        f"d = {_numbers(t.d, w.max_entries, w.lang)}")  # fmt: skip
 
-    heading(_w("step2", lang))
-    say(_w("step2_text", lang))
+    _render_step2(w, t)
+    _render_step3(w, t)
+    _render_step4(w, t)
+    _render_step5(w, t)
+    return "\n".join(w.lines).rstrip() + "\n"
+
+
+def _render_step2(w: _Writer, t: Trace) -> None:
+    """Step 2, layer by layer: s^q (mu, sigma, xhat, u where normalised), the mask, y^q."""
+    net, Q = t.net, t.net.Q
+    w.heading(_w("step2", w.lang))
+    w.say(_w("step2_text", w.lang))
     if t.n > 1:
-        say(_w("batch", lang, n=t.n))
+        w.say(_w("batch", w.lang, n=t.n))
     for q in range(1, Q + 1):
-        row(f"s^{q}", f"s^{{{q}}} = W^{{{q}}} y^{{{q - 1}}} + b^{{{q}}}", t.s[q])
+        w.row(f"s^{q}", f"s^{{{q}}} = W^{{{q}}} y^{{{q - 1}}} + b^{{{q}}}", t.s[q])
         a = f"s^{{{q}}}"
         if q in t.normalization:
             norm = t.normalization[q]
-            say(_w("norm2", lang, q=q))
-            row(f"mu^{q}", f"\\mu^{{{q}}} = (1/n) \\sum_i s_i^{{{q}}}", norm["mu"])
-            row(
+            w.say(_w("norm2", w.lang, q=q))
+            w.row(f"mu^{q}", f"\\mu^{{{q}}} = (1/n) \\sum_i s_i^{{{q}}}", norm["mu"])
+            w.row(
                 f"sigma^{q}",
                 f"\\sigma^{{{q}}} = \\sqrt{{(var(s^{{{q}}}) + \\epsilon)}}",
                 norm["sigma"],
             )
-            row(
+            w.row(
                 f"xhat^{q}",
                 f"\\hat x^{{{q}}} = (s^{{{q}}} - \\mu^{{{q}}}) / \\sigma^{{{q}}}",
                 norm["xhat"],
             )
-            row(
+            w.row(
                 f"u^{q}",
                 f"u^{{{q}}} = \\gamma^{{{q}}} \\odot \\hat x^{{{q}}} + shift^{{{q}}}",
                 norm["u"],
             )
             a = f"u^{{{q}}}"
         if q in t.mask:
-            say(_w("drop2", lang, q=q, p=f"{net.p[q]:g}"))
-            row(f"m^{q}/(1-p)", f"m^{{{q}}} / (1 - p)", t.mask[q])
+            w.say(_w("drop2", w.lang, q=q, p=f"{net.p[q]:g}"))
+            w.row(f"m^{q}/(1-p)", f"m^{{{q}}} / (1 - p)", t.mask[q])
             formula = f"y^{{{q}}} = f_{{{q}}}({a}) \\odot m^{{{q}}}"
         else:
             formula = f"y^{{{q}}} = f_{{{q}}}({a})"
-        row(f"y^{q}", formula, t.y[q], net.activations[q - 1])
-    row(_w("loss", lang), "E", np.array([t.loss]))
+        w.row(f"y^{q}", formula, t.y[q], net.activations[q - 1])
+    w.row(_w("loss", w.lang), "E", np.array([t.loss]))
 
-    heading(_w("step3", lang))
-    say(_w("step3_text", lang))
+
+def _render_step3(w: _Writer, t: Trace) -> None:
+    """Step 3: y^Q - d, f'(s^Q) and delta^Q (fused, through the Jacobian, or the seed's)."""
+    net, Q = t.net, t.net.Q
+    w.heading(_w("step3", w.lang))
+    w.say(_w("step3_text", w.lang))
     assert t.error is not None
-    row(f"y^{Q} - d", f"y^{{{Q}}} - d", t.error)
+    w.row(f"y^{Q} - d", f"y^{{{Q}}} - d", t.error)
     output, loss = net.activations[-1], net.loss.name
     if t.f_prime[Q] is not None:
-        row(f"f'(s^{Q})", f"f'(s^{{{Q}}})", t.f_prime[Q])
+        w.row(f"f'(s^{Q})", f"f'(s^{{{Q}}})", t.f_prime[Q])
     if net.loss.fuses(net.f[Q]) and not net.loss.seed_form:
-        say(_w("fused", lang, output=output, loss=loss))
-        row(f"delta^{Q}", f"\\delta^{{{Q}}} = y^{{{Q}}} - d", t.beta[Q])
+        w.say(_w("fused", w.lang, output=output, loss=loss))
+        w.row(f"delta^{Q}", f"\\delta^{{{Q}}} = y^{{{Q}}} - d", t.beta[Q])
     elif t.f_prime[Q] is None:
-        say(_w("jacobian", lang))
-        row(f"delta^{Q}", f"\\delta^{{{Q}}} = J_f(s^{{{Q}}})^T (dE/dy^{{{Q}}})", t.beta[Q])
+        w.say(_w("jacobian", w.lang))
+        w.row(f"delta^{Q}", f"\\delta^{{{Q}}} = J_f(s^{{{Q}}})^T (dE/dy^{{{Q}}})", t.beta[Q])
     else:
-        row(
+        w.row(
             f"delta^{Q}",
             f"\\delta^{{{Q}}} = (y^{{{Q}}} - d) \\odot f'(s^{{{Q}}})"
             if net.loss.seed_form
@@ -477,58 +495,64 @@ def render(t: Trace, lang: str = "en", fmt: str = "text", max_entries: int = 8) 
             t.beta[Q],
         )
 
-    heading(_w("step4", lang))
-    say(_w("step4_text", lang))
+
+def _render_step4(w: _Writer, t: Trace) -> None:
+    """Step 4 for q = Q-1 down to 1 (the mask, f', batch normalisation's way back)."""
+    Q = t.net.Q
+    w.heading(_w("step4", w.lang))
+    w.say(_w("step4_text", w.lang))
     if Q == 1:
-        say(_w("no_hidden", lang))
+        w.say(_w("no_hidden", w.lang))
     for q in range(Q - 1, 0, -1):
-        row(
+        w.row(
             f"(W^{q + 1})^T beta^{q + 1}",
             f"(W^{{{q + 1}}})^T \\beta^{{{q + 1}}}",
             t.back[q],
         )
         back = f"(W^{{{q + 1}}})^T \\beta^{{{q + 1}}}"
         if q in t.mask:
-            say(_w("drop4", lang, q=q))
-            row(f"m^{q}/(1-p)", f"m^{{{q}}} / (1 - p)", t.mask[q])
+            w.say(_w("drop4", w.lang, q=q))
+            w.row(f"m^{q}/(1-p)", f"m^{{{q}}} / (1 - p)", t.mask[q])
             back = f"m^{{{q}}} \\odot {back}"
         a = f"u^{{{q}}}" if q in t.normalization else f"s^{{{q}}}"
-        row(f"f'({a.replace('{', '').replace('}', '')})", f"f'({a})", t.f_prime[q])
+        w.row(f"f'({a.replace('{', '').replace('}', '')})", f"f'({a})", t.f_prime[q])
         if q not in t.normalization:
-            row(f"beta^{q}", f"\\beta^{{{q}}} = f'(s^{{{q}}}) \\odot {back}", t.beta[q])
+            w.row(f"beta^{q}", f"\\beta^{{{q}}} = f'(s^{{{q}}}) \\odot {back}", t.beta[q])
             continue
         norm = t.normalization[q]
-        row(f"e^{q}", f"e^{{{q}}} = f'(u^{{{q}}}) \\odot {back}", norm["error_u"])
-        say(_w("norm4", lang, q=q))
-        row(
+        w.row(f"e^{q}", f"e^{{{q}}} = f'(u^{{{q}}}) \\odot {back}", norm["error_u"])
+        w.say(_w("norm4", w.lang, q=q))
+        w.row(
             f"beta^{q}",
             f"\\beta^{{{q}}} = (\\gamma^{{{q}}} / \\sigma^{{{q}}}) \\odot (e^{{{q}}} - "
             f"mean(e^{{{q}}}) - \\hat x^{{{q}}} \\odot mean(e^{{{q}}} \\odot \\hat x^{{{q}}}))",
             t.beta[q],
         )
-        row(
+        w.row(
             f"dE/dgamma^{q}",
             f"\\partial E/\\partial \\gamma^{{{q}}} = mean(e^{{{q}}} \\odot \\hat x^{{{q}}})",
             norm["dgamma"],
         )
-        row(
+        w.row(
             f"dE/dshift^{q}",
             f"\\partial E/\\partial shift^{{{q}}} = mean(e^{{{q}}})",
             norm["dshift"],
         )
 
-    heading(_w("step5", lang))
-    say(_w("step5_text", lang))
+
+def _render_step5(w: _Writer, t: Trace) -> None:
+    """Step 5, then whether the literal reference agrees."""
+    Q = t.net.Q
+    w.heading(_w("step5", w.lang))
+    w.say(_w("step5_text", w.lang))
     mean = "mean_i " if t.n > 1 else ""  # a batch: the mean of the examples' gradients
     for q in range(1, Q + 1):
-        matrix(
+        w.matrix(
             f"dE/dW^{q}",
             f"\\partial E/\\partial W^{{{q}}} = {mean}\\beta^{{{q}}} (y^{{{q - 1}}})^T",
             t.dW[q],
         )
-        row(f"dE/db^{q}", f"\\partial E/\\partial b^{{{q}}} = {mean}\\beta^{{{q}}}", t.db[q])
-
-    lines.append("")
-    verdict = _w("agree", lang) if t.agrees else _w("disagree", lang)
-    say(_w("check", lang, verdict=verdict, diff=t.reference_difference))
-    return "\n".join(lines).rstrip() + "\n"
+        w.row(f"dE/db^{q}", f"\\partial E/\\partial b^{{{q}}} = {mean}\\beta^{{{q}}}", t.db[q])
+    w.lines.append("")
+    verdict = _w("agree", w.lang) if t.agrees else _w("disagree", w.lang)
+    w.say(_w("check", w.lang, verdict=verdict, diff=t.reference_difference))
