@@ -275,6 +275,24 @@ def _outputs(g: Graph, net: Network, y: str, prep: Any) -> list[tuple[str, str, 
     return [(label, "label", object, [n]), (P, "probabilities", net.dtype, [n, len(prep.classes)])]
 
 
+def _refuse_table_encoding(prep: Any) -> None:
+    """Refuse a model that one-hot encodes or imputes columns: its graph would take the
+    encoded features, which no deployment can make from raw rows without betaprop."""
+    encoded = sorted(getattr(prep, "categories", {}) or {})
+    imputed = sorted(getattr(prep, "fill", {}) or {})
+    if encoded or imputed:
+        what = (
+            f"one-hot encodes {encoded[:5]}"
+            if encoded
+            else f"imputes missing values in {imputed[:5]}"
+        )
+        raise OnnxExportError(
+            f"the model {what}; the ONNX export builds standardisation and the network only, "
+            "not the table encoding, so the graph could not take raw rows: predict with "
+            "betaprop predict, or train without text columns and --impute to export"
+        )
+
+
 def build_model(
     net: Network,
     *,
@@ -289,6 +307,7 @@ def build_model(
     check_exportable(net)
     prep = preprocessing
     if prep is not None:
+        _refuse_table_encoding(prep)
         feature_names = prep.feature_names
     if feature_names is not None and len(feature_names) != net.sizes[0]:
         raise OnnxExportError(
