@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import betaprop as bp
-from betaprop.explain.trace import as_dict, render, trace
+from betaprop.explain.trace import as_dict, trace
+from betaprop.explain.trace_text import render
 
 torch = pytest.importorskip("torch")
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import betaprop as bp
-from betaprop.explain.trace import as_dict, render, trace
+from betaprop.explain.trace import as_dict, trace
 from betaprop.explain.trace_page import page
+from betaprop.explain.trace_text import render
 
 
 def _net() -> bp.Network:

@@ -136,7 +136,8 @@ def _cmd_gradcheck(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- trace
 def _cmd_trace(args: argparse.Namespace) -> int:
-    from ..explain.trace import as_dict, render, trace
+    from ..explain.trace import as_dict, trace
+    from ..explain.trace_text import render
 
     net, x, d = _model_example(args) if args.model else _given_example(args)
     result = trace(net, x, d)

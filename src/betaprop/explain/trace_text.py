@@ -1,0 +1,363 @@
+"""The one-example trace written out: text or Markdown, English or Russian.
+
+``render(t, lang, fmt)`` writes the numbers of ``trace.trace`` beside the seed's formulas,
+step by step, with the seed's words (``_WORDS``: one entry per sentence, en and ru).
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+
+from .trace import LANGUAGES, Trace
+
+__all__ = ["render"]
+
+Array = np.ndarray
+
+
+# ----------------------------------------------------------------------------- words
+_WORDS: dict[str, dict[str, str]] = {
+    "title": {
+        "en": "Backpropagation, step by step, for one example",
+        "ru": "Обратное распространение ошибки по шагам для одного примера",
+    },
+    "network": {"en": "Network", "ru": "Сеть"},
+    "example": {"en": "Example", "ru": "Пример"},
+    "step2": {"en": "Step 2: forward pass", "ru": "Шаг 2: прямой проход"},
+    "step2_text": {
+        "en": "For each layer q = 1..Q: the weighted sum s^q of the previous layer's outputs, "
+        "then the activation y^q = f(s^q). Keep s^q and y^q: steps 3 and 4 need them.",
+        "ru": "Для каждого слоя q = 1..Q: взвешенная сумма s^q выходов предыдущего слоя, "
+        "затем активация y^q = f(s^q). Сохраняем s^q и y^q: они нужны на шагах 3 и 4.",
+    },
+    "step3": {
+        "en": "Step 3: local error of the output layer",
+        "ru": "Шаг 3: локальная ошибка выходного слоя",
+    },
+    "step3_text": {
+        "en": "For every output neuron j: the prediction error y_j^Q - d_j times the derivative "
+        "of the activation f'(s_j^Q); element-wise for the whole layer at once.",
+        "ru": "Для каждого нейрона j выходного слоя: ошибка предсказания y_j^Q - d_j, "
+        "умноженная на производную активации f'(s_j^Q); поэлементно для всего слоя сразу.",
+    },
+    "fused": {
+        "en": "For this canonical pair (output {output}, loss {loss}) f' cancels against the "
+        "loss derivative, and the engine computes delta^Q = y^Q - d directly (stable).",
+        "ru": "Для этой канонической пары (выход {output}, функция потерь {loss}) f' "
+        "сокращается с производной потерь, и движок вычисляет delta^Q = y^Q - d напрямую "
+        "(устойчиво).",
+    },
+    "jacobian": {
+        "en": "softmax is not element-wise: delta^Q is the product with its Jacobian.",
+        "ru": "softmax не поэлементна: delta^Q — произведение с её матрицей Якоби.",
+    },
+    "step4": {
+        "en": "Step 4: local errors of the hidden layers, q = Q-1 down to 1",
+        "ru": "Шаг 4: локальные ошибки скрытых слоёв, q = Q-1 вниз до 1",
+    },
+    "step4_text": {
+        "en": "Going backwards, each layer's error is the next layer's error sent back through "
+        "the transposed weights, (W^{q+1})^T beta^{q+1}, times f'(s^q) element-wise. "
+        "beta^0 is never needed.",
+        "ru": "Идём назад: ошибка слоя — это ошибка следующего слоя, переданная назад через "
+        "транспонированные веса, (W^{q+1})^T beta^{q+1}, поэлементно умноженная на f'(s^q). "
+        "beta^0 не нужна.",
+    },
+    "no_hidden": {
+        "en": "(no hidden layers: Q = 1, nothing to propagate)",
+        "ru": "(скрытых слоёв нет: Q = 1, распространять нечего)",
+    },
+    "step5": {"en": "Step 5: gradients", "ru": "Шаг 5: градиенты"},
+    "step5_text": {
+        "en": "dE/dw_jr^q = beta_j^q y_r^{q-1} (an outer product) and dE/db_j^q = beta_j^q.",
+        "ru": "dE/dw_jr^q = beta_j^q y_r^{q-1} (внешнее произведение) и dE/db_j^q = beta_j^q.",
+    },
+    "loss": {"en": "loss E", "ru": "потери E"},
+    "check": {
+        "en": "Check: the literal per-neuron transcription (betaprop.reference) and the fast "
+        "engine {verdict}: max |difference| over s, y, beta, dE/dW, dE/db = {diff:.3g}",
+        "ru": "Проверка: дословная поэлементная реализация (betaprop.reference) и быстрый "
+        "движок {verdict}: max |разница| по s, y, beta, dE/dW, dE/db = {diff:.3g}",
+    },
+    "agree": {"en": "agree", "ru": "совпадают"},
+    "disagree": {"en": "DISAGREE", "ru": "НЕ СОВПАДАЮТ"},
+    "shown": {"en": "showing {shown} of {total}", "ru": "показано {shown} из {total}"},
+    "batch": {
+        "en": "Batch normalisation needs a batch: the example is column 1 of a batch of n = {n} "
+        "(the others are fixed random examples). mu^q and sigma^q are taken over the batch; "
+        "the numbers shown are column 1's; beta^q is per example (n times the engine's "
+        "folded 1/n), and dE/dW^q, dE/db^q are the means over the batch.",
+        "ru": "Пакетной нормализации нужен пакет: пример — первый столбец пакета из n = {n} "
+        "примеров (остальные — фиксированные случайные). mu^q и sigma^q считаются по пакету; "
+        "показаны числа первого столбца; beta^q — для одного примера (в n раз больше, чем в "
+        "движке с его множителем 1/n), а dE/dW^q, dE/db^q — средние по пакету.",
+    },
+    "norm2": {
+        "en": "Batch normalisation of layer {q}: between the weighted sum and f, s^q is centred "
+        "by the batch mean mu^q and divided by the batch standard deviation sigma^q (xhat^q), "
+        "then scaled and shifted, u^q = gamma^q xhat^q + shift^q, and f takes u^q.",
+        "ru": "Пакетная нормализация слоя {q}: между взвешенной суммой и f значение s^q "
+        "центрируется средним по пакету mu^q и делится на стандартное отклонение по пакету "
+        "sigma^q (xhat^q), затем масштабируется и сдвигается, u^q = gamma^q xhat^q + shift^q, "
+        "и f применяется к u^q.",
+    },
+    "drop2": {
+        "en": "Dropout on layer {q} (p = {p}): each output is kept with probability 1 - p and "
+        "divided by 1 - p, or set to 0: y^q is multiplied by the mask m^q.",
+        "ru": "Прореживание (dropout) слоя {q} (p = {p}): каждый выход сохраняется с "
+        "вероятностью 1 - p и делится на 1 - p либо обнуляется: y^q умножается на маску m^q.",
+    },
+    "drop4": {
+        "en": "The same mask m^{q} multiplies the error sent back to layer {q}.",
+        "ru": "Та же маска m^{q} умножает ошибку, переданную назад в слой {q}.",
+    },
+    "norm4": {
+        "en": "Back through the normalisation of layer {q}: the error at u^q becomes the error "
+        "at s^q; through mu^q and sigma^q every example of the batch takes part in it.",
+        "ru": "Назад через нормализацию слоя {q}: ошибка по u^q становится ошибкой по s^q; "
+        "через mu^q и sigma^q в ней участвуют все примеры пакета.",
+    },
+}
+
+
+def _w(key: str, lang: str, **values: object) -> str:
+    text = _WORDS[key][lang]
+    return text.format(**values) if values else text
+
+
+def _numbers(values: Array, max_entries: int, lang: str) -> str:
+    flat = np.asarray(values).reshape(-1)
+    shown = ", ".join(f"{v:.6g}" for v in flat[:max_entries])
+    if flat.size > max_entries:
+        return f"[{shown}, ...] ({_w('shown', lang, shown=max_entries, total=flat.size)})"
+    return f"[{shown}]"
+
+
+_SYMBOLS = {
+    "\\delta": "δ",
+    "\\beta": "β",
+    "\\odot": "⊙",
+    "\\partial ": "∂",
+    "\\mu": "μ",
+    "\\sigma": "σ",
+    "\\gamma": "γ",
+    "\\epsilon": "ε",
+    "\\hat x": "x̂",
+    "\\sqrt": "sqrt",
+    "\\sum_i": "Σ_i",
+    "{": "",
+    "}": "",
+}
+
+
+def _plain(formula: str) -> str:
+    """A LaTeX formula as plain text: s^{q} -> s^q, \\beta -> β."""
+    for latex, text in _SYMBOLS.items():
+        formula = formula.replace(latex, text)
+    return formula
+
+
+def _matrix(values: Array, max_entries: int, lang: str) -> list[str]:
+    rows = [_numbers(row, max_entries, lang) for row in values[:max_entries]]
+    if len(values) > max_entries:
+        rows.append(f"... ({_w('shown', lang, shown=max_entries, total=len(values))} rows)")
+    return rows
+
+
+class _Writer:
+    """The lines of a rendered trace, in text or Markdown, and how each kind is written."""
+
+    def __init__(self, lang: str, md: bool, max_entries: int) -> None:
+        self.lang, self.md, self.max_entries = lang, md, max_entries
+        self.lines: list[str] = []
+
+    def heading(self, text: str, level: int = 2) -> None:
+        if self.md:
+            self.lines.extend(["", "#" * level + " " + text, ""])
+        else:
+            self.lines.extend(["", text, "-" * len(text)])
+
+    def say(self, text: str) -> None:
+        if self.md:
+            self.lines.append(text + "\n")
+        else:
+            self.lines.extend(textwrap.wrap(text, 100, break_on_hyphens=False) or [""])
+
+    def row(self, label: str, formula: str, values: Array, note: str = "") -> None:
+        numbers = _numbers(values, self.max_entries, self.lang)
+        if self.md:
+            note = f" ({note})" if note else ""
+            self.lines.append(f"- ${formula}${note} &nbsp; `{label} = {numbers}`")
+        else:
+            note = f", {note}" if note else ""
+            self.lines.append(f"  {label:<14} = {numbers}    [{_plain(formula)}{note}]")
+
+    def matrix(self, label: str, formula: str, values: Array) -> None:
+        rows = _matrix(values, self.max_entries, self.lang)
+        if self.md:
+            self.lines.append(f"- ${formula}$, `{label}` ({values.shape[0]}×{values.shape[1]}):")
+            self.lines.extend(["", "  ```", *(f"  {r}" for r in rows), "  ```"])
+        else:
+            shape = f"({values.shape[0]}x{values.shape[1]})"
+            self.lines.append(f"  {label} {shape}    [{_plain(formula)}]")
+            self.lines.extend(f"    {r}" for r in rows)
+
+
+def render(t: Trace, lang: str = "en", fmt: str = "text", max_entries: int = 8) -> str:
+    """The trace as text or Markdown, explanations in English ("en") or Russian ("ru")."""
+    if lang not in LANGUAGES:
+        raise ValueError(f"lang must be one of {list(LANGUAGES)}, got {lang!r}")
+    if fmt not in ("text", "markdown"):
+        raise ValueError(f"fmt must be one of ['text', 'markdown'], got {fmt!r}")
+    if not isinstance(max_entries, int) or max_entries < 1:
+        raise ValueError(f"max_entries must be an integer >= 1, got {max_entries!r}")
+    w = _Writer(lang, fmt == "markdown", max_entries)
+    net = t.net
+    if w.md:
+        w.lines.append(f"# {_w('title', w.lang)}")
+    else:
+        w.lines.append(_w("title", w.lang))
+        w.lines.append("=" * len(w.lines[-1]))
+    w.lines.append("")
+    w.say(
+        f"{_w('network', w.lang)}: sizes {list(net.sizes)}, activations {net.activations}, "
+        f"loss {net.loss.name} (float64)"
+    )
+    w.say(f"{_w('example', w.lang)}: x = {_numbers(t.x, w.max_entries, w.lang)}, "
+        f"d = {_numbers(t.d, w.max_entries, w.lang)}")  # fmt: skip
+
+    _render_step2(w, t)
+    _render_step3(w, t)
+    _render_step4(w, t)
+    _render_step5(w, t)
+    return "\n".join(w.lines).rstrip() + "\n"
+
+
+def _render_step2(w: _Writer, t: Trace) -> None:
+    """Step 2, layer by layer: s^q (mu, sigma, xhat, u where normalised), the mask, y^q."""
+    net, Q = t.net, t.net.Q
+    w.heading(_w("step2", w.lang))
+    w.say(_w("step2_text", w.lang))
+    if t.n > 1:
+        w.say(_w("batch", w.lang, n=t.n))
+    for q in range(1, Q + 1):
+        w.row(f"s^{q}", f"s^{{{q}}} = W^{{{q}}} y^{{{q - 1}}} + b^{{{q}}}", t.s[q])
+        a = f"s^{{{q}}}"
+        if q in t.normalization:
+            norm = t.normalization[q]
+            w.say(_w("norm2", w.lang, q=q))
+            w.row(f"mu^{q}", f"\\mu^{{{q}}} = (1/n) \\sum_i s_i^{{{q}}}", norm["mu"])
+            w.row(
+                f"sigma^{q}",
+                f"\\sigma^{{{q}}} = \\sqrt{{(var(s^{{{q}}}) + \\epsilon)}}",
+                norm["sigma"],
+            )
+            w.row(
+                f"xhat^{q}",
+                f"\\hat x^{{{q}}} = (s^{{{q}}} - \\mu^{{{q}}}) / \\sigma^{{{q}}}",
+                norm["xhat"],
+            )
+            w.row(
+                f"u^{q}",
+                f"u^{{{q}}} = \\gamma^{{{q}}} \\odot \\hat x^{{{q}}} + shift^{{{q}}}",
+                norm["u"],
+            )
+            a = f"u^{{{q}}}"
+        if q in t.mask:
+            w.say(_w("drop2", w.lang, q=q, p=f"{net.p[q]:g}"))
+            w.row(f"m^{q}/(1-p)", f"m^{{{q}}} / (1 - p)", t.mask[q])
+            formula = f"y^{{{q}}} = f_{{{q}}}({a}) \\odot m^{{{q}}}"
+        else:
+            formula = f"y^{{{q}}} = f_{{{q}}}({a})"
+        w.row(f"y^{q}", formula, t.y[q], net.activations[q - 1])
+    w.row(_w("loss", w.lang), "E", np.array([t.loss]))
+
+
+def _render_step3(w: _Writer, t: Trace) -> None:
+    """Step 3: y^Q - d, f'(s^Q) and delta^Q (fused, through the Jacobian, or the seed's)."""
+    net, Q = t.net, t.net.Q
+    w.heading(_w("step3", w.lang))
+    w.say(_w("step3_text", w.lang))
+    assert t.error is not None
+    w.row(f"y^{Q} - d", f"y^{{{Q}}} - d", t.error)
+    output, loss = net.activations[-1], net.loss.name
+    if t.f_prime[Q] is not None:
+        w.row(f"f'(s^{Q})", f"f'(s^{{{Q}}})", t.f_prime[Q])
+    if net.loss.fuses(net.f[Q]) and not net.loss.seed_form:
+        w.say(_w("fused", w.lang, output=output, loss=loss))
+        w.row(f"delta^{Q}", f"\\delta^{{{Q}}} = y^{{{Q}}} - d", t.beta[Q])
+    elif t.f_prime[Q] is None:
+        w.say(_w("jacobian", w.lang))
+        w.row(f"delta^{Q}", f"\\delta^{{{Q}}} = J_f(s^{{{Q}}})^T (dE/dy^{{{Q}}})", t.beta[Q])
+    else:
+        w.row(
+            f"delta^{Q}",
+            f"\\delta^{{{Q}}} = (y^{{{Q}}} - d) \\odot f'(s^{{{Q}}})"
+            if net.loss.seed_form
+            else f"\\delta^{{{Q}}} = dE/dy^{{{Q}}} \\odot f'(s^{{{Q}}})",
+            t.beta[Q],
+        )
+
+
+def _render_step4(w: _Writer, t: Trace) -> None:
+    """Step 4 for q = Q-1 down to 1 (the mask, f', batch normalisation's way back)."""
+    Q = t.net.Q
+    w.heading(_w("step4", w.lang))
+    w.say(_w("step4_text", w.lang))
+    if Q == 1:
+        w.say(_w("no_hidden", w.lang))
+    for q in range(Q - 1, 0, -1):
+        w.row(
+            f"(W^{q + 1})^T beta^{q + 1}",
+            f"(W^{{{q + 1}}})^T \\beta^{{{q + 1}}}",
+            t.back[q],
+        )
+        back = f"(W^{{{q + 1}}})^T \\beta^{{{q + 1}}}"
+        if q in t.mask:
+            w.say(_w("drop4", w.lang, q=q))
+            w.row(f"m^{q}/(1-p)", f"m^{{{q}}} / (1 - p)", t.mask[q])
+            back = f"m^{{{q}}} \\odot {back}"
+        a = f"u^{{{q}}}" if q in t.normalization else f"s^{{{q}}}"
+        w.row(f"f'({a.replace('{', '').replace('}', '')})", f"f'({a})", t.f_prime[q])
+        if q not in t.normalization:
+            w.row(f"beta^{q}", f"\\beta^{{{q}}} = f'(s^{{{q}}}) \\odot {back}", t.beta[q])
+            continue
+        norm = t.normalization[q]
+        w.row(f"e^{q}", f"e^{{{q}}} = f'(u^{{{q}}}) \\odot {back}", norm["error_u"])
+        w.say(_w("norm4", w.lang, q=q))
+        w.row(
+            f"beta^{q}",
+            f"\\beta^{{{q}}} = (\\gamma^{{{q}}} / \\sigma^{{{q}}}) \\odot (e^{{{q}}} - "
+            f"mean(e^{{{q}}}) - \\hat x^{{{q}}} \\odot mean(e^{{{q}}} \\odot \\hat x^{{{q}}}))",
+            t.beta[q],
+        )
+        w.row(
+            f"dE/dgamma^{q}",
+            f"\\partial E/\\partial \\gamma^{{{q}}} = mean(e^{{{q}}} \\odot \\hat x^{{{q}}})",
+            norm["dgamma"],
+        )
+        w.row(
+            f"dE/dshift^{q}",
+            f"\\partial E/\\partial shift^{{{q}}} = mean(e^{{{q}}})",
+            norm["dshift"],
+        )
+
+
+def _render_step5(w: _Writer, t: Trace) -> None:
+    """Step 5, then whether the literal reference agrees."""
+    Q = t.net.Q
+    w.heading(_w("step5", w.lang))
+    w.say(_w("step5_text", w.lang))
+    mean = "mean_i " if t.n > 1 else ""  # a batch: the mean of the examples' gradients
+    for q in range(1, Q + 1):
+        w.matrix(
+            f"dE/dW^{q}",
+            f"\\partial E/\\partial W^{{{q}}} = {mean}\\beta^{{{q}}} (y^{{{q - 1}}})^T",
+            t.dW[q],
+        )
+        w.row(f"dE/db^{q}", f"\\partial E/\\partial b^{{{q}}} = {mean}\\beta^{{{q}}}", t.db[q])
+    w.lines.append("")
+    verdict = _w("agree", w.lang) if t.agrees else _w("disagree", w.lang)
+    w.say(_w("check", w.lang, verdict=verdict, diff=t.reference_difference))
