@@ -534,3 +534,79 @@ def test_gradcheck_of_the_poisson_loss_passes(capsys: pytest.CaptureFixture[str]
     assert main(["gradcheck", "--loss", "poisson", "--output", "exp"]) == 0
     assert main(["gradcheck", "--loss", "poisson"]) == 0
     assert "passed" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------ class 6
+@pytest.fixture
+def mount(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """``mount(options)``: a fresh tmpfs with those options (skips where mount is not
+    permitted: not root, or no CAP_SYS_ADMIN in a container)."""
+    mounted: list[Path] = []
+
+    def make(options: str) -> Path:
+        folder = tmp_path / f"mnt{len(mounted)}"
+        folder.mkdir()
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            pytest.skip(f"mount -t tmpfs is not permitted here: {result.stderr.strip()}")
+        mounted.append(folder)
+        return folder
+
+    yield make
+    for folder in mounted:
+        subprocess.run(["umount", str(folder)], capture_output=True)
+
+
+def test_out_under_proc_and_a_dangling_symlink_are_refused(
+    capsys: pytest.CaptureFixture[str], runs: dict[str, Path], tmp_path: Path
+) -> None:
+    train = ["train", "--data", str(runs["data"]), *SMALL, "--out"]
+    refused(capsys, [*train, "/proc/betaprop-run"], "/proc/betaprop-run")
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "missing" / "target")
+    refused(capsys, [*train, str(link)], "dangling symbolic link")
+    model = str(runs["classification"] / "model.safetensors")
+    refused(
+        capsys, ["predict", model, str(runs["data"]), "--out", "/proc/p.csv"], "nothing written"
+    )
+
+
+def test_a_missing_parent_for_predict_and_trace_out_is_named(
+    capsys: pytest.CaptureFixture[str], runs: dict[str, Path], tmp_path: Path
+) -> None:
+    model = str(runs["classification"] / "model.safetensors")
+    missing = tmp_path / "no" / "such"
+    argv = ["predict", model, str(runs["data"]), "--out", str(missing / "p.csv")]
+    refused(capsys, argv, "does not exist", "nothing written")
+    refused(capsys, ["trace", "--out", str(missing / "t.txt")], "does not exist")
+    assert not (tmp_path / "no").exists()
+
+
+def test_a_read_only_mount_is_refused(
+    capsys: pytest.CaptureFixture[str],
+    runs: dict[str, Path],
+    mount: Callable[[str], Path],
+) -> None:
+    folder = mount("size=1m,ro")
+    train = ["train", "--data", str(runs["data"]), *SMALL, "--out", str(folder / "run")]
+    refused(capsys, train, str(folder / "run"))
+    model = str(runs["classification"] / "model.safetensors")
+    argv = ["predict", model, str(runs["data"]), "--out", str(folder / "p.csv")]
+    refused(capsys, argv, "Read-only file system", "nothing written")
+
+
+def test_a_full_disk_keeps_what_was_complete_and_says_what_was_not(
+    capsys: pytest.CaptureFixture[str],
+    runs: dict[str, Path],
+    mount: Callable[[str], Path],
+) -> None:
+    folder = mount("size=16k")  # the model file and history fit, report.png does not
+    out = folder / "run"
+    train = ["train", "--data", str(runs["data"]), *SMALL, "--out", str(out)]
+    refused(capsys, train, "incomplete", "No space left on device", "complete: model.safetensors")
+    read_model(out / "model.safetensors")
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary, no lock

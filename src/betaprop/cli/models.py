@@ -242,7 +242,15 @@ def write_text(out: str | None, text: str) -> None:
     if out:
         if os.path.isdir(out):
             raise UserError(f"--out must be a file, got {out!r} (a folder)")
-        atomic_write(out, text.encode("utf-8"))
+        folder = os.path.dirname(os.path.abspath(out))
+        if not os.path.isdir(folder):
+            raise UserError(f"--out {out!r}: the folder {folder!r} does not exist; nothing written")
+        try:
+            atomic_write(out, text.encode("utf-8"))
+        except OSError as error:
+            raise UserError(
+                f"--out {out!r} cannot be written: {error.strerror or error}; nothing written"
+            ) from None
     else:
         sys.stdout.write(text)
 
