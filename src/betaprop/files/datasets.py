@@ -401,6 +401,8 @@ def from_frame(
     else:
         lacking = [name for name in features if name not in header]
         if lacking:
+            if is_file:  # a malformed file is named as such first (a ragged row, ...)
+                _refuse(source, sep, lambda *cells: None, None)
             raise DataError(
                 f"{source} lacks the feature columns {lacking[:5]} that the model was trained on"
             )
