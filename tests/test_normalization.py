@@ -239,3 +239,22 @@ def test_restoring_the_best_epoch_restores_its_running_statistics() -> None:
     np.testing.assert_array_equal(net.params, seen[best][0])
     np.testing.assert_array_equal(net.stats, seen[best][1])
     np.testing.assert_array_equal(state.stats, seen[last][1])
+
+
+def test_a_last_batch_of_one_joins_the_batch_before() -> None:
+    """Batch normalisation needs two examples: 17 rows in batches of 8 train as 8 + 9."""
+    net = bp.Network([3, 4, 2], normalization="batch", dtype="float64", seed=0)
+    X, D = _data(net, 17, 3)
+    seen: list[int] = []
+
+    class Sizes(bp.Callback):
+        def on_batch_end(self, net, epoch, batch, loss):  # type: ignore[no-untyped-def]
+            seen.append(net.workspace(8).n if batch == 1 else 9)
+
+    history = bp.fit(net, X, D, optimizer="sgd", epochs=2, batch_size=8, seed=0,
+                     callbacks=[Sizes()])  # fmt: skip
+    assert len(seen) == 4 and np.isfinite(history.loss).all()
+    plain = bp.Network([3, 4, 2], dtype="float64", seed=0)
+    seen.clear()
+    bp.fit(plain, X, D, optimizer="sgd", epochs=1, batch_size=8, seed=0, callbacks=[Sizes()])
+    assert len(seen) == 3  # without normalisation the single example is a batch of its own

@@ -32,6 +32,7 @@ class Batches:
     def __init__(self, net: Network, X: Any, D: Array, w: Array | None, batch_size: int) -> None:
         self.X, self.D, self.w = X, D, w
         self.sparse = scipy.sparse.issparse(X)
+        batch_size += any(net.normalized)  # a last single example may join a batch
         self.x = np.empty((0 if self.sparse else batch_size, X.shape[1]), dtype=net.dtype)
         self.d = np.empty((batch_size, D.shape[1]), dtype=net.dtype)
         if w is not None:

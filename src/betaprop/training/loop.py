@@ -266,9 +266,9 @@ def _epoch(net: Network, run: _Run, epoch: int) -> tuple[float, int]:
     first_start, batch = state.position, state.batch
     state.position = state.batch = 0
     size, optimizer_state = state.batch_size, state.optimizer_state
-    for start in range(first_start, n, size):
+    for start, stop in _bounds(first_start, n, size, merge_single=any(net.normalized)):
         batch += 1
-        idx = state.order[start : start + size]
+        idx = state.order[start:stop]
         x, d, w, weight = run.batches.gather(idx)
         loss = 0.0
         if weight:  # a mini-batch without weight teaches nothing
@@ -283,6 +283,15 @@ def _epoch(net: Network, run: _Run, epoch: int) -> tuple[float, int]:
             state.last_good = run.last_good
             break
     return total, batch
+
+
+def _bounds(first: int, n: int, size: int, merge_single: bool) -> list[tuple[int, int]]:
+    """The [start, stop) rows of each mini-batch from ``first`` on; with ``merge_single``, a
+    last batch of one example joins the batch before it (batch normalisation needs two)."""
+    starts = list(range(first, n, size))
+    if merge_single and len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    return list(zip(starts, starts[1:] + [n], strict=True))
 
 
 def _check_loss(net: Network, run: _Run, loss: float, epoch: int, batch: int) -> None:
