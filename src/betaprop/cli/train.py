@@ -20,11 +20,7 @@ import shlex
 import signal
 import sys
 import time
-import warnings
-from datetime import datetime, timezone
 from typing import Any
-
-import numpy as np
 
 from ..engine.activations import ACTIVATIONS
 from ..engine.activations import names as activation_names
@@ -34,19 +30,12 @@ from ..files.checkpoint import Checkpoint, load_checkpoint
 from ..files.datasets import (
     BUNDLED,
     SYNTHETIC,
-    Dataset,
-    class_labels,
-    infer_task,
-    load_data,
 )
-from ..files.preprocessing import Preprocessing
 from ..training.distributed import is_lead, world
-from ..training.loop import fit
 from ..training.optimizers import OPTIMIZERS
 from ..training.schedules import SCHEDULES
-from ..training.state import Callback, DivergenceError, History, InterruptedWarning
-from .memory import network_bytes, require_memory
-from .models import add_table_options, metrics, table_options
+from ..training.state import DivergenceError
+from .models import add_table_options, metrics
 from .options import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -73,7 +62,15 @@ from .runs import (
     portable_argv,
     write_run,
 )
-from .settings import build_network, optimizer_and_schedule, split_rows
+from .settings import build_network, optimizer_and_schedule
+from .training import (
+    confusion_matrix,
+    data_and_splits,
+    fit_network,
+    require_training_memory,
+    split_arrays,
+    training_record,
+)
 
 __all__ = ["add_command", "train_run"]
 
@@ -115,6 +112,12 @@ def add_command(commands: Any) -> None:
         help="default: cross_entropy (classification), squared_error (regression)",
     )
     add_layer_options(train)  # --batch-norm, --dropout, --init
+    _add_training_options(train)
+    train.set_defaults(handler=_cmd_train)
+
+
+def _add_training_options(train: Any) -> None:
+    """train's options for step 6 and the run: optimizer, schedule, epochs, folders."""
     train.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
     train.add_argument("--lr", type=positive_float, help="learning rate (default: the optimizer's)")
     train.add_argument(
@@ -162,7 +165,6 @@ def add_command(commands: Any) -> None:
         help="replace the run that --out already holds (its model file and checkpoint)",
     )
     train.add_argument("--quiet", action="store_true", help="print nothing")
-    train.set_defaults(handler=_cmd_train)
 
 
 def _seed(text: str) -> int:
@@ -243,11 +245,11 @@ def _train_in(
     """``train_run`` once the run folder is owned: data, network, training, the folder."""
     from ..explain.diagnostics import Diagnostics
 
-    data, prep, splits = _data_and_splits(args)
-    _require_memory(args, data.X.shape[1], prep, len(splits["train"]))
+    data, prep, splits = data_and_splits(args)
+    require_training_memory(args, data.X.shape[1], prep, len(splits["train"]))
     net = build_network(args, data.X.shape[1], prep)
     optimizer, schedule = optimizer_and_schedule(args)
-    X, D = _arrays(net, prep, data, splits["train"])
+    X, D = split_arrays(net, prep, data, splits["train"])
     fingerprint = hashlib.sha256(X.tobytes() + D.tobytes()).hexdigest()
     settings: dict[str, Any] = {
         "optimizer": optimizer,
@@ -264,7 +266,7 @@ def _train_in(
         settings["comm"] = comm
     settings["batch_size"] = min(args.batch_size, len(X))
     rows = splits["validation"]
-    settings["validation_data"] = _arrays(net, prep, data, rows) if len(rows) else None
+    settings["validation_data"] = split_arrays(net, prep, data, rows) if len(rows) else None
     diagnostics = Diagnostics(X, D, max_examples=256)
     every = getattr(args, "checkpoint_every", None)
     run_id = saved.metadata.get("run_id") if saved is not None else None
@@ -288,18 +290,18 @@ def _train_in(
         bar = ProgressBar(console, args.epochs, batches, score_name, diagnostics)
     started = time.perf_counter()
     try:
-        history = _fit(net, X, D, settings, [diagnostics, checkpoint] if lead else [], bar)
+        history = fit_network(net, X, D, settings, [diagnostics, checkpoint] if lead else [], bar)
     except DivergenceError:
         if created and os.path.isdir(out) and not os.listdir(out):
             os.rmdir(out)  # made for this run by a callback, and still empty
         raise
     seconds = time.perf_counter() - started
     scores = {name: metrics(net, prep, data, rows) for name, rows in splits.items() if len(rows)}
-    confusion = _confusion(net, prep, data, splits) if prep.task == "classification" else None
+    confusion = confusion_matrix(net, prep, data, splits) if prep.task == "classification" else None
     run = TrainRun(net, prep, history, data, splits, scores, {}, out, seconds, confusion)
     run.warnings = list(diagnostics.warnings)
     run.metadata["preprocessing"] = prep.to_dict()
-    run.metadata["training"] = _training_record(args, run, optimizer, settings["batch_size"])
+    run.metadata["training"] = training_record(args, run, optimizer, settings["batch_size"])
     run.metadata["training"]["run_id"] = run_id
     run.metadata["metrics"] = finite(scores)
     if lead:
@@ -307,133 +309,6 @@ def _train_in(
     return run
 
 
-def _require_memory(args: argparse.Namespace, n_inputs: int, prep: Preprocessing, n: int) -> None:
-    """Refuse options whose network, batch and data need more memory than is available,
-    before the network is made (``cli.memory``)."""
-    outputs = max(prep.n_classes, 1)
-    sizes = [n_inputs, *args.hidden, outputs]
-    itemsize = np.dtype(args.dtype).itemsize
-    batch = min(args.batch_size, max(n, 1))
-    needed, n_params = network_bytes(sizes, itemsize, batch, n * (n_inputs + outputs))
-    require_memory(
-        f"--hidden {','.join(map(str, args.hidden)) or 'none'}",
-        needed,
-        f"{n_params:,} parameters in {args.dtype}, batches of {batch}, {n:,} training rows",
-    )
-
-
-def _data_and_splits(
-    args: argparse.Namespace,
-) -> tuple[Dataset, Preprocessing, dict[str, np.ndarray]]:
-    """The data of --data, its preprocessing (fitted on the training rows) and the splits."""
-    data = load_data(args.data, args.target, seed=args.seed, **table_options(args))
-    task = infer_task(data) if args.task == "auto" else args.task
-    stratify = class_labels(data.target) if task == "classification" else None
-    splits = split_rows(len(data.X), stratify, args.val_fraction, args.test_fraction, args.seed)
-    prep = Preprocessing.fit(
-        data,
-        task,
-        splits["train"],
-        impute=getattr(args, "impute", None),
-        indicator=getattr(args, "indicator", False),
-    )
-    if prep.columns is not None:  # a table: from here on, its encoded features
-        data = Dataset(prep.encode_table(data), data.target, list(prep.feature_names),
-                       data.target_name, data.source, data.task)  # fmt: skip
-    if args.loss and LOSSES[args.loss].targets == "counts":  # the log link needs them as they are
-        prep.target_mean, prep.target_scale = 0.0, 1.0
-        lowest = min(float(v) for v in data.target) if task == "regression" else 0.0
-        if lowest < 0:
-            raise UserError(f"--loss {args.loss} needs a target >= 0 (counts), got {lowest!r}")
-    return data, prep, splits
-
-
-def _arrays(
-    net: Network, prep: Preprocessing, data: Dataset, rows: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs X (n, N_0) and targets D (n, N_Q) of some rows, as the network takes them."""
-    return (
-        prep.transform(data.X[rows], net.dtype),
-        prep.encode(data.target[rows], net.sizes[-1], net.dtype),
-    )
-
-
-def _fit(
-    net: Network,
-    X: np.ndarray,
-    D: np.ndarray,
-    settings: dict[str, Any],
-    callbacks: list[Callback],
-    bar: ProgressBar | None,
-) -> History:
-    """``fit`` with the progress bar (if any) on, and the warnings the run folder reports off."""
-    from ..explain.diagnostics import GradientWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", GradientWarning)
-        warnings.simplefilter("ignore", InterruptedWarning)  # _cmd_train says it
-        # overflow on the way to a divergence: the DivergenceError's one line says it
-        warnings.simplefilter("ignore", RuntimeWarning)
-        if bar is not None:
-            callbacks = [*callbacks, bar]
-            bar.progress.start()
-        try:
-            return fit(net, X, D, callbacks=callbacks, **settings)
-        finally:
-            if bar is not None:
-                bar.progress.stop()
-
-
-def _confusion(
-    net: Network, prep: Preprocessing, data: Dataset, splits: dict[str, np.ndarray]
-) -> np.ndarray:
-    """The confusion matrix on the test rows (else validation, else training rows)."""
-    from sklearn.metrics import confusion_matrix
-
-    shown = next(name for name in ("test", "validation", "train") if len(splits[name]))
-    rows = splits[shown]
-    predicted = prep.decode(net.predict(prep.transform(data.X[rows], net.dtype)))
-    prep.extra["confusion_split"] = shown
-    return confusion_matrix(prep.labels(data.target[rows]), predicted, labels=prep.classes)
-
-
-def _training_record(
-    args: argparse.Namespace, run: TrainRun, optimizer: Any, batch_size: int
-) -> dict[str, Any]:
-    """The training settings and outcome that the model file keeps (``info`` shows them)."""
-    net, history, data = run.net, run.history, run.data
-    return {
-        "data": data.source,
-        "bundled": data.source in BUNDLED + SYNTHETIC,
-        "target": data.target_name,
-        "task": run.prep.task,
-        "hidden": list(args.hidden),
-        "activation": list(net.activations[:-1]),
-        "output": net.activations[-1],
-        "loss": net.loss.name,
-        "optimizer": args.optimizer,
-        "learning_rate": float(optimizer.learning_rate),
-        "momentum": getattr(optimizer, "momentum", None),
-        "weight_decay": float(optimizer.weight_decay),
-        "schedule": getattr(args, "schedule", "constant"),
-        "epochs": args.epochs,
-        "epochs_run": len(history.epoch),
-        "interrupted": history.interrupted,
-        "best_epoch": history.best_epoch,
-        "stopped_early": history.stopped_early,
-        "early_stopping": args.early_stopping,
-        "batch_size": batch_size,
-        "seed": args.seed,
-        "dtype": net.dtype,
-        "val_fraction": args.val_fraction,
-        "test_fraction": args.test_fraction,
-        "rows": {name: int(len(rows)) for name, rows in run.splits.items()},
-        "seconds": run.seconds,
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-# ----------------------------------------------------------------------------- --resume
 def _train_parser() -> argparse.ArgumentParser:
     """A ``betaprop`` parser with the train subcommand only: reads a saved command line."""
     parser = Parser(prog="betaprop")

@@ -1,0 +1,176 @@
+"""The steps of ``betaprop train`` between the options and the run folder: the data and its
+splits, the memory check, fitting with the command's callbacks, and the training record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from ..engine.losses import LOSSES
+from ..engine.network import Network
+from ..files.datasets import (
+    BUNDLED,
+    SYNTHETIC,
+    Dataset,
+    class_labels,
+    infer_task,
+    load_data,
+)
+from ..files.preprocessing import Preprocessing
+from ..training.loop import fit
+from ..training.state import Callback, History, InterruptedWarning
+from .memory import network_bytes, require_memory
+from .models import table_options
+from .options import (
+    UserError,
+)
+from .progress import ProgressBar
+from .runs import (
+    TrainRun,
+)
+from .settings import split_rows
+
+__all__ = [
+    "confusion_matrix",
+    "data_and_splits",
+    "fit_network",
+    "require_training_memory",
+    "split_arrays",
+    "training_record",
+]
+
+
+def require_training_memory(
+    args: argparse.Namespace, n_inputs: int, prep: Preprocessing, n: int
+) -> None:
+    """Refuse options whose network, batch and data need more memory than is available,
+    before the network is made (``cli.memory``)."""
+    outputs = max(prep.n_classes, 1)
+    sizes = [n_inputs, *args.hidden, outputs]
+    itemsize = np.dtype(args.dtype).itemsize
+    batch = min(args.batch_size, max(n, 1))
+    needed, n_params = network_bytes(sizes, itemsize, batch, n * (n_inputs + outputs))
+    require_memory(
+        f"--hidden {','.join(map(str, args.hidden)) or 'none'}",
+        needed,
+        f"{n_params:,} parameters in {args.dtype}, batches of {batch}, {n:,} training rows",
+    )
+
+
+def data_and_splits(
+    args: argparse.Namespace,
+) -> tuple[Dataset, Preprocessing, dict[str, np.ndarray]]:
+    """The data of --data, its preprocessing (fitted on the training rows) and the splits."""
+    data = load_data(args.data, args.target, seed=args.seed, **table_options(args))
+    task = infer_task(data) if args.task == "auto" else args.task
+    stratify = class_labels(data.target) if task == "classification" else None
+    splits = split_rows(len(data.X), stratify, args.val_fraction, args.test_fraction, args.seed)
+    prep = Preprocessing.fit(
+        data,
+        task,
+        splits["train"],
+        impute=getattr(args, "impute", None),
+        indicator=getattr(args, "indicator", False),
+    )
+    if prep.columns is not None:  # a table: from here on, its encoded features
+        data = Dataset(prep.encode_table(data), data.target, list(prep.feature_names),
+                       data.target_name, data.source, data.task)  # fmt: skip
+    if args.loss and LOSSES[args.loss].targets == "counts":  # the log link needs them as they are
+        prep.target_mean, prep.target_scale = 0.0, 1.0
+        lowest = min(float(v) for v in data.target) if task == "regression" else 0.0
+        if lowest < 0:
+            raise UserError(f"--loss {args.loss} needs a target >= 0 (counts), got {lowest!r}")
+    return data, prep, splits
+
+
+def split_arrays(
+    net: Network, prep: Preprocessing, data: Dataset, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs X (n, N_0) and targets D (n, N_Q) of some rows, as the network takes them."""
+    return (
+        prep.transform(data.X[rows], net.dtype),
+        prep.encode(data.target[rows], net.sizes[-1], net.dtype),
+    )
+
+
+def fit_network(
+    net: Network,
+    X: np.ndarray,
+    D: np.ndarray,
+    settings: dict[str, Any],
+    callbacks: list[Callback],
+    bar: ProgressBar | None,
+) -> History:
+    """``fit`` with the progress bar (if any) on, and the warnings the run folder reports off."""
+    from ..explain.diagnostics import GradientWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GradientWarning)
+        warnings.simplefilter("ignore", InterruptedWarning)  # _cmd_train says it
+        # overflow on the way to a divergence: the DivergenceError's one line says it
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if bar is not None:
+            callbacks = [*callbacks, bar]
+            bar.progress.start()
+        try:
+            return fit(net, X, D, callbacks=callbacks, **settings)
+        finally:
+            if bar is not None:
+                bar.progress.stop()
+
+
+def confusion_matrix(
+    net: Network, prep: Preprocessing, data: Dataset, splits: dict[str, np.ndarray]
+) -> np.ndarray:
+    """The confusion matrix on the test rows (else validation, else training rows)."""
+    from sklearn.metrics import confusion_matrix
+
+    shown = next(name for name in ("test", "validation", "train") if len(splits[name]))
+    rows = splits[shown]
+    predicted = prep.decode(net.predict(prep.transform(data.X[rows], net.dtype)))
+    prep.extra["confusion_split"] = shown
+    return confusion_matrix(prep.labels(data.target[rows]), predicted, labels=prep.classes)
+
+
+def training_record(
+    args: argparse.Namespace, run: TrainRun, optimizer: Any, batch_size: int
+) -> dict[str, Any]:
+    """The training settings and outcome that the model file keeps (``info`` shows them)."""
+    net, history, data = run.net, run.history, run.data
+    return {
+        "data": data.source,
+        "bundled": data.source in BUNDLED + SYNTHETIC,
+        "target": data.target_name,
+        "task": run.prep.task,
+        "hidden": list(args.hidden),
+        "activation": list(net.activations[:-1]),
+        "output": net.activations[-1],
+        "loss": net.loss.name,
+        "optimizer": args.optimizer,
+        "learning_rate": float(optimizer.learning_rate),
+        "momentum": getattr(optimizer, "momentum", None),
+        "weight_decay": float(optimizer.weight_decay),
+        "schedule": getattr(args, "schedule", "constant"),
+        "epochs": args.epochs,
+        "epochs_run": len(history.epoch),
+        "interrupted": history.interrupted,
+        "best_epoch": history.best_epoch,
+        "stopped_early": history.stopped_early,
+        "early_stopping": args.early_stopping,
+        "batch_size": batch_size,
+        "seed": args.seed,
+        "dtype": net.dtype,
+        "val_fraction": args.val_fraction,
+        "test_fraction": args.test_fraction,
+        "rows": {name: int(len(rows)) for name, rows in run.splits.items()},
+        "seconds": run.seconds,
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+# ----------------------------------------------------------------------------- --resume
