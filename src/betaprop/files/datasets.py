@@ -201,6 +201,56 @@ def from_frame(
     if unknown:
         raise DataError(f"--categorical names columns {unknown} that are not in {source}")
 
+    numeric, kinds, problems, ragged = _feature_kinds(
+        frame, names, declared, categorical, allow_missing
+    )
+    labels = None
+    if has_target:
+        column = frame[target_name]
+        text = column.astype(object)
+        cells = text.where(~text.isna(), "").astype(str).str.strip()
+        target_missing = cells.str.lower().isin(MISSING).to_numpy()
+        target_numbers = pd.to_numeric(cells, errors="coerce").to_numpy(np.float64)
+        if target_missing.any() or (np.abs(target_numbers) > MAX_MAGNITUDE).any():
+            problems = True
+        labels = cells.to_numpy(dtype=object)
+    if problems:
+        _problem(frame, source, is_file, sep, names, kinds, target_name if has_target else None,
+                 allow_missing)  # fmt: skip
+    elif ragged and is_file:
+        refuse(source, sep, lambda *cells: None, None)
+    numeric_names = [name for name in names if kinds[name] == "numeric"]
+    X = (
+        np.column_stack([numeric[name] for name in numeric_names])
+        if numeric_names
+        else np.empty((len(frame), 0))
+    )
+    categorical_names = [name for name in names if kinds[name] == "categorical"]
+    table = None
+    if categorical_names or np.isnan(X).any():
+        table = _feature_table(frame, names, kinds, numeric)
+    return Dataset(
+        X,
+        labels if labels is not None else np.array([], dtype=object),
+        names,
+        target_name,
+        source,
+        frame=table,
+        categorical=categorical_names,
+    )
+
+
+def _feature_kinds(
+    frame: Any,
+    names: list[str],
+    declared: set[str],
+    categorical: Sequence[str] | str,
+    allow_missing: bool,
+) -> tuple[dict[str, Array], dict[str, str], bool, bool]:
+    """Each feature column's kind ("numeric" or "categorical"), the numbers of the numeric
+    ones, whether any cell is a problem the strict reader must word, whether any is missing."""
+    import pandas as pd
+
     numeric: dict[str, Array] = {}
     kinds: dict[str, str] = {}
     problems = ragged = False
@@ -230,49 +280,26 @@ def from_frame(
         if missing.any() and not allow_missing:
             problems = True
         ragged |= bool(missing.any())  # a short row reads as empty cells: the strict reader tells
-    labels = None
-    if has_target:
-        column = frame[target_name]
-        text = column.astype(object)
-        cells = text.where(~text.isna(), "").astype(str).str.strip()
-        target_missing = cells.str.lower().isin(MISSING).to_numpy()
-        target_numbers = pd.to_numeric(cells, errors="coerce").to_numpy(np.float64)
-        if target_missing.any() or (np.abs(target_numbers) > MAX_MAGNITUDE).any():
-            problems = True
-        labels = cells.to_numpy(dtype=object)
-    if problems:
-        _problem(frame, source, is_file, sep, names, kinds, target_name if has_target else None,
-                 allow_missing)  # fmt: skip
-    elif ragged and is_file:
-        refuse(source, sep, lambda *cells: None, None)
-    numeric_names = [name for name in names if kinds[name] == "numeric"]
-    X = (
-        np.column_stack([numeric[name] for name in numeric_names])
-        if numeric_names
-        else np.empty((len(frame), 0))
-    )
-    categorical_names = [name for name in names if kinds[name] == "categorical"]
-    table = None
-    if categorical_names or np.isnan(X).any():
-        parts = {}
-        for name in names:
-            if kinds[name] == "numeric":
-                parts[name] = numeric[name]
-            else:
-                column = frame[name]
-                missing = _missing_mask(column)
-                cells = column.astype(object).where(~missing, None)
-                parts[name] = cells.map(lambda v: v if v is None else str(v).strip()).to_numpy()
-        table = pd.DataFrame(parts, index=range(len(frame)))
-    return Dataset(
-        X,
-        labels if labels is not None else np.array([], dtype=object),
-        names,
-        target_name,
-        source,
-        frame=table,
-        categorical=categorical_names,
-    )
+    return numeric, kinds, problems, ragged
+
+
+def _feature_table(
+    frame: Any, names: list[str], kinds: dict[str, str], numeric: dict[str, Array]
+) -> Any:
+    """The feature table to encode: numbers for numeric columns, stripped text (None where
+    missing) for categorical ones."""
+    import pandas as pd
+
+    parts = {}
+    for name in names:
+        if kinds[name] == "numeric":
+            parts[name] = numeric[name]
+        else:
+            column = frame[name]
+            missing = _missing_mask(column)
+            cells = column.astype(object).where(~missing, None)
+            parts[name] = cells.map(lambda v: v if v is None else str(v).strip()).to_numpy()
+    return pd.DataFrame(parts, index=range(len(frame)))
 
 
 def _problem(
