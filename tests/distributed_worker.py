@@ -7,6 +7,8 @@ With ``checkpoint``: stop after epoch 2 of 4 and leave a checkpoint in the folde
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import numpy as np
@@ -65,6 +67,16 @@ def main() -> None:
     lead = comm is None or comm.Get_rank() == 0
     if comm is not None and mode == str(comm.Get_rank()):
         raise RuntimeError(f"rank {mode} fails on purpose")
+    if comm is not None and mode == f"kill{comm.Get_rank()}":  # SIGKILL in the middle of training
+        import betaprop as bp
+
+        class Die(bp.Callback):
+            def on_batch_end(self, net, epoch, batch, loss):  # type: ignore[no-untyped-def]
+                if batch == 2:
+                    os.kill(os.getpid(), signal.SIGKILL)
+
+        train(optimizer, None, comm, [Die()])
+        return
     normalization = None if normalization == "none" else normalization
     if mode == "checkpoint":
         callbacks = [StopAfter(2)] + ([Checkpoint(out, every=None)] if lead else [])

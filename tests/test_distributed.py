@@ -93,6 +93,15 @@ def test_a_rank_that_raises_ends_the_job(tmp_path):
     assert not (tmp_path / "x.npz").exists()
 
 
+def test_a_rank_killed_with_sigkill_ends_the_job(tmp_path):
+    """A rank that dies without a word (SIGKILL, the OOM killer): mpiexec ends the others."""
+    started = time.perf_counter()
+    done = mpirun(3, str(tmp_path / "x.npz"), "sgd", "none", "kill1", timeout=60)
+    assert done.returncode != 0
+    assert time.perf_counter() - started < 30
+    assert not (tmp_path / "x.npz").exists()
+
+
 def test_shard_sizes_differ_by_at_most_one():
     from betaprop.training.distributed import shard
 
