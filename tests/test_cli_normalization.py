@@ -17,9 +17,8 @@ from safetensors.numpy import load_file
 from betaprop.files.checkpoint import FILENAME, load_checkpoint
 from betaprop.files.model import read_model
 
-_SCRIPT = Path(sys.executable).with_name("betaprop")
-COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "betaprop.cli"]
-TIMEOUT = 120
+# the command, its slowed twin and the run-record reader of the process tests
+from .test_faults_processes import COMMAND, SLOW_COMMAND, TIMEOUT, run_record
 
 TRAIN = [
     "train", "--data", "digits", "--hidden", "24,16", "--epochs", "6", "--batch-size", "64",
@@ -27,34 +26,12 @@ TRAIN = [
     "--init", "he_normal",
 ]  # fmt: skip
 
-# The betaprop command, slowed: sleeps after every checkpoint it writes (changes no number).
-SLOW_COMMAND = """
-import sys, time
-from betaprop.files import checkpoint
-saving = checkpoint.Checkpoint._save
-def slow_save(self, net, history):
-    saving(self, net, history)
-    time.sleep(float(sys.argv[1]))
-checkpoint.Checkpoint._save = slow_save
-from betaprop.cli import main
-sys.exit(main(sys.argv[2:]))
-"""
-
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*COMMAND, *args], cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT,
         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
     )  # fmt: skip
-
-
-def run_record(folder: Path) -> tuple[dict[str, np.ndarray], list[list[str]]]:
-    """The model's tensors and the history table without its ``seconds`` column."""
-    tensors = load_file(folder / "model.safetensors")
-    with open(folder / "history.csv", newline="") as handle:
-        rows = list(csv.reader(handle))
-    keep = [i for i, name in enumerate(rows[0]) if name != "seconds"]
-    return tensors, [[row[i] for i in keep] for row in rows]
 
 
 @pytest.fixture(scope="module")
