@@ -13,6 +13,7 @@ from betaprop.files.datasets import (
     SYNTHETIC,
     DataError,
     Dataset,
+    class_labels,
     infer_task,
     load_bundled,
     load_data,
@@ -80,7 +81,9 @@ def test_csv_values_equal_numpys_reading(tmp_path):
     np.testing.assert_array_equal(data.X, np.loadtxt(path, delimiter=",", skiprows=1)[:, :3])
     assert data.feature_names == ["a", "b", "c"]
     assert data.target_name == "label"
-    assert list(data.target) == [str(i % 3) for i in range(20)]
+    assert data.target.dtype == np.int64  # a column of numbers stays numbers
+    assert list(data.target) == [i % 3 for i in range(20)]
+    assert class_labels(data.target) == [str(i % 3) for i in range(20)]
 
 
 def test_csv_target_in_the_middle_and_quoted_cells(tmp_path):
@@ -99,7 +102,9 @@ def test_a_utf8_bom_is_read_transparently(tmp_path):
 
 def test_windows_line_endings(tmp_path):
     data = read_csv(_write(tmp_path, "x,y\r\n1,2\r\n3,4\r\n"))
-    assert list(data.target) == ["2", "4"]
+    assert list(data.target) == [2, 4]
+    data = read_csv(_write(tmp_path, "x,y\r\n1,a\r\n3,b \r\n"))
+    assert list(data.target) == ["a", "b"]
 
 
 @pytest.mark.parametrize(

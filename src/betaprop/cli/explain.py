@@ -169,7 +169,7 @@ def _model_example(args: argparse.Namespace) -> tuple[Network, np.ndarray, np.nd
             spec = str(training.get("data"))
         else:
             raise UserError("--example needs --data (the CSV file to take the row from)")
-    data = model_data(args.model, prep, spec, prep.target_name)
+    data = model_data(args.model, prep, spec, prep.target_name, dtype=net.dtype)
     if args.example >= len(data.X):
         raise UserError(
             f"--example must be a row index in [0, {len(data.X) - 1}], got {args.example}"

@@ -156,10 +156,16 @@ def require_prep(path: str, prep: Preprocessing | None) -> Preprocessing:
 
 
 def model_data(
-    path: str, prep: Preprocessing, data_spec: str, target: str | None, sep: str | None = None
+    path: str,
+    prep: Preprocessing,
+    data_spec: str,
+    target: str | None,
+    sep: str | None = None,
+    dtype: str = "float64",
 ) -> Dataset:
     """The model's feature columns of a data file, and the ``target`` column unless None
-    (then a target column in the file is ignored, even with empty cells)."""
+    (then a target column in the file is ignored, even with empty cells); numbers read in
+    ``dtype`` (the network's, as ``train`` read them)."""
     return load_data(
         data_spec,
         target,
@@ -168,6 +174,7 @@ def model_data(
         categorical=list(prep.categories) if prep.columns is not None else "auto",
         allow_missing=bool(prep.fill),
         sep=sep,
+        dtype=dtype,
     )
 
 
@@ -215,7 +222,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         raise UserError("--proba is for classification models; this model does regression")
     if args.out and os.path.exists(args.out) and os.path.samefile(args.out, args.model):
         raise UserError(f"--out must not be the model file itself, got {args.out!r}")
-    data = model_data(args.model, prep, args.data, None, getattr(args, "sep", None))
+    data = model_data(args.model, prep, args.data, None, getattr(args, "sep", None), net.dtype)
     with np.errstate(all="ignore"):
         P = finite_outputs(net.predict(model_inputs(net, prep, data, args)), args.model)
     predicted = prep.decode(P)
@@ -262,7 +269,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     prep = require_prep(args.model, prep)
     net = model.network
     target = args.target if args.target else prep.target_name
-    data = model_data(args.model, prep, args.data, target, getattr(args, "sep", None))
+    data = model_data(
+        args.model, prep, args.data, target, getattr(args, "sep", None), net.dtype
+    )
     if getattr(args, "unknown", None):
         prep.unknown = args.unknown
     data = Dataset(prep.columns_of(data), data.target, prep.feature_names, target, data.source)

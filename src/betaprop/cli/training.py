@@ -66,7 +66,9 @@ def data_and_splits(
     args: argparse.Namespace,
 ) -> tuple[Dataset, Preprocessing, dict[str, np.ndarray]]:
     """The data of --data, its preprocessing (fitted on the training rows) and the splits."""
-    data = load_data(args.data, args.target, seed=args.seed, **table_options(args))
+    data = load_data(
+        args.data, args.target, seed=args.seed, dtype=args.dtype, **table_options(args)
+    )  # in the network's dtype: a float32 run reads a large file in half the memory
     task = infer_task(data) if args.task == "auto" else args.task
     stratify = class_labels(data.target) if task == "classification" else None
     splits = split_rows(len(data.X), stratify, args.val_fraction, args.test_fraction, args.seed)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .numbers import read_numbers
 from .reading import DataError, read_table, refuse
 
 __all__ = [
@@ -53,7 +54,8 @@ TABLE_SUFFIXES = (".csv", ".tsv", ".gz", ".parquet", ".txt")
 
 @dataclass
 class Dataset:
-    """A table of features X (n, p) in float64 and a target column of n values.
+    """A table of features X (n, p) in float64 (or the dtype asked of ``read_csv``) and a
+    target column of n values.
 
     ``target`` holds strings for class labels read from a file, numbers otherwise;
     ``task`` is the task the source declares ("classification"/"regression") or None
@@ -157,6 +159,7 @@ def from_frame(
     drop: Sequence[str] = (),
     allow_missing: bool = False,
     sep: str | None = None,
+    dtype: str = "float64",
 ) -> Dataset:
     """A ``Dataset`` from a pandas DataFrame: numeric feature columns, categorical ones, target.
 
@@ -165,7 +168,8 @@ def from_frame(
     names, dates as text). A numeric column with a cell that is not a number, an infinite
     value, or a missing one (unless ``allow_missing``: then it is imputed later) is refused
     with the line, column and value. ``Dataset.X`` holds the numeric columns (NaN where
-    missing); ``Dataset.frame`` the whole feature table when it needs encoding.
+    missing), of ``dtype``; ``Dataset.frame`` the whole feature table when it needs encoding.
+    A numeric target column stays numbers (int64 or float64), any other is stripped text.
     """
     import pandas as pd
 
@@ -207,24 +211,26 @@ def from_frame(
     labels = None
     if has_target:
         column = frame[target_name]
-        text = column.astype(object)
-        cells = text.where(~text.isna(), "").astype(str).str.strip()
-        target_missing = cells.str.lower().isin(MISSING).to_numpy()
-        target_numbers = pd.to_numeric(cells, errors="coerce").to_numpy(np.float64)
-        if target_missing.any() or (np.abs(target_numbers) > MAX_MAGNITUDE).any():
-            problems = True
-        labels = cells.to_numpy(dtype=object)
+        if column.dtype.kind in "iuf":  # numbers as parsed: no text round trip
+            labels = column.to_numpy(np.int64 if column.dtype.kind == "i" else np.float64)
+            problems |= not bool((np.abs(labels) <= MAX_MAGNITUDE).all())  # NaN too
+        else:
+            text = column.astype(object)
+            cells = text.where(~text.isna(), "").astype(str).str.strip()
+            target_missing = cells.str.lower().isin(MISSING).to_numpy()
+            target_numbers = pd.to_numeric(cells, errors="coerce").to_numpy(np.float64)
+            if target_missing.any() or (np.abs(target_numbers) > MAX_MAGNITUDE).any():
+                problems = True
+            labels = cells.to_numpy(dtype=object)
     if problems:
         _problem(frame, source, is_file, sep, names, kinds, target_name if has_target else None,
                  allow_missing)  # fmt: skip
     elif ragged and is_file:
         refuse(source, sep, lambda *cells: None, None)
     numeric_names = [name for name in names if kinds[name] == "numeric"]
-    X = (
-        np.column_stack([numeric[name] for name in numeric_names])
-        if numeric_names
-        else np.empty((len(frame), 0))
-    )
+    X = np.empty((len(frame), len(numeric_names)), dtype=dtype)
+    for j, name in enumerate(numeric_names):
+        X[:, j] = numeric[name]
     categorical_names = [name for name in names if kinds[name] == "categorical"]
     table = None
     if categorical_names or np.isnan(X).any():
@@ -352,6 +358,7 @@ def read_csv(
     categorical: Sequence[str] | str = "auto",
     drop: Sequence[str] = (),
     allow_missing: bool = False,
+    dtype: str = "float64",
 ) -> Dataset:
     """Read a CSV file with a header row (or a TSV, gzip or Parquet file): features, target.
 
@@ -366,6 +373,8 @@ def read_csv(
         by default every column but the target and ``drop``.
     sep : the separator (default ',', tab for ``.tsv``).
     categorical, drop, allow_missing : see ``from_frame``.
+    dtype : of ``Dataset.X`` ("float64", or "float32" to read a large table in half the
+        memory when training in float32).
 
     Raises
     ------
@@ -373,6 +382,24 @@ def read_csv(
         a non-numeric, missing or infinite feature value (naming line, column and value),
         a missing target or feature column, or a ';'- or tab-separated file.
     """
+
+    def select(header: list[str]) -> tuple[list[str], str | None] | None:
+        """The feature and target columns of a plain numeric read, None for the general one."""
+        name = target if target is not None else (header[-1] if require_target else "")
+        if (not isinstance(categorical, str) and categorical) or not set(drop) <= set(header):
+            return None
+        if features is not None:
+            names = list(features)
+        else:
+            names = [c for c in header if c != name and c not in drop]
+        if not names or not set(names) <= set(header) or (require_target and name not in header):
+            return None
+        return names, name if name in header else None
+
+    simple = read_numbers(path, sep, select, dtype, MAX_MAGNITUDE, MISSING)
+    if simple is not None:
+        names, target_name, X, labels = simple
+        return Dataset(X, labels, names, target_name or (target or ""), path)
     frame = read_table(path, sep)
     return from_frame(
         frame,
@@ -384,6 +411,7 @@ def read_csv(
         drop=drop,
         allow_missing=allow_missing,
         sep=sep if sep is not None or not path.endswith((".tsv", ".tsv.gz")) else "\t",
+        dtype=dtype,
     )
 
 

@@ -7,8 +7,10 @@ and value of every problem, which ``refuse`` runs only to word a refusal.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -16,6 +18,8 @@ import numpy as np
 __all__ = [
     "DataError",
     "read_table",
+    "open_table",
+    "parse_csv",
     "read_rows",
     "refuse",
     "check_header",
@@ -154,24 +158,20 @@ def refuse(path: str, sep: str | None, check: Any, fallback: str | None) -> None
         raise DataError(f"{path}: {fallback}")
 
 
-def read_table(path: str, sep: str | None = None) -> Any:
-    """A CSV (or TSV, ``sep``-separated, gzip-compressed) or Parquet file as a pandas DataFrame
-    (CSV: columns of numbers as float or int, any other column as text, every cell as
-    written; Parquet: the file's own types).
-
-    CSV is read by pandas' C parser; Parquet by pyarrow. Only regular files are opened; the
-    header is checked (names, separator) before the body is parsed. Raises ``DataError``.
-    """
+@contextlib.contextmanager
+def open_table(path: str, sep: str | None = None) -> Iterator[tuple[Any, list[str] | None, str]]:
+    """The opened file as (stream, header, separator), closed on leaving: for CSV the
+    (decompressed) byte stream at its start, its header checked (names, separator) before
+    the body is parsed; for Parquet the raw file and header None. Raises ``DataError``."""
     import zlib
-
-    import pandas as pd
 
     handle, size = open_data(path)
     with handle:
         head = handle.read(HEAD)
         handle.seek(0)
         if head[:4] == b"PAR1" or path.endswith(".parquet"):
-            return _read_parquet(handle, path)
+            yield handle, None, sep or ","
+            return
         if sep is None and (path.endswith(".tsv") or path.endswith(".tsv.gz")):
             sep = "\t"
         stream = uncompressed(handle, path)
@@ -192,18 +192,40 @@ def read_table(path: str, sep: str | None = None) -> Any:
         header_cells = next(csv.reader(first, delimiter=sep or ","))
         header = [c.strip() for c in header_cells]
         check_header(path, header, (sep or ",").join(header_cells), sep)
+        yield stream, header, sep or ","
+
+
+def parse_csv(stream: Any, sep: str, chunksize: int | None = None) -> Any:
+    """pandas' C parser on a CSV byte stream: every cell as written (no NaN guessing),
+    numbers parsed by the parser itself (exactly: tests/test_faults_files.py); a frame, or
+    with ``chunksize`` an iterator of frames."""
+    import pandas as pd
+
+    return pd.read_csv(
+        stream,
+        sep=sep,
+        engine="c",
+        na_filter=False,
+        encoding="utf-8-sig",
+        skip_blank_lines=True,
+        skipinitialspace=False,
+        chunksize=chunksize,
+    )
+
+
+def read_table(path: str, sep: str | None = None) -> Any:
+    """A CSV (or TSV, ``sep``-separated, gzip-compressed) or Parquet file as a pandas DataFrame
+    (CSV: columns of numbers as float or int, any other column as text, every cell as
+    written; Parquet: the file's own types).
+
+    CSV is read by pandas' C parser; Parquet by pyarrow. Only regular files are opened; the
+    header is checked (names, separator) before the body is parsed. Raises ``DataError``.
+    """
+    with open_table(path, sep) as (stream, header, sep):
+        if header is None:
+            return _read_parquet(stream, path)
         try:
-            # Numbers are parsed by the C parser itself (exactly: tests/test_faults_files.py);
-            # a column with any other cell stays text
-            frame = pd.read_csv(
-                stream,
-                sep=sep or ",",
-                engine="c",
-                na_filter=False,
-                encoding="utf-8-sig",
-                skip_blank_lines=True,
-                skipinitialspace=False,
-            )
+            frame = parse_csv(stream, sep)
         except UnicodeDecodeError:
             refuse(path, sep, lambda *a: None, "not a UTF-8 text file")
         except Exception as error:  # pandas' ParserError, EmptyDataError, gzip errors, ...

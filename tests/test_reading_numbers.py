@@ -1,0 +1,162 @@
+"""The chunked reader of all-numeric tables (files/numbers.py) against NumPy's reader and
+betaprop's general reader (pandas frame + from_frame): the same numbers, names and target;
+every file it cannot take goes to the general reader, with the general reader's messages."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+
+import betaprop.files.datasets as datasets
+import betaprop.files.numbers as numbers
+from betaprop.files.datasets import DataError, from_frame, read_csv
+from betaprop.files.reading import read_table
+
+
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch):
+    """Chunks of 7 rows: every file below spans several, and the matrix has to grow."""
+    monkeypatch.setattr(numbers, "CHUNK_ROWS", 7)
+
+
+def _general(path, **options):
+    """The general reader alone: pandas' whole frame, then from_frame."""
+    sep = options.pop("sep", None)
+    return from_frame(read_table(path, sep), source=path, sep=sep, **options)
+
+
+def _no_general_reader(monkeypatch):
+    """Make the general reader fail, so a test proves the chunked reader did the work."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the general reader was used")
+
+    monkeypatch.setattr(datasets, "read_table", refuse)
+
+
+def _table(tmp_path, rows=50, name="t.csv", sep=",", target=lambda i: str(i % 3)):
+    rng = np.random.default_rng(rows)
+    X = rng.normal(size=(rows, 4)) * 10.0 ** rng.integers(-5, 5, size=(rows, 4))
+    X[:, 1] = rng.integers(-100, 100, size=rows)  # a column of whole numbers
+    lines = [sep.join(["a", "b", "c", "d", "label"])]
+    lines += [sep.join([repr(float(v)) for v in row] + [target(i)]) for i, row in enumerate(X)]
+    text = "\n".join(lines) + "\n"
+    path = tmp_path / name
+    if name.endswith(".gz"):
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    return str(path), X
+
+
+@pytest.mark.parametrize("name, sep", [("t.csv", ","), ("t.tsv", "\t"), ("t.csv.gz", ",")])
+def test_numbers_equal_numpys_and_the_general_readers(tmp_path, monkeypatch, name, sep):
+    path, X = _table(tmp_path, name=name, sep=sep)
+    general = _general(path)
+    _no_general_reader(monkeypatch)
+    data = read_csv(path)
+    np.testing.assert_array_equal(data.X, X)  # repr() round-trips float64 exactly
+    np.testing.assert_array_equal(data.X, general.X)
+    assert data.feature_names == general.feature_names == ["a", "b", "c", "d"]
+    assert data.target_name == general.target_name == "label"
+    assert data.target.dtype == general.target.dtype == np.int64
+    assert list(data.target) == list(general.target) == [i % 3 for i in range(50)]
+
+
+def test_a_matrix_allocated_too_small_grows_without_losing_rows(tmp_path, monkeypatch):
+    path, X = _table(tmp_path, rows=123)
+    monkeypatch.setattr(numbers, "_estimated_rows", lambda stream, path: 1)
+    _no_general_reader(monkeypatch)
+    np.testing.assert_array_equal(read_csv(path).X, X)
+
+
+def test_float32_is_the_float64_reading_rounded(tmp_path):
+    path, X = _table(tmp_path)
+    data = read_csv(path, dtype="float32")
+    assert data.X.dtype == np.float32
+    np.testing.assert_array_equal(data.X, X.astype(np.float32))
+
+
+def test_text_and_float_targets_target_choice_features_and_drop(tmp_path, monkeypatch):
+    path, X = _table(tmp_path, target=lambda i: f" {'ab'[i % 2]} ")
+    general = _general(path)
+    chosen = _general(path, target="b", features=["d", "a"], require_target=True)
+    dropped = _general(path, drop=["c"])
+    unlabeled = _general(path, target="label", features=["c", "a"], require_target=False)
+    floats, _ = _table(tmp_path, name="f.csv", target=lambda i: f"{i / 4}")
+    _no_general_reader(monkeypatch)
+    data = read_csv(path)
+    assert list(data.target) == list(general.target) == [" ab"[1 + i % 2] for i in range(50)]
+    other = read_csv(path, target="b", features=["d", "a"])
+    np.testing.assert_array_equal(other.X, X[:, [3, 0]])
+    np.testing.assert_array_equal(other.X, chosen.X)
+    assert other.target.dtype == np.float64  # b was written as floats
+    np.testing.assert_array_equal(other.target, chosen.target)
+    np.testing.assert_array_equal(read_csv(path, drop=["c"]).X, dropped.X)
+    features_only = read_csv(path, target="label", features=["c", "a"], require_target=False)
+    np.testing.assert_array_equal(features_only.X, unlabeled.X)
+    assert list(features_only.target) == list(unlabeled.target)
+    assert read_csv(floats).target.tolist() == [i / 4 for i in range(50)]
+
+
+@pytest.mark.parametrize(
+    "row, cell",
+    [
+        (40, "Paris"),  # text in a late chunk: a categorical column after all
+        (40, "True"),  # a boolean cell
+        (45, ""),  # a gap: refused (or imputed) by the general reader
+        (45, "NA"),
+        (33, "1e999"),  # infinite once parsed
+        (33, "1_000"),  # Python's float() takes it; a CSV file should not
+    ],
+)
+def test_a_late_cell_that_is_no_number_goes_to_the_general_reader(tmp_path, row, cell):
+    path, _ = _table(tmp_path)
+    lines = open(path).read().splitlines()
+    cells = lines[1 + row].split(",")
+    cells[2] = cell
+    lines[1 + row] = ",".join(cells)
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    try:
+        expected = _general(path)
+    except DataError as error:
+        with pytest.raises(DataError) as raised:
+            read_csv(path)
+        assert str(raised.value) == str(error)
+        assert f"line {row + 2}" in str(error) and "column 'c'" in str(error)
+        return
+    data = read_csv(path)
+    assert data.categorical == expected.categorical == ["c"]
+    np.testing.assert_array_equal(data.X, expected.X)
+
+
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        (lambda i: "" if i == 44 else str(i % 3), "line 46, column 'label': missing value"),
+        (lambda i: "x" if i > 20 else str(i % 3), None),  # numbers, then text: text labels
+    ],
+)
+def test_late_target_cells_take_the_general_readers_way(tmp_path, target, message):
+    path, _ = _table(tmp_path, target=target)
+    if message is not None:
+        with pytest.raises(DataError, match=message):
+            read_csv(path)
+        return
+    data = read_csv(path)
+    assert data.target.dtype == object
+    assert list(data.target) == list(_general(path).target)
+    assert list(data.target[:21]) == [str(i % 3) for i in range(21)]
+
+
+def test_malformed_rows_keep_their_messages(tmp_path):
+    path, _ = _table(tmp_path)
+    lines = open(path).read().splitlines()
+    lines[30] += ",7"  # one field too many, in the fifth chunk
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match="line 31 has 6 fields, but the header has 5"):
+        read_csv(path)
