@@ -67,7 +67,7 @@ def test_numbers_equal_numpys_and_the_general_readers(tmp_path, monkeypatch, nam
 
 def test_a_matrix_allocated_too_small_grows_without_losing_rows(tmp_path, monkeypatch):
     path, X = _table(tmp_path, rows=123)
-    monkeypatch.setattr(numbers, "_estimated_rows", lambda stream, path: 1)
+    monkeypatch.setattr(numbers, "_estimated_rows", lambda stream, path, fields: 1)
     _no_general_reader(monkeypatch)
     np.testing.assert_array_equal(read_csv(path).X, X)
 
@@ -160,3 +160,19 @@ def test_malformed_rows_keep_their_messages(tmp_path):
         f.write("\n".join(lines) + "\n")
     with pytest.raises(DataError, match="line 31 has 6 fields, but the header has 5"):
         read_csv(path)
+
+
+def test_a_file_beyond_the_head_is_estimated_from_its_size(tmp_path, monkeypatch):
+    path, X = _table(tmp_path, rows=3000)  # about 250 KB: rows estimated from size and head
+    estimates = []
+    estimate = numbers._estimated_rows
+
+    def recorded(stream, path, fields):
+        estimates.append(estimate(stream, path, fields))
+        return estimates[-1]
+
+    monkeypatch.setattr(numbers, "_estimated_rows", recorded)
+    monkeypatch.setattr(numbers, "CHUNK_ROWS", 256)
+    _no_general_reader(monkeypatch)
+    np.testing.assert_array_equal(read_csv(path).X, X)
+    assert 3000 <= estimates[0] <= 3000 * 1.1  # one allocation, a few percent to spare

@@ -49,8 +49,11 @@ def read_numbers(
         names, target = chosen
         columns = [header.index(name) for name in names]
         where = None if target is None else header.index(target)
-        rows = _estimated_rows(stream, path)
-        X = np.empty((rows, len(names)), dtype=dtype)
+        rows = _estimated_rows(stream, path, len(header))
+        try:
+            X = np.empty((rows, len(names)), dtype=dtype)
+        except MemoryError:  # the general reader words what does not fit
+            return None
         labels: list[Array] = []
         n = 0
         try:
@@ -79,9 +82,10 @@ def read_numbers(
     return names, target, X, values
 
 
-def _estimated_rows(stream: Any, path: str) -> int:
+def _estimated_rows(stream: Any, path: str, fields: int) -> int:
     """The number of data rows, estimated from the file's size and its first lines (exact
-    enough to allocate once for most files; the matrix grows when it was too small)."""
+    enough to allocate once for most files; the matrix grows when it was too small), and
+    never more than a row of ``fields`` one-byte cells could make."""
     import gzip
     import os
 
@@ -90,10 +94,10 @@ def _estimated_rows(stream: Any, path: str) -> int:
     lines = max(head.count(b"\n"), 1)
     if isinstance(stream, gzip.GzipFile):  # its size once decompressed is unknown
         return CHUNK_ROWS
-    size = os.fstat(stream.fileno()).st_size
     if len(head) < (1 << 16):
-        return max(lines, 1)
-    return int(size / (len(head) / lines) * 1.02) + 16
+        return lines
+    size = os.fstat(stream.fileno()).st_size
+    return min(int(size / (len(head) / lines) * 1.02) + 16, size // (2 * fields) + 1)
 
 
 def _numbers(chunk: Any, columns: list[int], limit: float) -> Array | None:
