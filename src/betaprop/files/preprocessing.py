@@ -10,7 +10,9 @@ Tables are encoded as scikit-learn's
 numeric), ("cat", Pipeline([SimpleImputer("most_frequent"), OneHotEncoder(handle_unknown=...)]),
 categorical)])`` would: ``fit`` runs scikit-learn's ``SimpleImputer`` and ``OneHotEncoder`` on the
 training rows and keeps what they learned (``statistics_``, ``categories_``, the indicator's
-``features_``); ``transform`` rebuilds the encoder from the stored categories.
+``features_``); ``transform`` rebuilds the encoder from the stored categories. A boolean
+is one category whatever its spelling (``category_text``), so that a column read as booleans
+and the same column read as text (it had a gap) encode alike.
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ __all__ = ["Preprocessing", "IMPUTE"]
 # the smallest scale a model file may hold: x / scale stays finite for any sane feature
 _TINY = 1e-150
 IMPUTE = ("mean", "median", "most_frequent", "constant")  # SimpleImputer's strategies
+# The spellings pandas' C parser reads as booleans: a column of them only comes as True/False,
+# a column with any other cell (a gap) keeps the text; either way a cell is one category.
+BOOLEAN_SPELLINGS = {
+    **dict.fromkeys(("True", "TRUE", "true"), "True"),
+    **dict.fromkeys(("False", "FALSE", "false"), "False"),
+}
 
 Array = np.ndarray
 
@@ -162,13 +170,15 @@ class Preprocessing:
                 self.indicators = [numeric[i] for i in imputer.indicator_.features_]
         for name in data.categorical:
             cells = train[[name]].to_numpy(dtype=object, copy=True)
-            cells[pd.isna(cells)] = np.nan
+            absent = pd.isna(cells)
+            cells[absent] = np.nan
+            cells[~absent] = category_text(cells[~absent].astype(str), [])  # one True, one False
             if impute is not None:
                 strategy = "constant" if impute == "constant" else "most_frequent"
                 imputer = SimpleImputer(strategy=strategy, fill_value="missing")
                 cells = imputer.fit_transform(cells)
                 self.fill[name] = str(imputer.statistics_[0])
-            elif pd.isna(cells).any():
+            elif absent.any():
                 raise DataError(f"categorical column {name!r} has missing values: give --impute")
             encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
             encoder.fit(cells.astype(str))
@@ -220,7 +230,7 @@ class Preprocessing:
                         f"{data.source}: column {name!r} has missing values; the model imputes none"
                     )
                 cells[absent] = self.fill[name]
-            cells = cells.astype(str)
+            cells = category_text(cells.astype(str), categories)
             unseen = sorted(str(c) for c in set(np.unique(cells)) - set(categories))
             if unseen:
                 self.unseen[name] = unseen
@@ -444,6 +454,19 @@ class Preprocessing:
             raise ValueError(
                 f"the preprocessing has {self.n_classes} classes for N_Q = {outputs} outputs"
             )
+
+
+def category_text(cells: Array, categories: Sequence[str]) -> Array:
+    """Cells of a categorical column (text) as category names: a boolean spelling
+    (``BOOLEAN_SPELLINGS``) is True or False, or the spelling of that value that
+    ``categories`` holds (a model file written before booleans were one category)."""
+    spelling = dict(BOOLEAN_SPELLINGS)
+    for text, value in BOOLEAN_SPELLINGS.items():
+        if text in categories and value not in categories:
+            spelling.update({k: text for k, v in BOOLEAN_SPELLINGS.items() if v == value})
+    if not any(text in spelling for text in np.unique(cells)):
+        return cells
+    return np.array([spelling.get(c, c) for c in cells.tolist()], dtype=str)
 
 
 def _sorted_classes(labels: Sequence[str]) -> list[str]:
