@@ -267,47 +267,14 @@ def test_the_command_reports_a_bad_model_in_one_line(tmp_path, capsys):
 def test_the_examples_of_docs_onnx_md_run(tmp_path, monkeypatch, skl2onnx):
     text = (Path(__file__).parent.parent / "docs" / "onnx.md").read_text(encoding="utf-8")
     blocks = [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     monkeypatch.chdir(tmp_path)
     for block in blocks:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             exec(compile(block, "docs/onnx.md", "exec"), {})
-    assert (tmp_path / "net.onnx").exists()
+    assert (tmp_path / "net.onnx").exists() and (tmp_path / "table.onnx").exists()
 
 
 def test_help_lists_the_export_command():
     assert "export" in cli.build_parser().format_help()
-
-
-@pytest.mark.parametrize(
-    "table, options, words",
-    [
-        (
-            "city,x,y\nParis,1,0\nLyon,2,1\nParis,3,0\nNice,4,1\n" * 5,
-            [],
-            "one-hot encodes ['city']",
-        ),
-        (
-            "a,x,y\n1,,0\n2,2,1\n3,3,0\n4,4,1\n" * 5,
-            ["--impute", "median"],
-            "imputes missing values in ['a', 'x']",
-        ),
-    ],
-    ids=["one-hot", "imputation"],
-)
-def test_export_refuses_a_model_with_table_encoding(tmp_path, capsys, table, options, words):
-    data = tmp_path / "table.csv"
-    data.write_text(table.replace("\na,x,y", "").replace("\ncity,x,y", ""))
-    run = tmp_path / "run"
-    argv = ["train", "--data", str(data), "--epochs", "1", "--hidden", "3", *options]
-    assert cli.main([*argv, "--out", str(run), "--quiet"]) == 0
-    model = str(run / "model.safetensors")
-    capsys.readouterr()
-    assert cli.main(["export", model, "--onnx", str(tmp_path / "m.onnx")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and words in err and "raw rows" in err
-    assert not (tmp_path / "m.onnx").exists()
-    prep = cli.models.open_model(model)[1]
-    with pytest.raises(OnnxExportError, match="not the table encoding"):
-        to_onnx(bp.load(model), tmp_path / "p.onnx", preprocessing=prep)

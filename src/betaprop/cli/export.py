@@ -1,7 +1,8 @@
 """``betaprop export MODEL --onnx OUT.onnx``: a model file as an ONNX graph (docs/onnx.md).
 
 For a model written by ``betaprop train`` the graph takes raw feature rows (float64, in the
-model's feature order, named in the input's description) and holds the standardisation, so
+model's feature order, named in the input's description; for a table with categories or
+gaps, one input per raw column) and holds the table encoding and the standardisation, so
 onnxruntime gives what ``betaprop predict`` prints: ``label`` and ``probabilities``, or
 ``prediction``. A model saved from Python without preprocessing exports step 2 alone
 (input ``X``, output ``Y``). Errors are one line on stderr and exit code 2.
@@ -23,8 +24,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "export",
         help="write a model file as ONNX (onnxruntime and other runtimes)",
         description="Export a model file to ONNX. For a model from 'betaprop train' the "
-        "graph includes the standardisation and the class labels, so raw CSV rows give "
-        "the same predictions as 'betaprop predict'. Needs: pip install 'betaprop[onnx]'.",
+        "graph includes the table encoding, the standardisation and the class labels, so raw "
+        "CSV rows give the same predictions as 'betaprop predict'. Needs: pip install "
+        "'betaprop[onnx]'.",
     )
     export.add_argument("model", help="model file (model.safetensors of a run folder)")
     export.add_argument("--onnx", required=True, metavar="OUT", help="the ONNX file to write")

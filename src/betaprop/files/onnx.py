@@ -16,11 +16,13 @@ Chebyshev series (``_phi_float64``), accurate to about 1e-14.
 With the ``Preprocessing`` of a model trained by ``betaprop train`` the graph also holds the
 standardisation (x - mean) / scale, in float64 as ``betaprop predict`` computes it, and the
 way back to labels or target values, so raw feature rows give ``betaprop predict``'s answers.
+For a table with categories or gaps it holds the table encoding too (``onnx_table``): one
+input per raw column, imputation, indicators and one-hot columns (``ai.onnx.ml``
+``LabelEncoder`` and ``OneHotEncoder``), as ``Preprocessing.encode_table`` computes them.
 
-A later batch-normalisation layer is one more branch in ``add_layers`` (between the Gemm and
-f_q: ``BatchNormalization`` with the running statistics, or folded into W^q and b^q); dropout
-is nothing at inference. Until then a network description with anything ``add_layers`` does
-not know is refused (``check_exportable``).
+A batch-normalised layer is ``BatchNormalization`` with the running statistics between the
+Gemm and f_q; dropout is nothing at inference. A network description with anything
+``add_layers`` does not know is refused (``check_exportable``).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ __all__ = [
 Array = np.ndarray
 OPSET = 17  # Gemm, Softmax(axis), Erf, Where: all in opset 13; 17 is read by every recent runtime
 IR_VERSION = 8  # the IR version that goes with opset 17 (onnxruntime reads up to its own)
+ML_OPSET = 3  # ai.onnx.ml's LabelEncoder and OneHotEncoder (onnx_table): opset 17's ml opset
 _OUTPUT_NAMES = ("Y", "label", "probabilities", "prediction")
 # what add_layers knows: dropout does nothing at inference, init only shaped the start
 _SPEC_KEYS = {"sizes", "activations", "loss", "dtype", "seed", "normalization", "dropout", "init"}
@@ -275,24 +278,6 @@ def _outputs(g: Graph, net: Network, y: str, prep: Any) -> list[tuple[str, str, 
     return [(label, "label", object, [n]), (P, "probabilities", net.dtype, [n, len(prep.classes)])]
 
 
-def _refuse_table_encoding(prep: Any) -> None:
-    """Refuse a model that one-hot encodes or imputes columns: its graph would take the
-    encoded features, which no deployment can make from raw rows without betaprop."""
-    encoded = sorted(getattr(prep, "categories", {}) or {})
-    imputed = sorted(getattr(prep, "fill", {}) or {})
-    if encoded or imputed:
-        what = (
-            f"one-hot encodes {encoded[:5]}"
-            if encoded
-            else f"imputes missing values in {imputed[:5]}"
-        )
-        raise OnnxExportError(
-            f"the model {what}; the ONNX export builds standardisation and the network only, "
-            "not the table encoding, so the graph could not take raw rows: predict with "
-            "betaprop predict, or train without text columns and --impute to export"
-        )
-
-
 def build_model(
     net: Network,
     *,
@@ -307,7 +292,6 @@ def build_model(
     check_exportable(net)
     prep = preprocessing
     if prep is not None:
-        _refuse_table_encoding(prep)
         feature_names = prep.feature_names
     if feature_names is not None and len(feature_names) != net.sizes[0]:
         raise OnnxExportError(
@@ -318,11 +302,22 @@ def build_model(
             f"input_name must be a non-empty string other than {sorted(_OUTPUT_NAMES)}, "
             f"got {input_name!r}"
         )
+    table = prep is not None and prep.columns is not None
+    inputs = list(prep.columns) if table else [input_name]
+    clash = [name for name in inputs if name in _OUTPUT_NAMES]
+    if clash:
+        raise OnnxExportError(
+            f"feature column {clash[0]!r} would have the name of an output of the graph "
+            f"({', '.join(_OUTPUT_NAMES)}): rename the column and train again"
+        )
     g = Graph(net.dtype)
-    g.name(input_name)
-    for name in _OUTPUT_NAMES:
-        g.name(name)  # reserved: no inner tensor takes an output's name
+    for name in [*inputs, *_OUTPUT_NAMES]:
+        g.name(name)  # reserved: no inner tensor takes an input's or an output's name
     x = input_name
+    if table:
+        from .onnx_table import encode_table
+
+        x, input_infos = encode_table(g, prep)
     if prep is not None:  # x' = (x - mean) / scale in float64, then the network's dtype
         x = g.node("Sub", [x, g.constant("mean", prep.mean, np.float64)])
         x = g.node("Div", [x, g.constant("scale", prep.scale, np.float64)], "standardised")
@@ -331,20 +326,25 @@ def build_model(
     outputs = _outputs(g, net, add_layers(g, net, x), prep)
     for tensor, wanted, _, _ in outputs:  # rename the last node outputs to the wanted names
         _rename(g, tensor, wanted)
-    x_type = np.float64 if prep is not None else net.dtype
-    x_info = helper.make_tensor_value_info(input_name, _tensor_type(x_type), ["n", net.sizes[0]])
-    if feature_names is not None:
-        x_info.doc_string = "features: " + ", ".join(feature_names)
+    if not table:
+        x_type = np.float64 if prep is not None else net.dtype
+        x_info = helper.make_tensor_value_info(
+            input_name, _tensor_type(x_type), ["n", net.sizes[0]]
+        )
+        if feature_names is not None:
+            x_info.doc_string = "features: " + ", ".join(feature_names)
+        input_infos = [x_info]
     graph = helper.make_graph(
         g.nodes,
         "betaprop",
-        [x_info],
+        input_infos,
         [helper.make_tensor_value_info(w, _tensor_type(t), shape) for _, w, t, shape in outputs],
         initializer=g.initializers,
     )
     model = helper.make_model(
         graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
+        opset_imports=[helper.make_opsetid("", OPSET)]
+        + ([helper.make_opsetid("ai.onnx.ml", ML_OPSET)] if table else []),
         ir_version=IR_VERSION,
         producer_name="betaprop",
         producer_version=_version(),
@@ -353,6 +353,10 @@ def build_model(
     props = {"betaprop_network": json.dumps(net.spec())}
     if feature_names is not None:
         props["feature_names"] = json.dumps(list(feature_names))
+    if table:
+        props["columns"] = json.dumps(
+            {c: "string" if c in prep.categories else "float64" for c in prep.columns}
+        )
     if prep is not None:
         props["preprocessing"] = json.dumps(prep.to_dict())
         if prep.classes is not None:
@@ -390,10 +394,13 @@ def to_onnx(
     ----------
     net : the network; every activation must be in ``ONNX_ACTIVATIONS``.
     path : the file to write (replaced atomically); None: only return the model.
-    preprocessing : a ``betaprop.files.datasets.Preprocessing`` (what ``betaprop train``
-        stores): the graph then takes raw float64 feature rows, standardises them, and
-        returns ``label`` and ``probabilities`` (classification) or ``prediction``
-        (regression), as ``betaprop predict`` does.
+    preprocessing : a ``betaprop.Preprocessing`` (what ``betaprop train`` stores): the
+        graph then takes raw float64 feature rows, standardises them, and returns ``label``
+        and ``probabilities`` (classification) or ``prediction`` (regression), as
+        ``betaprop predict`` does. For a table (``preprocessing.columns``: categories or
+        gaps) it takes one (n, 1) input per raw column, named after it (float64 with NaN
+        for a missing number, the cell's text for a category, "" or NA/null/... for a
+        missing one), and encodes them first; ``input_name`` is then unused.
     feature_names : N_0 names, written beside the input and into the metadata.
     input_name : the graph's input, (n, N_0) with a dynamic n; the output is ``Y`` (n, N_Q)
         in the network's dtype (without ``preprocessing``).
