@@ -6,10 +6,13 @@ batch of an epoch too; rank r takes rows lo_r..hi_r of the batch). Each rank run
 on its columns with per-example weights w_i = m_r / W (m_r its rows, W the batch's total
 weight: B without sample weights), so its loss and gradient are its share of the global
 batch mean; one ``Allreduce`` sums the flat gradients, the loss and a stop flag (Ctrl-C on
-any rank), and every rank applies the same step 6. Batch normalisation sums its per-neuron
-statistics (step 2) and its two column means (step 4) over the ranks through the network's
-``batch_sum`` hook (``engine.normalization.BatchSum``). The result equals the one-process
-run up to the order of the sums (1e-12 in float64).
+any rank), and every rank applies the same step 6. A stop signal acts only through that sum,
+so every rank stops after the same batch (``_AgreedGuard``). Batch normalisation sums its
+per-neuron statistics (step 2) and its two column means (step 4) over the ranks through the
+network's ``batch_sum`` hook (``engine.normalization.BatchSum``). Dropout: every rank draws
+the (N_q, B) masks of the whole batch from the same generator, as one process does, and keeps
+the columns of its rows. The result equals the one-process run up to the order of the sums
+(1e-12 in float64).
 
 Every rank passes the whole data set (the same X, D and seed: the same shuffling order) and
 takes its rows of each global batch; rank 0's initial weights are broadcast. Validation,
@@ -24,6 +27,7 @@ import contextlib
 import math
 import os
 import sys
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -32,8 +36,9 @@ import numpy as np
 import scipy.sparse
 
 from ..engine.network import Network
+from ..engine.normalization import draw_mask
 from .batches import Batches
-from .interrupt import InterruptGuard
+from .interrupt import SIGNALS, InterruptGuard
 from .loop import Penalty
 from .optimizers import Optimizer
 
@@ -89,6 +94,34 @@ class _BatchSum:
         self.comm.Allreduce(self.op, a)  # the default op is the sum
 
 
+class _AgreedGuard(InterruptGuard):
+    """The Ctrl-C guard of data parallel training: a stop signal acts through the all-reduce.
+
+    A signal handler runs between any two bytecodes, so a flag it set could be seen by one
+    rank right after a batch's ``Allreduce`` and by another only after the next one: the
+    first would stop while the second waits in the next ``Allreduce`` (a hang). Here the
+    handler records only this rank's ``asked`` (the signal's number); ``DataParallel.step``
+    sends it with the gradients and sets ``requested`` and ``signal``, which ``fit`` reads,
+    from the sum: every rank stops after the same batch. A second signal on a rank raises
+    ``KeyboardInterrupt`` at once, as in one process (``run_main`` then stops every rank).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = 0  # the signal that asked this rank to stop; 0: none yet
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = signum
+
+
+# The signal on which every rank of this process's data parallel training agreed to stop
+# (0: none); ``run_main`` reads it: after an agreed stop the ranks meet at the end, any other
+# interruption (outside training, a second signal) may find the others anywhere and aborts.
+_agreed_signal = 0
+
+
 class _ShardBatches(Batches):
     """This rank's rows of each global mini-batch, with weights making its share of the mean."""
 
@@ -100,11 +133,13 @@ class _ShardBatches(Batches):
         super().__init__(net, X, D, None, share)
         self.sample_weight = w
         self.sw = np.empty((1, share), dtype=net.dtype)
+        self.rows = slice(0, 0)  # this rank's columns of the last global batch
         self.batch_sum = _BatchSum(comm)
 
     def gather(self, idx: Array) -> tuple[Array, Array, Array | None, float]:
         """Columns x, d of this rank's rows, weights w_i m_r / W (1, m_r), and W."""
-        B, mine = len(idx), idx[shard(len(idx), self.rank, self.size)]
+        B, self.rows = len(idx), shard(len(idx), self.rank, self.size)
+        mine = idx[self.rows]
         x, d, _, m = super().gather(mine)
         w = self.sw[:, : len(mine)]
         if self.sample_weight is None:
@@ -131,11 +166,6 @@ class DataParallel:
         if not isinstance(comm, self.MPI.Comm):
             raise TypeError(f"comm must be an mpi4py communicator, got {comm!r}")
         self.comm, self.size = comm, comm.Get_size()
-        if any(net.p):
-            raise ValueError(
-                "dropout is not supported with comm= yet: the masks of one process's batch "
-                f"cannot be split over ranks, got dropout={net.dropout!r}"
-            )
         n, batch_size = X.shape[0], min(settings["batch_size"], X.shape[0])
         smallest = min(batch_size, n % batch_size or batch_size)
         if smallest < self.size:
@@ -156,8 +186,14 @@ class DataParallel:
                 )
         comm.Bcast(net.params, root=0)  # one start, even from differently seeded networks
         comm.Bcast(net.stats, root=0)
+        state = comm.bcast(net.dropout_rng.bit_generator.state, root=0)
+        net.dropout_rng.bit_generator.state = state  # one stream of dropout masks
+        # dropout: room for the masks of a whole batch, (N_q, B) each
+        self.dropped = [q for q in range(1, net.Q) if net.p[q]]
+        room = {q: net.sizes[q] * batch_size for q in self.dropped}
+        self.masks = {q: np.empty(size, dtype=net.dtype) for q, size in room.items()}
         self.buffer = np.empty(net.n_params + 2, dtype=net.dtype)  # grads, loss, stop flag
-        self.guard = InterruptGuard()
+        self.guard = _AgreedGuard()
         self.batches_made: _ShardBatches | None = None
 
     def seed(self, seed: int | None) -> int | None:
@@ -205,22 +241,43 @@ class DataParallel:
         """``train_step`` over all ranks: steps 2-5 on this rank's columns, one Allreduce of
         gradients, loss and stop flag, then the penalty (once, on the global batch) and the
         same step 6 on every rank."""
-        net.forward_columns(x, training=True)  # step 2 (batch-norm sums over all ranks)
+        if self.dropped:  # this rank's columns of the masks of the whole batch
+            self._draw_masks(net, x.shape[1])
+        # step 2 (batch-norm sums over all ranks)
+        net.forward_columns(x, training=True, new_masks=not self.dropped)
         buffer, n = self.buffer, net.n_params
         buffer[n] = net.loss_value(d, w)  # this rank's share of the batch's mean loss
         net.backward(d, w)  # steps 3-5: this rank's share of the gradient
         buffer[:n] = net.grads
-        buffer[n + 1] = self.guard.requested
+        buffer[n + 1] = self.guard.asked  # this rank's stop signal (0: none)
         self.comm.Allreduce(self.MPI.IN_PLACE, buffer)  # the sum over the ranks
         net.grads[...] = buffer[:n]
         loss = float(buffer[n])
-        if buffer[n + 1]:  # Ctrl-C on some rank: every rank stops after this batch
-            self.guard.requested = True
+        if buffer[n + 1] and not self.guard.requested:  # a stop signal on some rank
+            self._stop_together()  # every rank stops after this batch
         if penalty is not None:
             loss = penalty(net, loss, weight if weight is not None else float(x.shape[1]))
         if math.isfinite(loss):
             optimizer.update(net.params, net.grads, state, net.n_weights)  # step 6
         return loss
+
+    def _draw_masks(self, net: Network, m: int) -> None:
+        """Dropout: the (N_q, B) masks that one process draws for the whole batch, from the
+        same generator in the same order (on every rank), and this rank's m columns."""
+        assert self.batches_made is not None
+        B, rows = self.batches_made.batch_sum.n, self.batches_made.rows
+        mask = net.workspace(m).mask
+        for q in self.dropped:
+            whole = self.masks[q][: net.sizes[q] * B].reshape(net.sizes[q], B)
+            draw_mask(net.dropout_rng, net.p[q], whole)
+            np.copyto(mask[q], whole[:, rows])
+
+    def _stop_together(self) -> None:
+        """Agree to stop after this batch, on one signal: the largest number asked."""
+        global _agreed_signal
+        signal = int(self.comm.allreduce(self.guard.asked, op=self.MPI.MAX))
+        self.guard.signal, self.guard.requested = signal, True
+        _agreed_signal = signal
 
 
 def _bytes(a: Array) -> memoryview:
@@ -231,10 +288,13 @@ def _bytes(a: Array) -> memoryview:
 def run_main(main: Callable[[], int]) -> int:
     """Run the command line; under mpiexec, a failure on one rank stops every rank.
 
-    A rank that fails (an exit code other than 0 or 130, or an exception) prints one line
-    naming itself and calls ``MPI_Abort``, which ends all ranks at once. Ctrl-C (130) is
-    agreed by all ranks inside ``fit``: they wait for each other (rank 0 writes the
-    checkpoint) and exit 130.
+    A rank that fails (an exception, an exit code other than 0 or an interruption's) prints
+    one line naming itself and calls ``MPI_Abort``, which ends all ranks at once. A stop
+    signal during training (Ctrl-C: SIGINT, SIGTERM, SIGHUP) is agreed by all ranks inside
+    ``fit``: every rank stops after the same batch, rank 0 writes the checkpoint and model,
+    the ranks wait for each other here and exit 128 + the signal (130 for Ctrl-C). An
+    interruption that was not agreed (outside training, or a second signal) may find the
+    other ranks anywhere, even inside a collective: it aborts them all, with the same code.
     """
     comm = world()
     if comm is None:
@@ -247,14 +307,26 @@ def run_main(main: Callable[[], int]) -> int:
         code = 130 if isinstance(error, KeyboardInterrupt) else 1
     else:
         message = f"exit code {code}"
-    if code in (0, 130):
-        comm.Barrier()  # every rank is done (rank 0's files are written)
+    interrupted = code in {128 + int(number) for number in SIGNALS}
+    if code == 0 or (interrupted and _agreed_signal):
+        _wait_for_all(comm)  # every rank is done (rank 0's files are written)
+        if code:  # under -m mpi4py, exiting non-zero without Finalize would call MPI_Abort
+            mpi().Finalize()
         return code
     print(
-        f"betaprop: rank {rank} of {size} failed ({message}); stopping all ranks",
+        f"betaprop: rank {rank} of {size} {'interrupted' if interrupted else 'failed'} "
+        f"({message}); stopping all ranks",
         file=sys.stderr,
         flush=True,
     )
     sys.stdout.flush()
     comm.Abort(code)
     return code
+
+
+def _wait_for_all(comm: Any) -> None:
+    """A barrier that waits asleep: MPICH's blocking one spins at full speed (taking a core
+    from rank 0 while it writes) and runs no Python signal handler until it returns."""
+    request = comm.Ibarrier()
+    while not request.Test():
+        time.sleep(0.005)
