@@ -1,9 +1,13 @@
 """Data parallel training (issue 13): the wide workload on 1 process x 2 BLAS threads against
-2 processes x 1 thread each, the all-reduce's share of a step, and a scaling model.
+2 processes x 1 thread each (and 1 process x 1 thread, a control), the all-reduce's share of
+a step, and a scaling model.
 
-    python benchmarks/distributed.py [--n 8192] [--epochs 1] [--batch 128]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m benchmarks.distributed \
+        [--n 8192] [--epochs 1] [--batch 128] [--repeats 3]
 
-Starts ``mpiexec -n 2`` itself (the ``mpi`` extra). The all-reduce's share: the same
+Starts ``mpiexec -n 2`` itself (the ``mpi`` extra). The contenders take turns, ``--repeats``
+rounds; the figures are medians, with the load average before and after. The all-reduce's
+share: the same
 Allreduce (the flat gradients, float32) timed alone on the 2 ranks, times the number of
 steps, over the epoch's time. The scaling model for K nodes, batch B, P parameters
 (float32, 4P bytes): a step costs t_c B / K (t_c: measured compute per example on one
@@ -20,6 +24,7 @@ import os
 import subprocess
 import sys
 import time
+from statistics import median
 
 import numpy as np
 
@@ -75,6 +80,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=8192)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:  # one rank of the 2-process run
@@ -84,27 +90,44 @@ def main() -> None:
         if world().Get_rank() == 0:
             print(json.dumps(result))
         return
-    one = measure(args.n, args.epochs, args.batch, threads=2)
     mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
     command = [mpiexec, "-n", "2", sys.executable, "-m", "mpi4py", os.path.abspath(__file__)]
     command += ["--worker", "--n", str(args.n), "--epochs", str(args.epochs)]
     command += ["--batch", str(args.batch)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
-    two = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f"wide, n={args.n}, batch {args.batch}, {one['params']} parameters (float32)")
-    print(f"1 process x 2 threads : {one['samples_per_s']:9.0f} samples/s")
-    print(f"2 processes x 1 thread: {two['samples_per_s']:9.0f} samples/s")
-    print(f"all-reduce share of a step (2 ranks, one node): {two['allreduce_share']:.1%}")
-    # one node's compute per example: the faster of the two layouts (the machine is shared)
-    per_example = 1.0 / max(one["samples_per_s"], two["samples_per_s"])
+    load_before = os.getloadavg()
+    rounds: dict[str, list[dict]] = {"1x1": [], "1x2": [], "2x1": []}
+    for _ in range(args.repeats):  # the contenders take turns
+        rounds["1x1"].append(measure(args.n, args.epochs, args.batch, threads=1))
+        rounds["1x2"].append(measure(args.n, args.epochs, args.batch, threads=2))
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
+        rounds["2x1"].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    load_after = os.getloadavg()
+    rate = {name: median(r["samples_per_s"] for r in runs) for name, runs in rounds.items()}
+    params = rounds["1x2"][0]["params"]
+    share = median(r["allreduce_share"] for r in rounds["2x1"])
+    print(f"wide, n={args.n}, batch {args.batch}, {params} parameters (float32)")
+    print(
+        f"medians of {args.repeats} rounds; load average {load_before[0]:.2f} before, "
+        f"{load_after[0]:.2f} after (1 min; {os.cpu_count()} cores)"
+    )
+    print(f"1 process x 1 thread  : {rate['1x1']:9.0f} samples/s")
+    print(f"1 process x 2 threads : {rate['1x2']:9.0f} samples/s")
+    print(
+        f"2 processes x 1 thread: {rate['2x1']:9.0f} samples/s "
+        f"({rate['2x1'] / rate['1x2']:.2f}x 1 x 2 threads, {rate['2x1'] / rate['1x1']:.2f}x 1 x 1)"
+    )
+    print(f"all-reduce share of a step (2 ranks, one node): {share:.1%}")
+    # one node's compute per example: the fastest layout (the machine is shared; the
+    # smallest t_c gives the all-reduce the largest share, the cautious prediction)
+    per_example = 1.0 / max(rate.values())
     print(
         f"model (alpha {ALPHA:g} s, {BANDWIDTH / 1e9:g} GB/s), compute/example {per_example:.3g} s"
     )
     for batch in (args.batch, 1024):
-        cells = ", ".join(f"{k}: {model(per_example, one['params'], batch, k):.0%}" for k in NODES)
+        cells = ", ".join(f"{k}: {model(per_example, params, batch, k):.0%}" for k in NODES)
         print(f"  B = {batch:5d}: efficiency on nodes {cells}")
     for batch in (2**p for p in range(6, 20)):
-        if model(per_example, one["params"], batch, 16) >= 0.8:
+        if model(per_example, params, batch, 16) >= 0.8:
             print(f"  80 % at 16 nodes from B = {batch}")
             break
 
