@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import betaprop.files.datasets as datasets
@@ -46,14 +47,21 @@ def _table(tmp_path, rows=50, name="t.csv", sep=",", target=lambda i: str(i % 3)
     path = tmp_path / name
     if name.endswith(".gz"):
         path.write_bytes(gzip.compress(text.encode()))
+    elif name.endswith(".parquet"):
+        return str(path), X
     else:
         path.write_text(text)
     return str(path), X
 
 
-@pytest.mark.parametrize("name, sep", [("t.csv", ","), ("t.tsv", "\t"), ("t.csv.gz", ",")])
+@pytest.mark.parametrize(
+    "name, sep",
+    [("t.csv", ","), ("t.tsv", "\t"), ("t.csv.gz", ","), ("t.parquet", ",")],
+)
 def test_numbers_equal_numpys_and_the_general_readers(tmp_path, monkeypatch, name, sep):
     path, X = _table(tmp_path, name=name, sep=sep)
+    if name.endswith(".parquet"):  # the same table, written by pandas through pyarrow
+        pd.read_csv(_table(tmp_path)[0]).to_parquet(path)
     general = _general(path)
     _no_general_reader(monkeypatch)
     data = read_csv(path)
@@ -176,3 +184,55 @@ def test_a_file_beyond_the_head_is_estimated_from_its_size(tmp_path, monkeypatch
     _no_general_reader(monkeypatch)
     np.testing.assert_array_equal(read_csv(path).X, X)
     assert 3000 <= estimates[0] <= 3000 * 1.1  # one allocation, a few percent to spare
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        pd.DataFrame({"a": [1.5, 2.5] * 20, "b": ["x", "y"] * 20, "label": [0, 1] * 20}),
+        pd.DataFrame({"a": [1.5, None] * 20, "label": [0, 1] * 20}),  # a gap
+        pd.DataFrame({"a": [1.5, 2.5] * 20, "label": [0, 1] * 20}, index=range(5, 45)),
+    ],
+)
+def test_parquet_that_is_not_all_numbers_reads_as_the_general_reader_does(tmp_path, frame):
+    path = str(tmp_path / "t.parquet")
+    frame.to_parquet(path)
+    try:
+        expected = _general(path)
+    except DataError as error:
+        with pytest.raises(DataError) as raised:
+            read_csv(path)
+        assert str(raised.value) == str(error)
+        return
+    data = read_csv(path)
+    assert data.feature_names == expected.feature_names
+    assert data.categorical == expected.categorical
+    np.testing.assert_array_equal(data.X, expected.X)
+    assert list(data.target) == list(expected.target)
+
+
+@pytest.mark.parametrize(
+    "column, wide",
+    [
+        (lambda i: 1.7e9 + 1000.0 * i, True),  # timestamps: float32 would round them to 128 s
+        (lambda i: 1e100 if i == 44 else float(i), True),  # beyond float32's range
+        (lambda i: 1e-45 * (i + 1), True),  # below float32's normal numbers
+        (lambda i: 0.1 * i - 2.0, False),  # ordinary numbers: float32 keeps them
+    ],
+)
+def test_float32_only_where_it_keeps_the_numbers(tmp_path, column, wide):
+    path, X = _table(tmp_path)
+    values = [column(i) for i in range(50)]
+    lines = open(path).read().splitlines()
+    for i, value in enumerate(values):
+        cells = lines[1 + i].split(",")
+        cells[3] = repr(value)
+        lines[1 + i] = ",".join(cells)
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    general = _general(path, dtype="float32")
+    data = read_csv(path, dtype="float32")
+    assert data.X.dtype == general.X.dtype == (np.float64 if wide else np.float32)
+    expected = np.asarray(values) if wide else np.asarray(values, dtype=np.float32)
+    np.testing.assert_array_equal(data.X[:, 3], expected)
+    np.testing.assert_array_equal(general.X, data.X)

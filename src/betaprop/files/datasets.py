@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .numbers import read_numbers
+from .numbers import faithful, read_numbers
 from .reading import DataError, read_table, refuse
 
 __all__ = [
@@ -168,7 +168,8 @@ def from_frame(
     names, dates as text). A numeric column with a cell that is not a number, an infinite
     value, or a missing one (unless ``allow_missing``: then it is imputed later) is refused
     with the line, column and value. ``Dataset.X`` holds the numeric columns (NaN where
-    missing), of ``dtype``; ``Dataset.frame`` the whole feature table when it needs encoding.
+    missing), of ``dtype`` (float64 where ``dtype`` would lose what training needs:
+    ``numbers.faithful``); ``Dataset.frame`` the whole feature table when it needs encoding.
     A numeric target column stays numbers (int64 or float64), any other is stripped text.
     """
     import pandas as pd
@@ -228,9 +229,12 @@ def from_frame(
     elif ragged and is_file:
         refuse(source, sep, lambda *cells: None, None)
     numeric_names = [name for name in names if kinds[name] == "numeric"]
+    columns = [numeric[name] for name in numeric_names]
+    if any(not faithful(v[~np.isnan(v)][:, None], dtype) for v in columns):
+        dtype = "float64"  # as read_numbers: float64 where dtype loses what training needs
     X = np.empty((len(frame), len(numeric_names)), dtype=dtype)
-    for j, name in enumerate(numeric_names):
-        X[:, j] = numeric[name]
+    for j, values in enumerate(columns):
+        X[:, j] = values
     categorical_names = [name for name in names if kinds[name] == "categorical"]
     table = None
     if categorical_names or np.isnan(X).any():
