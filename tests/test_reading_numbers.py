@@ -236,3 +236,16 @@ def test_float32_only_where_it_keeps_the_numbers(tmp_path, column, wide):
     expected = np.asarray(values) if wide else np.asarray(values, dtype=np.float32)
     np.testing.assert_array_equal(data.X[:, 3], expected)
     np.testing.assert_array_equal(general.X, data.X)
+
+
+@pytest.mark.parametrize("gap", [False, True])
+def test_a_declared_category_is_read_as_written_with_or_without_a_gap(tmp_path, gap):
+    cells = ["007", "1.50", "7", "007", " 42 ", "1.50"] + ([""] if gap else ["7"])
+    lines = ["x,zip,label"] + [f"{i}.5,{cell},{i % 2}" for i, cell in enumerate(cells)]
+    path = tmp_path / "t.csv"
+    path.write_text("\n".join(lines) + "\n")
+    data = read_csv(str(path), categorical=["zip"], allow_missing=True)
+    assert data.categorical == ["zip"]
+    read = [None if pd.isna(cell) else cell for cell in data.frame["zip"]]
+    assert read == [cell.strip() or None for cell in cells]  # "007" and "7": two categories
+    np.testing.assert_array_equal(data.X[:, 0], [i + 0.5 for i in range(len(cells))])

@@ -404,7 +404,8 @@ def read_csv(
     if simple is not None:
         names, target_name, X, labels = simple
         return Dataset(X, labels, names, target_name or (target or ""), path)
-    frame = read_table(path, sep)
+    declared = [] if isinstance(categorical, str) else list(categorical)
+    frame = read_table(path, sep, text=declared)  # a declared category as written: "007"
     return from_frame(
         frame,
         target,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -195,10 +195,11 @@ def open_table(path: str, sep: str | None = None) -> Iterator[tuple[Any, list[st
         yield stream, header, sep or ","
 
 
-def parse_csv(stream: Any, sep: str, chunksize: int | None = None) -> Any:
+def parse_csv(stream: Any, sep: str, chunksize: int | None = None, text: Sequence[int] = ()) -> Any:
     """pandas' C parser on a CSV byte stream: every cell as written (no NaN guessing),
-    numbers parsed by the parser itself (exactly: tests/test_faults_files.py); a frame, or
-    with ``chunksize`` an iterator of frames."""
+    numbers parsed by the parser itself (exactly: tests/test_faults_files.py) except in the
+    columns at positions ``text``, kept as written; a frame, or with ``chunksize`` an
+    iterator of frames."""
     import pandas as pd
 
     return pd.read_csv(
@@ -210,13 +211,14 @@ def parse_csv(stream: Any, sep: str, chunksize: int | None = None) -> Any:
         skip_blank_lines=True,
         skipinitialspace=False,
         chunksize=chunksize,
+        dtype={position: str for position in text} or None,
     )
 
 
-def read_table(path: str, sep: str | None = None) -> Any:
+def read_table(path: str, sep: str | None = None, text: Sequence[str] = ()) -> Any:
     """A CSV (or TSV, ``sep``-separated, gzip-compressed) or Parquet file as a pandas DataFrame
-    (CSV: columns of numbers as float or int, any other column as text, every cell as
-    written; Parquet: the file's own types).
+    (CSV: columns of numbers as float or int, any other column and the columns named in
+    ``text`` as text, every cell as written; Parquet: the file's own types).
 
     CSV is read by pandas' C parser; Parquet by pyarrow. Only regular files are opened; the
     header is checked (names, separator) before the body is parsed. Raises ``DataError``.
@@ -225,7 +227,8 @@ def read_table(path: str, sep: str | None = None) -> Any:
         if header is None:
             return _read_parquet(stream, path)
         try:
-            frame = parse_csv(stream, sep)
+            positions = [i for i, name in enumerate(header) if name in text]
+            frame = parse_csv(stream, sep, text=positions)
         except UnicodeDecodeError:
             refuse(path, sep, lambda *a: None, "not a UTF-8 text file")
         except Exception as error:  # pandas' ParserError, EmptyDataError, gzip errors, ...
