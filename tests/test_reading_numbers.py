@@ -47,8 +47,6 @@ def _table(tmp_path, rows=50, name="t.csv", sep=",", target=lambda i: str(i % 3)
     path = tmp_path / name
     if name.endswith(".gz"):
         path.write_bytes(gzip.compress(text.encode()))
-    elif name.endswith(".parquet"):
-        return str(path), X
     else:
         path.write_text(text)
     return str(path), X
@@ -56,12 +54,10 @@ def _table(tmp_path, rows=50, name="t.csv", sep=",", target=lambda i: str(i % 3)
 
 @pytest.mark.parametrize(
     "name, sep",
-    [("t.csv", ","), ("t.tsv", "\t"), ("t.csv.gz", ","), ("t.parquet", ",")],
+    [("t.csv", ","), ("t.tsv", "\t"), ("t.csv.gz", ",")],
 )
 def test_numbers_equal_numpys_and_the_general_readers(tmp_path, monkeypatch, name, sep):
     path, X = _table(tmp_path, name=name, sep=sep)
-    if name.endswith(".parquet"):  # the same table, written by pandas through pyarrow
-        pd.read_csv(_table(tmp_path)[0]).to_parquet(path)
     general = _general(path)
     _no_general_reader(monkeypatch)
     data = read_csv(path)

@@ -230,7 +230,13 @@ def from_frame(
         refuse(source, sep, lambda *cells: None, None)
     numeric_names = [name for name in names if kinds[name] == "numeric"]
     columns = [numeric[name] for name in numeric_names]
-    if any(not faithful(v[~np.isnan(v)][:, None], dtype) for v in columns):
+    present = [v[~np.isnan(v)][:, None] for v in columns]
+    with np.errstate(over="ignore"):
+        narrow = [v.astype(dtype) for v in present]
+    if any(
+        v.size and not faithful(v, r, v.min(axis=0), v.max(axis=0))
+        for v, r in zip(present, narrow, strict=True)
+    ):
         dtype = "float64"  # as read_numbers: float64 where dtype loses what training needs
     X = np.empty((len(frame), len(numeric_names)), dtype=dtype)
     for j, values in enumerate(columns):

@@ -1,26 +1,27 @@
 """Reading the common table fast and in bounded memory: every feature cell a number.
 
 Most data files are numbers only: no text category, no gap. ``read_numbers`` parses such a
-CSV file with pandas' C parser in chunks of rows (a Parquet file in pyarrow's batches of
-rows) and copies each chunk into one matrix of the dtype the caller trains in, so the whole
-table never exists as a float64 frame: the peak is about the final matrix plus one chunk
-(benchmarks/reading.py measures it). Where float32 would lose what training needs (values
-far from zero for their spread, as timestamps; values beyond its range) the matrix is
-float64 instead (``faithful``). The first cell that is not a plain, finite number of
-bounded magnitude (text, a gap, a boolean, a ragged row) makes it give up and return None:
-the general reader (``read_table`` and ``datasets.from_frame``) then reads the file again
-and encodes, imputes or refuses it, with its messages. Both give the same numbers
-(tests/test_reading_numbers.py).
+CSV file with pandas' C parser in chunks of rows and copies each chunk into one matrix of
+the dtype the caller trains in, so the whole table never exists as a float64 frame: the
+peak is about the final matrix plus one chunk (benchmarks/reading.py measures it). Where
+float32 would lose what training needs (values far from zero for their spread, as
+timestamps; values beyond its range) the matrix is float64 instead (``faithful``). The
+first cell that is not a plain, finite number of bounded magnitude (text, a gap, a
+boolean, a ragged row) makes it give up and return None: the general reader
+(``read_table`` and ``datasets.from_frame``) then reads the file again and encodes,
+imputes or refuses it, with its messages. Both give the same numbers
+(tests/test_reading_numbers.py). A Parquet file goes to the general reader (pyarrow's
+batches would hold whole row groups).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from .reading import check_header, open_table, parse_csv
+from .reading import open_table, parse_csv
 
 __all__ = ["read_numbers", "faithful", "CHUNK_ROWS"]
 
@@ -36,7 +37,7 @@ def read_numbers(
     limit: float,
     missing: Sequence[str],
 ) -> tuple[list[str], str | None, Array, Array] | None:
-    """(feature names, target name, X, target) of an all-numeric CSV or Parquet file, or None.
+    """(feature names, target name, X, target) of an all-numeric CSV file, or None.
 
     ``select(header)`` returns (feature names, target name or None), or None to leave the
     file to the general reader. X is (n, p) of ``dtype``, or float64 where ``dtype`` would
@@ -46,11 +47,10 @@ def read_numbers(
     """
     with open_table(path, sep) as (stream, header, sep):
         try:
-            if header is None:  # Parquet: pyarrow's batches of rows
-                header, rows, chunks = _parquet_chunks(stream, path)
-            else:
-                rows = _estimated_rows(stream, path, len(header))
-                chunks = parse_csv(stream, sep, chunksize=CHUNK_ROWS)
+            if header is None:  # Parquet: pyarrow's batches would hold whole row groups
+                return None
+            rows = _estimated_rows(stream, path, len(header))
+            chunks = parse_csv(stream, sep, chunksize=CHUNK_ROWS)
             chosen = select(header)
             if chosen is None:
                 return None
@@ -71,13 +71,14 @@ def read_numbers(
                 label = None if where is None else _target(chunk.iloc[:, where], limit, missing)
                 if block is None or (where is not None and label is None):
                     return None
-                low = np.minimum(low, block.min(axis=0))  # each column's range so far
-                high = np.maximum(high, block.max(axis=0))
-                if not faithful(block, X.dtype, high - low):  # read again, all in float64
-                    return read_numbers(path, sep, select, "float64", limit, missing)
                 if n + len(block) > X.shape[0]:  # realloc: no second copy of the rows so far
                     X.resize((max(n + len(block), X.shape[0] * 3 // 2), X.shape[1]), refcheck=False)
-                X[n : n + len(block)] = block
+                with np.errstate(over="ignore"):  # beyond float32: inf, then read in float64
+                    X[n : n + len(block)] = block
+                low = np.minimum(low, block.min(axis=0))  # each column's range so far
+                high = np.maximum(high, block.max(axis=0))
+                if not faithful(block, X[n : n + len(block)], low, high):
+                    return read_numbers(path, sep, select, "float64", limit, missing)  # again
                 if label is not None:
                     labels.append(label)
                 n += len(block)
@@ -93,34 +94,24 @@ def read_numbers(
     return names, target, X, values
 
 
-def faithful(values: Array, dtype: Any, spread: Array | None = None) -> bool:
-    """Whether float64 ``values`` (rows, p) keep what training needs in ``dtype``: in every
-    column, rounding moves no value by more than 2^-22 of the column's ``spread`` (max - min,
-    by default of ``values``; a constant column is kept, it standardises to 0 either way).
+def faithful(values: Array, rounded: Array, low: Array, high: Array) -> bool:
+    """Whether ``rounded``, float64 ``values`` (rows, p) in a narrower dtype, keeps what
+    training needs: in every column, rounding moved no value by more than 2^-22 of the
+    column's range [low, high] (a constant column is kept: it standardises to 0 either way).
     A column of timestamps, 1.7e9 +- 1e6, would be rounded to 128 s in float32 before it is
     centred and scaled, so it is not faithful; nor is a value beyond float32's range."""
-    if np.dtype(dtype) == np.float64 or values.size == 0:
+    if rounded.dtype == np.float64 or values.size == 0:
         return True
-    with np.errstate(over="ignore", invalid="ignore"):
-        rounded = values.astype(dtype)
-        error = np.abs(rounded.astype(np.float64) - values).max(axis=0)
-    if spread is None:
-        spread = values.max(axis=0) - values.min(axis=0)
-    return bool(np.all((error <= spread * 2.0**-22) | (spread == 0)))
-
-
-def _parquet_chunks(handle: Any, path: str) -> tuple[list[str], int, Iterator[Any]]:
-    """A Parquet file's column names, its number of rows and its rows as pandas frames of
-    ``CHUNK_ROWS`` (pyarrow's batches), or an exception for the general reader to word."""
-    import pyarrow.parquet as pq
-
-    file = pq.ParquetFile(handle)
-    header = [str(name).strip() for name in file.schema_arrow.names]
-    if any(name.startswith("__index_level_") for name in header):
-        raise ValueError("a stored pandas index: the general reader makes it the index")
-    check_header(path, header, ",".join(header), ",")
-    batches = file.iter_batches(batch_size=CHUNK_ROWS)
-    return header, file.metadata.num_rows, (batch.to_pandas() for batch in batches)
+    spread = high - low
+    # float32 moves v by at most |v| 2^-24 within its range: most columns pass on that bound
+    largest = np.maximum(np.abs(low), np.abs(high))  # (and by 2^-150 below its normal range)
+    top = np.finfo(rounded.dtype).max
+    unsure = ~((largest <= 4.0 * spread) & (largest <= top) & (spread >= 2.0**-128))
+    if not unsure.any():
+        return True
+    with np.errstate(over="ignore", invalid="ignore"):  # the others: the errors themselves
+        error = np.abs(rounded[:, unsure] - values[:, unsure]).max(axis=0)
+    return bool(np.all((error <= spread[unsure] * 2.0**-22) | (spread[unsure] == 0)))
 
 
 def _estimated_rows(stream: Any, path: str, fields: int) -> int:
