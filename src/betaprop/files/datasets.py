@@ -230,13 +230,7 @@ def from_frame(
         refuse(source, sep, lambda *cells: None, None)
     numeric_names = [name for name in names if kinds[name] == "numeric"]
     columns = [numeric[name] for name in numeric_names]
-    present = [v[~np.isnan(v)][:, None] for v in columns]
-    with np.errstate(over="ignore"):
-        narrow = [v.astype(dtype) for v in present]
-    if any(
-        v.size and not faithful(v, r, v.min(axis=0), v.max(axis=0))
-        for v, r in zip(present, narrow, strict=True)
-    ):
+    if np.dtype(dtype) != np.float64 and not all(_faithful(v, dtype) for v in columns):
         dtype = "float64"  # as read_numbers: float64 where dtype loses what training needs
     X = np.empty((len(frame), len(numeric_names)), dtype=dtype)
     for j, values in enumerate(columns):
@@ -254,6 +248,16 @@ def from_frame(
         frame=table,
         categorical=categorical_names,
     )
+
+
+def _faithful(column: Array, dtype: str) -> bool:
+    """``numbers.faithful`` for one column of a frame, its gaps left out."""
+    present = column[~np.isnan(column)][:, None]
+    if present.size == 0:
+        return True
+    with np.errstate(over="ignore"):
+        narrow = present.astype(dtype)
+    return faithful(present, narrow, present.min(axis=0), present.max(axis=0))
 
 
 def _feature_kinds(
