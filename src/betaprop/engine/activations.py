@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from scipy.special import expit, ndtr
@@ -154,17 +155,20 @@ def _elu(s: Array, out: Array) -> None:
     np.maximum(s, out, out=out)
 
 
-_ZEROS: dict[tuple[tuple[int, ...], np.dtype], Array] = {}
+_ZEROS: dict[tuple[tuple[int, ...], np.dtype, str], Array] = {}
 
 
 def _zeros(like: Array) -> Array:
-    """Read-only zeros of ``like``'s shape and dtype, allocated once per shape."""
-    key = (like.shape, like.dtype)
+    """Read-only zeros of ``like``'s shape, dtype and memory order (an inference pass is
+    F-contiguous; mixed orders would make the loop strided), allocated once per shape."""
+    f_only = like.flags.f_contiguous and not like.flags.c_contiguous
+    order: Literal["C", "F"] = "F" if f_only else "C"
+    key = (like.shape, like.dtype, order)
     zeros = _ZEROS.get(key)
     if zeros is None:
         if len(_ZEROS) >= 32:
             _ZEROS.clear()
-        zeros = _ZEROS[key] = np.zeros(like.shape, like.dtype)
+        zeros = _ZEROS[key] = np.zeros(like.shape, like.dtype, order=order)
         zeros.setflags(write=False)
     return zeros
 

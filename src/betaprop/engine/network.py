@@ -234,6 +234,8 @@ class Network:
         for q in range(first, last + 1):
             if q == 1 and ws.sparse:  # y^0 sparse: the columns of W^1 its values pick
                 sparse.product(W[1], y[0], out=s[1])
+            elif ws.rows:  # the same product, transposed: (s^q)^T = (y^{q-1})^T (W^q)^T
+                np.dot(y[q - 1].T, W[q].T, out=s[q].T)
             else:
                 np.dot(W[q], y[q - 1], out=s[q])  # s^q = W^q y^{q-1} + b^q
             s[q] += b[q]
@@ -284,6 +286,8 @@ class Network:
         normalized, p = self.normalized, self.p
         if self._modal and not ws.training:
             raise RuntimeError("backward needs a training pass: forward_columns(x, training=True)")
+        if ws.rows:
+            raise RuntimeError("the last pass was predict's (inference only): run forward first")
         # Step 3: delta^Q = (y^Q - d) ⊙ f'(s^Q), fused to y^Q - d for the canonical pair
         self.loss.output_delta(f[Q], s[Q], y[Q], d, beta[Q], tmp[Q], ws.row)
         beta[Q] *= 1.0 / ws.n  # the batch mean
@@ -356,13 +360,22 @@ class Network:
     def predict(self, X: Array, batch_size: int = 4096) -> Array:
         """Outputs y^Q for X of shape (n, N_0), as (n, N_Q), computed in chunks of rows.
 
-        X may be a SciPy sparse matrix (used as it is, never densified).
+        X may be a SciPy sparse matrix (used as it is, never densified). Step 2 at
+        inference with examples as rows in memory, as X's are (the layout in which BLAS
+        splits a batch over threads best); ``net.s``, ``net.y`` then hold the last chunk's
+        pass, which ``backward`` refuses (run ``forward`` for that).
         """
         X = self.check_X(X)
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
         for start in range(0, X.shape[0], batch_size):
             chunk = X[start : start + batch_size]
-            out[start : start + chunk.shape[0]] = self.forward_columns(chunk.T).T
+            ws = self._buffers.get(chunk.shape[0], rows=True)  # the layout of inference
+            ws.training, ws.sparse = False, scipy.sparse.issparse(chunk)
+            ws.y[0] = chunk.T
+            self._forward_layers(ws, 1, self.Q, update=False)
+            out[start : start + chunk.shape[0]] = ws.y[self.Q].T
+        ws.held = self._buffers.last_segment
+        self._last = ws  # net.s, net.y: the last chunk's pass, as after forward
         return out
 
     def copy(self, memory: str = "all") -> Network:

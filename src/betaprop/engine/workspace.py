@@ -30,11 +30,14 @@ MEMORY = ("all", "recompute")
 
 
 class Workspace:
-    """The buffers of one batch size n, views into flat arrays (C-contiguous).
+    """The buffers of one batch size n, views into flat arrays (C-contiguous; with ``rows``
+    F-contiguous, for inference: step 2's products then run as (y^{q-1})^T (W^q)^T, the
+    layout in which BLAS splits a batch over threads best).
 
     Attributes
     ----------
     n : examples per batch (columns).
+    rows : whether the (N_q, n) matrices are F-contiguous (examples are rows in memory).
     s, y, beta : per-layer lists, index 0 unused (``y[0]`` is set to the input batch);
         with memory="recompute" layers between kept ones share slots.
     tmp : per-layer scratch (N_q, n), one array shared by all layers.
@@ -52,10 +55,17 @@ class Workspace:
     sparse : whether the input batch y[0] of the last pass is a SciPy sparse matrix.
     """
 
-    def __init__(self, flat: dict[str, list[Any]], sizes: Sequence[int], n: int) -> None:
+    def __init__(
+        self, flat: dict[str, list[Any]], sizes: Sequence[int], n: int, rows: bool = False
+    ) -> None:
+        def matrix(a: Any, N: int) -> Any:
+            if rows:  # an example's N values side by side in memory: (N, n) views of (n, N)
+                return a[: N * n].reshape(n, N).T
+            return a[: N * n].reshape(N, n)
+
         def views(key: str) -> list[Any]:
             return [None] + [
-                None if flat[key][q] is None else flat[key][q][: N * n].reshape(N, n)
+                None if flat[key][q] is None else matrix(flat[key][q], N)
                 for q, N in enumerate(sizes)
                 if q > 0
             ]
@@ -68,11 +78,12 @@ class Workspace:
             ]
 
         self.n = n
+        self.rows = rows
         self.s = views("s")
         self.y = views("y")
         self.beta = views("beta")  # beta[0] is never computed (no gradient w.r.t. the input)
         self.tmp = views("tmp")
-        self.spare = flat["spare"][0][: sizes[-1] * n].reshape(sizes[-1], n)
+        self.spare = matrix(flat["spare"][0], sizes[-1])
         self.lse = flat["rows"][0][:n].reshape(1, n)
         self.row = flat["rows"][0][n : 2 * n].reshape(1, n)
         self.ones = flat["ones"][0][:n].reshape(n, 1)
@@ -125,10 +136,11 @@ class Buffers:
         self.last_segment = self.last_segment // self.k * self.k
         self._flat: dict[str, list[Any]] = {}
         self._capacity = 0
-        self._cache: dict[int, Workspace] = {}
+        self._cache: dict[tuple[int, bool], Workspace] = {}
 
-    def get(self, n: int) -> Workspace:
-        """The workspace for a batch of n, allocated the first time n exceeds capacity."""
+    def get(self, n: int, rows: bool = False) -> Workspace:
+        """The workspace for a batch of n, allocated the first time n exceeds capacity
+        (``rows``: its F-contiguous twin over the same arrays, for inference)."""
         if n > self._capacity:
             self._flat = {key: self._allocate(key, n) for key in ("s", "y", "beta", "tmp")}
             for key, used in (("xhat", self.normalized), ("u", self.normalized)):
@@ -142,11 +154,11 @@ class Buffers:
             self._flat["ones"] = [np.ones(n, dtype=self.dtype)]
             self._capacity = n
             self._cache.clear()
-        if n not in self._cache:
+        if (n, rows) not in self._cache:
             if len(self._cache) >= 4:
                 self._cache.clear()
-            self._cache[n] = Workspace(self._flat, self.sizes, n)
-        return self._cache[n]
+            self._cache[n, rows] = Workspace(self._flat, self.sizes, n, rows)
+        return self._cache[n, rows]
 
     def _per_layer(self, used: Sequence[Any], n: int) -> list[Any]:
         """One array of N_q * n per layer q where ``used[q]``, else None; index 0 is None."""
