@@ -11,16 +11,15 @@ What training learns about the data (scaling, label encoding) is ``files.preproc
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .numbers import faithful, read_numbers
-from .reading import DataError, read_table, refuse
+from .frames import MAX_MAGNITUDE, MISSING, Dataset, as_number, from_frame
+from .numbers import read_numbers
+from .reading import DataError, read_table
 
 __all__ = [
     "DataError",
@@ -34,6 +33,7 @@ __all__ = [
     "class_labels",
     "numeric_labels",
     "as_number",
+    "from_frame",
     "TASKS",
 ]
 
@@ -42,34 +42,8 @@ Array = np.ndarray
 BUNDLED = ("digits", "iris", "wine", "breast_cancer", "diabetes")
 SYNTHETIC = ("xor", "moons", "circles")
 TASKS = ("classification", "regression")
-# The largest magnitude of a number read from a data file: its square and the sum of a
-# million of them stay finite in float64, so standardisation never overflows.
-MAX_MAGNITUDE = 1e150
-# Cells read as a missing value (case-insensitive, after stripping blanks).
-MISSING = ("", "na", "n/a", "nan", "null", "none", "?", "-")
-# A numeric target with integer values and at most this many distinct values is a class label.
 MAX_INTEGER_CLASSES = 20
 TABLE_SUFFIXES = (".csv", ".tsv", ".gz", ".parquet", ".txt")
-
-
-@dataclass
-class Dataset:
-    """A table of features X (n, p) in float64 (or the dtype asked of ``read_csv``) and a
-    target column of n values.
-
-    ``target`` holds strings for class labels read from a file, numbers otherwise;
-    ``task`` is the task the source declares ("classification"/"regression") or None
-    when it has to be inferred from the target (``infer_task``).
-    """
-
-    X: Array
-    target: Array
-    feature_names: list[str]
-    target_name: str
-    source: str
-    task: str | None = None
-    frame: Any = None  # the raw feature table (pandas) when it needs encoding or imputing
-    categorical: list[str] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------- bundled data
@@ -121,247 +95,6 @@ def _synthetic(name: str, seed: int) -> Dataset:
 
 
 # ----------------------------------------------------------------------------- CSV files
-def as_number(cell: str) -> float | None:
-    """The cell as a float, or None if it is not a plain number (NaN and inf are numbers)."""
-    text = cell.strip()
-    if "_" in text:  # Python's float() accepts 1_000; a CSV file should not
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _is_missing(cell: str) -> bool:
-    return cell.strip().lower() in MISSING
-
-
-def _missing_mask(column: Any) -> Array:
-    """Cells that are missing: NaN/None, or text in ``MISSING`` (case-insensitive)."""
-    if column.dtype.kind == "f":
-        return np.isnan(column.to_numpy())
-    if column.dtype.kind in "biu":
-        return np.zeros(len(column), dtype=bool)
-    text = column.astype(object)
-    isna = text.isna().to_numpy()
-    lowered = text.where(~isna, "").astype(str).str.strip().str.lower()
-    return isna | lowered.isin(MISSING).to_numpy()
-
-
-def from_frame(
-    frame: Any,
-    target: str | None = None,
-    *,
-    source: str = "the table",
-    require_target: bool = True,
-    features: Sequence[str] | None = None,
-    categorical: Sequence[str] | str = "auto",
-    drop: Sequence[str] = (),
-    allow_missing: bool = False,
-    sep: str | None = None,
-    dtype: str = "float64",
-) -> Dataset:
-    """A ``Dataset`` from a pandas DataFrame: numeric feature columns, categorical ones, target.
-
-    A feature column is categorical when named in ``categorical``, or (``"auto"``, the
-    default) when it holds booleans or when none of its present cells is a number (city
-    names, dates as text). A numeric column with a cell that is not a number, an infinite
-    value, or a missing one (unless ``allow_missing``: then it is imputed later) is refused
-    with the line, column and value. ``Dataset.X`` holds the numeric columns (NaN where
-    missing), of ``dtype`` (float64 where ``dtype`` would lose what training needs:
-    ``numbers.faithful``); ``Dataset.frame`` the whole feature table when it needs encoding.
-    A numeric target column stays numbers (int64 or float64), any other is stripped text.
-    """
-    import pandas as pd
-
-    header = [str(c) for c in frame.columns]
-    is_file = source != "the table"
-    if target is None:
-        target_name = header[-1] if require_target else ""
-    else:
-        target_name = target
-    has_target = target_name in header
-    if require_target and not has_target:
-        raise DataError(
-            f"target column {target_name!r} is not in {source}; its columns are {header}"
-        )
-    unknown = [name for name in drop if name not in header]
-    if unknown:
-        raise DataError(f"--drop names columns {unknown} that are not in {source}")
-    if features is None:
-        names = [c for c in header if c != target_name and c not in drop]
-    else:
-        lacking = [name for name in features if name not in header]
-        if lacking:
-            if is_file:  # a malformed file is named as such first (a ragged row, ...)
-                refuse(source, sep, lambda *cells: None, None)
-            raise DataError(
-                f"{source} lacks the feature columns {lacking[:5]} that the model was trained on"
-            )
-        names = list(features)
-    if not names:
-        raise DataError(f"{source} has no feature column besides the target {target_name!r}")
-    declared = set(categorical) if not isinstance(categorical, str) else set()
-    unknown = sorted(declared - set(header))
-    if unknown:
-        raise DataError(f"--categorical names columns {unknown} that are not in {source}")
-
-    numeric, kinds, problems, ragged = _feature_kinds(
-        frame, names, declared, categorical, allow_missing
-    )
-    labels = None
-    if has_target:
-        column = frame[target_name]
-        if column.dtype.kind in "iuf":  # numbers as parsed: no text round trip
-            labels = column.to_numpy(np.int64 if column.dtype.kind == "i" else np.float64)
-            problems |= not bool((np.abs(labels) <= MAX_MAGNITUDE).all())  # NaN too
-        else:
-            text = column.astype(object)
-            cells = text.where(~text.isna(), "").astype(str).str.strip()
-            target_missing = cells.str.lower().isin(MISSING).to_numpy()
-            target_numbers = pd.to_numeric(cells, errors="coerce").to_numpy(np.float64)
-            if target_missing.any() or (np.abs(target_numbers) > MAX_MAGNITUDE).any():
-                problems = True
-            labels = cells.to_numpy(dtype=object)
-    if problems:
-        _problem(frame, source, is_file, sep, names, kinds, target_name if has_target else None,
-                 allow_missing)  # fmt: skip
-    elif ragged and is_file:
-        refuse(source, sep, lambda *cells: None, None)
-    numeric_names = [name for name in names if kinds[name] == "numeric"]
-    columns = [numeric[name] for name in numeric_names]
-    if np.dtype(dtype) != np.float64 and not all(_faithful(v, dtype) for v in columns):
-        dtype = "float64"  # as read_numbers: float64 where dtype loses what training needs
-    X = np.empty((len(frame), len(numeric_names)), dtype=dtype)
-    for j, values in enumerate(columns):
-        X[:, j] = values
-    categorical_names = [name for name in names if kinds[name] == "categorical"]
-    table = None
-    if categorical_names or np.isnan(X).any():
-        table = _feature_table(frame, names, kinds, numeric)
-    return Dataset(
-        X,
-        labels if labels is not None else np.array([], dtype=object),
-        names,
-        target_name,
-        source,
-        frame=table,
-        categorical=categorical_names,
-    )
-
-
-def _faithful(column: Array, dtype: str) -> bool:
-    """``numbers.faithful`` for one column of a frame, its gaps left out."""
-    present = column[~np.isnan(column)][:, None]
-    if present.size == 0:
-        return True
-    with np.errstate(over="ignore"):
-        narrow = present.astype(dtype)
-    return faithful(present, narrow, present.min(axis=0), present.max(axis=0))
-
-
-def _feature_kinds(
-    frame: Any,
-    names: list[str],
-    declared: set[str],
-    categorical: Sequence[str] | str,
-    allow_missing: bool,
-) -> tuple[dict[str, Array], dict[str, str], bool, bool]:
-    """Each feature column's kind ("numeric" or "categorical"), the numbers of the numeric
-    ones, whether any cell is a problem the strict reader must word, whether any is missing."""
-    import pandas as pd
-
-    numeric: dict[str, Array] = {}
-    kinds: dict[str, str] = {}
-    problems = ragged = False
-    for name in names:
-        column = frame[name]
-        missing = _missing_mask(column)
-        if column.dtype.kind == "b" or name in declared:
-            kinds[name] = "categorical"
-        elif column.dtype.kind in "biuf":
-            values = column.to_numpy(dtype=np.float64)
-            kinds[name] = "numeric"
-            numeric[name] = values
-            problems |= bool((np.abs(values) > MAX_MAGNITUDE).any())
-        else:
-            text = column.astype(object).where(~missing, None)
-            values = pd.to_numeric(text.str.strip(), errors="coerce").to_numpy(np.float64)
-            bad = ~missing & np.isnan(values)
-            stripped = text.dropna().astype(str).str.strip()
-            underscores = bool(stripped.str.contains("_", regex=False).any())
-            present = ~missing
-            if present.any() and bad[present].all() and categorical == "auto" and not underscores:
-                kinds[name] = "categorical"  # no present cell is a number
-            else:
-                kinds[name] = "numeric"
-                numeric[name] = values
-                problems |= bool(bad.any() or (np.abs(values) > MAX_MAGNITUDE).any() or underscores)
-        if missing.any() and not allow_missing:
-            problems = True
-        ragged |= bool(missing.any())  # a short row reads as empty cells: the strict reader tells
-    return numeric, kinds, problems, ragged
-
-
-def _feature_table(
-    frame: Any, names: list[str], kinds: dict[str, str], numeric: dict[str, Array]
-) -> Any:
-    """The feature table to encode: numbers for numeric columns, stripped text (None where
-    missing) for categorical ones."""
-    import pandas as pd
-
-    parts = {}
-    for name in names:
-        if kinds[name] == "numeric":
-            parts[name] = numeric[name]
-        else:
-            column = frame[name]
-            missing = _missing_mask(column)
-            cells = column.astype(object).where(~missing, None)
-            parts[name] = cells.map(lambda v: v if v is None else str(v).strip()).to_numpy()
-    return pd.DataFrame(parts, index=range(len(frame)))
-
-
-def _problem(
-    frame: Any,
-    source: str,
-    is_file: bool,
-    sep: str | None,
-    names: list[str],
-    kinds: dict[str, str],
-    target: str | None,
-    allow_missing: bool,
-) -> None:
-    """Raise the first problem in row order: ragged row, then cells column by column."""
-
-    def check(header: list[str], line: int, cells: list[str]) -> None:
-        for name in names:
-            cell = cells[header.index(name)]
-            if _is_missing(cell):
-                if not allow_missing:
-                    raise DataError(_cell_problem(source, line, name, cell, None, allow_missing))
-                continue
-            if kinds[name] == "categorical":
-                continue
-            value = as_number(cell)
-            if value is None or not abs(value) <= MAX_MAGNITUDE:
-                raise DataError(_cell_problem(source, line, name, cell, value, allow_missing))
-        if target is not None:
-            cell = cells[header.index(target)].strip()
-            value = as_number(cell)
-            if _is_missing(cell) or (value is not None and not abs(value) <= MAX_MAGNITUDE):
-                raise DataError(_cell_problem(source, line, target, cell, value, False))
-
-    if is_file:
-        refuse(source, sep, check, "a cell could not be read as a number")
-        return
-    header = [str(c) for c in frame.columns]
-    for r, row in enumerate(frame.itertuples(index=False)):
-        cells = ["" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
-                 for v in row]  # fmt: skip
-        check(header, r, cells)  # "line" is the row index of a table
-
-
 def read_csv(
     path: str,
     target: str | None = None,
@@ -428,25 +161,6 @@ def read_csv(
         sep=sep if sep is not None or not path.endswith((".tsv", ".tsv.gz")) else "\t",
         dtype=dtype,
     )
-
-
-def _cell_problem(
-    path: str, line: int, column: str, cell: str, value: float | None, imputable: bool = False
-) -> str:
-    where = f"{path} line {line}, column {column!r}"
-    if _is_missing(cell):
-        return (
-            f"{where}: missing value {cell!r}; fill in or drop the rows with missing values, "
-            "or give --impute median (or mean, most_frequent, constant)"
-        )
-    if value is not None and math.isinf(value):
-        return f"{where}: infinite value {cell!r}; values must be finite numbers"
-    if value is not None and abs(value) > MAX_MAGNITUDE:
-        return (
-            f"{where}: {cell!r} is too large in magnitude (betaprop reads numbers up to "
-            f"{MAX_MAGNITUDE:g}, so that means and variances stay finite); rescale the column"
-        )
-    return f"{where}: {cell!r} is not a number"
 
 
 def load_data(

@@ -8,7 +8,7 @@ float32 would lose what training needs (values far from zero for their spread, a
 timestamps; values beyond its range) the matrix is float64 instead (``faithful``). The
 first cell that is not a plain, finite number of bounded magnitude (text, a gap, a
 boolean, a ragged row) makes it give up and return None: the general reader
-(``read_table`` and ``datasets.from_frame``) then reads the file again and encodes,
+(``read_table`` and ``frames.from_frame``) then reads the file again and encodes,
 imputes or refuses it, with its messages. Both give the same numbers
 (tests/test_reading_numbers.py). A Parquet file goes to the general reader (pyarrow's
 batches would hold whole row groups).
