@@ -30,9 +30,9 @@ one epoch equal to scikit-learn's within 1e-10 in float64):
 - The squared error reported in ``loss_`` / ``loss_curve_`` is also averaged over outputs, as
   scikit-learn reports it; gradients are those of the sum over outputs, as scikit-learn's.
 
-Deviations: sparse X is densified one mini-batch (or prediction chunk) at a time, and for
-``lbfgs`` once for the whole set; for multi-output squared error ``lbfgs`` minimises the sum
-over outputs (scikit-learn's objective value is the mean while its gradient is the sum's).
+Sparse X is never densified: the engine's first layer multiplies it as it is (SciPy).
+Deviation: for multi-output squared error ``lbfgs`` minimises the sum over outputs
+(scikit-learn's objective value is the mean while its gradient is the sum's).
 """
 
 from __future__ import annotations

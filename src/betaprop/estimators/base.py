@@ -91,7 +91,7 @@ class BaseMLP(FittedLayers, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
     # Fitted state besides scikit-learn's attributes
     _net: Network
-    _best_params: Array
+    _best_params: Array | None  # early stopping's best weights (None until it runs)
     _optimizer: Optimizer
     _opt_state: dict
     _random: np.random.Generator
@@ -151,7 +151,7 @@ class BaseMLP(FittedLayers, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         if self.init is None:
             self._sklearn_init(net, hidden, layer_units)
         self._net = net
-        self._best_params = net.params.copy()
+        self._best_params = None  # a copy of the weights only where early stopping needs it
         self._history = History()
         if self._stochastic():
             self.loss_curve_: list[float] = []
@@ -329,8 +329,8 @@ class BaseMLP(FittedLayers, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         X = input_rows(net, X)
         out = np.empty((X.shape[0], net.sizes[layer]), dtype=net.dtype)
         for start in range(0, X.shape[0], CHUNK):
-            x = input_rows(net, X[start : start + CHUNK])
-            net.forward_columns(x.T)
+            x = X if X.shape[0] <= CHUNK else input_rows(net, X[start : start + CHUNK])
+            net.forward_columns(x.T)  # (one chunk: X itself, as a sparse slice is a copy)
             out[start : start + x.shape[0]] = net.workspace(x.shape[0]).y[layer].T
         return out
 

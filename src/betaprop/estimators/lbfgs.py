@@ -39,7 +39,7 @@ class _Objective:
     ) -> None:
         self.net, self.x, self.d, self.w, self.penalty = net, x, d, w, penalty
         self.weight = weight  # the total sample weight S of the L2 term
-        self.best_x, self.best_f = net.params.astype(np.float64), math.inf
+        self.best_x, self.best_f = net.params.astype(np.float64), math.inf  # a copy
         self.first = True
 
     def __call__(self, params: Array) -> tuple[float, Array]:
@@ -55,7 +55,9 @@ class _Objective:
         if f < self.best_f:
             self.best_f = f
             np.copyto(self.best_x, params)
-        return f, net.grads.astype(np.float64)
+        # the gradient buffer itself where it is float64: scipy copies what L-BFGS-B keeps
+        # (a copy here would be one more array of the size of the model at each evaluation)
+        return f, net.grads.astype(np.float64, copy=False)
 
 
 def fit_lbfgs(model: BaseMLP, X: Any, y: Array, sample_weight: Array | None) -> None:
@@ -87,7 +89,7 @@ def fit_lbfgs(model: BaseMLP, X: Any, y: Array, sample_weight: Array | None) -> 
         try:
             result = scipy.optimize.minimize(
                 objective,
-                net.params.astype(np.float64),
+                net.params,  # x0: scipy starts from its own float64 copy
                 method="L-BFGS-B",
                 jac=True,
                 callback=each_iteration,

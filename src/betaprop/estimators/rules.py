@@ -32,6 +32,7 @@ __all__ = ["SamplesInverseScaling", "Adaptive", "NoImprovement", "KeepSGDStep", 
 
 Array = np.ndarray
 CHUNK = 4096  # rows per forward pass outside training
+BLOCK = 1 << 15  # weights per step of the L2 gradient (the scratch stays in the cache)
 ADAPTIVE_FLOOR = 1e-6  # 'adaptive' stops dividing (and training stops) at this rate
 
 
@@ -127,6 +128,7 @@ class NoImprovement(Callback):
         improved = not score < best + model.tol
         if score > best:
             model.best_validation_score_ = score
+            assert model._best_params is not None  # allocated by an early-stopping fit
             np.copyto(model._best_params, model._net.params)
         return improved
 
@@ -201,12 +203,16 @@ class L2Penalty:
         return 0.5 * self.alpha * float(np.einsum("i,i->", W, W)) / weight  # no BLAS threads
 
     def __call__(self, net: Network, loss: float, weight: float) -> float:
-        if self.alpha:
-            W = net.params[: net.n_weights]
-            if self.scratch is None or self.scratch.shape != W.shape:
-                self.scratch = np.empty_like(W)
-            np.multiply(W, self.alpha / weight, out=self.scratch)  # written before read
-            net.grads[: net.n_weights] += self.scratch
+        if self.alpha:  # block by block: a scratch of BLOCK weights, not one the size of W
+            W, g = net.params[: net.n_weights], net.grads[: net.n_weights]
+            size = min(BLOCK, W.size)
+            if self.scratch is None or self.scratch.dtype != W.dtype or len(self.scratch) < size:
+                self.scratch = np.empty(size, dtype=W.dtype)
+            for start in range(0, W.size, BLOCK):
+                w = W[start : start + BLOCK]
+                h = self.scratch[: w.size]
+                np.multiply(w, self.alpha / weight, out=h)  # written before read
+                g[start : start + BLOCK] += h
         return loss * self.loss_scale + self.value(net, weight)
 
 

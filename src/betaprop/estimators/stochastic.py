@@ -62,6 +62,8 @@ def fit_stochastic(
         model._opt_state = model._optimizer.init(net.params)
     if model.early_stopping and incremental:
         raise ValueError("partial_fit does not support early_stopping=True")
+    if model.early_stopping and getattr(model, "_best_params", None) is None:
+        model._best_params = net.params.copy()  # the best weights so far: the start
     X_train, y_train, w_train, validation = _split(model, X, y, sample_weight)
     n = X_train.shape[0]
     if model.batch_size != "auto" and model.batch_size > n:
@@ -116,7 +118,7 @@ def fit_stochastic(
             f"Stochastic Optimizer: Maximum iterations ({model.max_iter:d}) "
             "reached and the optimization hasn't converged yet."
         )
-    if model.early_stopping:  # restore the best weights
+    if model.early_stopping and model._best_params is not None:  # restore the best weights
         net.params[...] = model._best_params
 
 
