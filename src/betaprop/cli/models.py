@@ -269,9 +269,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     prep = require_prep(args.model, prep)
     net = model.network
     target = args.target if args.target else prep.target_name
-    data = model_data(
-        args.model, prep, args.data, target, getattr(args, "sep", None), net.dtype
-    )
+    data = model_data(args.model, prep, args.data, target, getattr(args, "sep", None), net.dtype)
     if getattr(args, "unknown", None):
         prep.unknown = args.unknown
     data = Dataset(prep.columns_of(data), data.target, prep.feature_names, target, data.source)
