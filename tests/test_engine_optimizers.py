@@ -124,6 +124,27 @@ def test_update_rule_equals_torch_optim(ours: opt.Optimizer, cls: type, kwargs: 
     assert np.abs(net.params - _problem()[0].params).max() > 0.1  # it did move
 
 
+ADAMS = [case for case in CASES if isinstance(case[0], opt.Adam)]
+
+
+@pytest.mark.parametrize(("ours", "cls", "kwargs"), ADAMS, ids=lambda c: repr(c)[:60])
+def test_adam_in_blocks_equals_torch_and_itself_in_one_block(
+    ours: opt.Optimizer, cls: type, kwargs: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Adam updates its arrays in blocks: blocks of 7 elements (a block boundary inside the
+    weights, between weights and biases, and a short last block) give torch's numbers, and
+    bit for bit those of one block."""
+    monkeypatch.setattr(opt, "BLOCK", 7)
+    net, state, model = _run_both(ours, cls, kwargs, shared_gradients=True)
+    assert net.params.size % 7 and net.n_weights % 7  # boundaries inside both parts
+    np.testing.assert_allclose(net.params, _flat(model), rtol=1e-9, atol=1e-12)
+    monkeypatch.setattr(opt, "BLOCK", net.params.size)
+    whole, whole_state, _ = _run_both(ours, cls, kwargs, shared_gradients=True)
+    np.testing.assert_array_equal(net.params, whole.params)
+    np.testing.assert_array_equal(state["m"], whole_state["m"])
+    np.testing.assert_array_equal(state["v"], whole_state["v"])
+
+
 @pytest.mark.parametrize(("ours", "cls", "kwargs"), CASES[:9], ids=lambda c: repr(c)[:60])
 def test_training_trajectory_equals_torch(ours: opt.Optimizer, cls: type, kwargs: dict) -> None:
     """The whole system, each side with its own gradients: backprop + update, 60 steps."""
