@@ -368,7 +368,8 @@ class Network:
         X = self.check_X(X)
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
         for start in range(0, X.shape[0], batch_size):
-            chunk = X[start : start + batch_size]
+            # (a slice of a sparse X is a copy: X itself when it is one chunk)
+            chunk = X if X.shape[0] <= batch_size else X[start : start + batch_size]
             ws = self._buffers.get(chunk.shape[0], rows=True)  # the layout of inference
             ws.training, ws.sparse = False, scipy.sparse.issparse(chunk)
             ws.y[0] = chunk.T
