@@ -55,13 +55,13 @@ def read_numbers(
             if chosen is None:
                 return None
             X = np.empty((rows, len(chosen[0])), dtype=dtype)
-        except Exception:  # pyarrow missing or failing, too large: the general reader words it
+        except Exception:  # a matrix too large to allocate: the general reader words it
             return None
         names, target = chosen
         columns = [header.index(name) for name in names]
         where = None if target is None else header.index(target)
         labels: list[Array] = []
-        n = 0
+        n, wide = 0, False
         low, high = np.full(len(names), np.inf), np.full(len(names), -np.inf)
         try:
             for chunk in chunks:
@@ -78,12 +78,16 @@ def read_numbers(
                 low = np.minimum(low, block.min(axis=0))  # each column's range so far
                 high = np.maximum(high, block.max(axis=0))
                 if not faithful(block, X[n : n + len(block)], low, high):
-                    return read_numbers(path, sep, select, "float64", limit, missing)  # again
+                    wide = True  # read again, all in float64
+                    break
                 if label is not None:
                     labels.append(label)
                 n += len(block)
         except Exception:  # pandas' ParserError, gzip or UTF-8 errors: the general reader words it
             return None
+    if wide:
+        del X  # before the float64 matrix exists
+        return read_numbers(path, sep, select, "float64", limit, missing)
     if n == 0:
         return None
     X.resize((n, X.shape[1]), refcheck=False)
