@@ -24,7 +24,6 @@ same decisions. ``python -m betaprop`` under ``mpiexec`` stops every rank when o
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
 import time
@@ -39,7 +38,7 @@ from ..engine.network import Network
 from ..engine.normalization import draw_mask
 from .batches import Batches
 from .interrupt import SIGNALS, InterruptGuard
-from .loop import Penalty
+from .loop import Penalty, update_step
 from .optimizers import Optimizer
 
 __all__ = ["DataParallel", "world", "shard", "run_main", "INSTALL"]
@@ -255,11 +254,8 @@ class DataParallel:
         loss = float(buffer[n])
         if buffer[n + 1] and not self.guard.requested:  # a stop signal on some rank
             self._stop_together()  # every rank stops after this batch
-        if penalty is not None:
-            loss = penalty(net, loss, weight if weight is not None else float(x.shape[1]))
-        if math.isfinite(loss):
-            optimizer.update(net.params, net.grads, state, net.n_weights)  # step 6
-        return loss
+        total = weight if weight is not None else float(x.shape[1])
+        return update_step(net, optimizer, state, loss, penalty, total)
 
     def _draw_masks(self, net: Network, m: int) -> None:
         """Dropout: the (N_q, B) masks that one process draws for the whole batch, from the

@@ -68,8 +68,23 @@ def train_step(
     net.forward_columns(x, training=True)  # step 2
     loss = net.loss_value(d, w)
     net.backward(d, w)  # steps 3-5
+    total = x.shape[1] if weight is None else weight
+    return update_step(net, optimizer, state, loss, penalty, total)  # step 6
+
+
+def update_step(
+    net: Network,
+    optimizer: Optimizer,
+    state: dict,
+    loss: float,
+    penalty: Penalty | None,
+    weight: float,
+) -> float:
+    """Step 6 once ``net.grads`` hold the batch's gradient: the penalty's term (for the
+    batch's total sample weight ``weight``), then the optimizer's update unless the loss is
+    not finite. Returns the loss with the penalty."""
     if penalty is not None:
-        loss = penalty(net, loss, x.shape[1] if weight is None else weight)
+        loss = penalty(net, loss, weight)
     if math.isfinite(loss):
         optimizer.update(net.params, net.grads, state, net.n_weights)  # step 6
     return loss
