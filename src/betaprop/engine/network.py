@@ -211,7 +211,10 @@ class Network:
         the running statistics and no dropout (inference). No input checks (callers hold
         checked arrays); the pass's s^q and y^q stay for ``loss_value`` and ``backward``.
         """
-        ws = self.workspace(x.shape[1])
+        return self._forward_in(self.workspace(x.shape[1]), x, training, new_masks)
+
+    def _forward_in(self, ws: Workspace, x: Array, training: bool, new_masks: bool) -> Array:
+        """``forward_columns`` in the work buffers ``ws`` (predict's: examples as rows)."""
         if training and self._modal:
             if ws.n == 1 and any(self.normalized):
                 raise ValueError(
@@ -371,12 +374,7 @@ class Network:
             # (a slice of a sparse X is a copy: X itself when it is one chunk)
             chunk = X if X.shape[0] <= batch_size else X[start : start + batch_size]
             ws = self._buffers.get(chunk.shape[0], rows=True)  # the layout of inference
-            ws.training, ws.sparse = False, scipy.sparse.issparse(chunk)
-            ws.y[0] = chunk.T
-            self._forward_layers(ws, 1, self.Q, update=False)
-            out[start : start + chunk.shape[0]] = ws.y[self.Q].T
-        ws.held = self._buffers.last_segment
-        self._last = ws  # net.s, net.y: the last chunk's pass, as after forward
+            out[start : start + chunk.shape[0]] = self._forward_in(ws, chunk.T, False, False).T
         return out
 
     def copy(self, memory: str = "all") -> Network:
