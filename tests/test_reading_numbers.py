@@ -156,6 +156,8 @@ def test_a_late_cell_that_is_no_number_goes_to_the_general_reader(tmp_path, row,
     "target, message",
     [
         (lambda i: "" if i == 44 else str(i % 3), "line 46, column 'label': missing value"),
+        # a text target with a number beyond the limit: refused in either reader
+        (lambda i: "1e200" if i == 44 else "ab"[i % 2], "line 46, column 'label': '1e200' is too"),
         (lambda i: "x" if i > 20 else str(i % 3), None),  # numbers, then text: text labels
     ],
 )

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .numbers import faithful
+from .numbers import faithful, target_cells
 from .reading import DataError, refuse
 
 __all__ = ["Dataset", "from_frame", "as_number", "MAX_MAGNITUDE", "MISSING"]
@@ -36,7 +36,7 @@ class Dataset:
     """A table of features X (n, p) in float64 (or the dtype asked of ``read_csv``) and a
     target column of n values.
 
-    ``target`` holds strings for class labels read from a file, numbers otherwise;
+    ``target`` holds a column of numbers as numbers (int64 or float64), any other as text;
     ``task`` is the task the source declares ("classification"/"regression") or None
     when it has to be inferred from the target (``infer_task``).
     """
@@ -102,7 +102,6 @@ def from_frame(
     ``numbers.faithful``); ``Dataset.frame`` the whole feature table when it needs encoding.
     A numeric target column stays numbers (int64 or float64), any other is stripped text.
     """
-    import pandas as pd
 
     header = [str(c) for c in frame.columns]
     is_file = source != "the table"
@@ -141,23 +140,15 @@ def from_frame(
     )
     labels = None
     if has_target:
-        column = frame[target_name]
-        if column.dtype.kind in "iuf":  # numbers as parsed: no text round trip
-            labels = column.to_numpy(np.int64 if column.dtype.kind == "i" else np.float64)
-            problems |= not bool((np.abs(labels) <= MAX_MAGNITUDE).all())  # NaN too
-        else:
-            text = column.astype(object)
-            cells = text.where(~text.isna(), "").astype(str).str.strip()
-            target_missing = cells.str.lower().isin(MISSING).to_numpy()
-            target_numbers = pd.to_numeric(cells, errors="coerce").to_numpy(np.float64)
-            if target_missing.any() or (np.abs(target_numbers) > MAX_MAGNITUDE).any():
-                problems = True
-            labels = cells.to_numpy(dtype=object)
+        labels = target_cells(frame[target_name], MAX_MAGNITUDE, MISSING)
+        problems |= labels is None
     if problems:
         _problem(frame, source, is_file, sep, names, kinds, target_name if has_target else None,
                  allow_missing)  # fmt: skip
     elif ragged and is_file:
         refuse(source, sep, lambda *cells: None, None)
+    if has_target and labels is None:  # what the strict pass found no words for
+        raise DataError(f"{source}: target {target_name!r} has a missing or too large value")
     numeric_names = [name for name in names if kinds[name] == "numeric"]
     columns = [numeric[name] for name in numeric_names]
     if np.dtype(dtype) != np.float64 and not all(_faithful(v, dtype) for v in columns):

@@ -23,7 +23,7 @@ import numpy as np
 
 from .reading import open_table, parse_csv
 
-__all__ = ["read_numbers", "faithful", "CHUNK_ROWS"]
+__all__ = ["read_numbers", "faithful", "target_cells", "CHUNK_ROWS"]
 
 Array = np.ndarray
 CHUNK_ROWS = 8192  # rows parsed at a time: the parser needs about 3 KB per row of 50 numbers
@@ -68,7 +68,9 @@ def read_numbers(
                 if chunk.shape[1] != len(header):
                     return None
                 block = _numbers(chunk, columns, limit)
-                label = None if where is None else _target(chunk.iloc[:, where], limit, missing)
+                label = None
+                if where is not None:
+                    label = target_cells(chunk.iloc[:, where], limit, missing)
                 if block is None or (where is not None and label is None):
                     return None
                 if n + len(block) > X.shape[0]:  # realloc: no second copy of the rows so far
@@ -151,18 +153,19 @@ def _numbers(chunk: Any, columns: list[int], limit: float) -> Array | None:
     return values
 
 
-def _target(column: Any, limit: float, missing: Sequence[str]) -> Array | None:
-    """The chunk's target cells: numbers (float64, int64 when whole), or stripped text; None
-    for a gap or a number beyond the limit (the general reader names them)."""
-    if column.dtype.kind == "i":
-        values = column.to_numpy(dtype=np.int64)
-        return values if (np.abs(values) <= limit).all() else None
-    if column.dtype.kind in "uf":
-        values = column.to_numpy(dtype=np.float64)
-        return values if (np.abs(values) <= limit).all() else None
-    if column.dtype.kind == "b":
+def target_cells(column: Any, limit: float, missing: Sequence[str]) -> Array | None:
+    """A target column's cells: numbers as parsed (int64, or float64), any other column as
+    stripped text; None when a cell is a gap (``missing``, lower-case) or a number beyond
+    ``limit`` (the general reader's strict pass names it)."""
+    import pandas as pd
+
+    kind = column.dtype.kind
+    if kind in "iuf":  # numbers as parsed: no text round trip
+        values = column.to_numpy(np.int64 if kind == "i" else np.float64)
+        return values if (np.abs(values) <= limit).all() else None  # NaN too
+    text = column.astype(object)
+    cells = text.where(~text.isna(), "").astype(str).str.strip()
+    numbers = pd.to_numeric(cells, errors="coerce").to_numpy(np.float64)
+    if cells.str.lower().isin(missing).any() or (np.abs(numbers) > limit).any():
         return None
-    text = column.astype(str).str.strip()
-    if text.str.lower().isin(missing).any():
-        return None
-    return text.to_numpy(dtype=object)
+    return cells.to_numpy(dtype=object)
