@@ -22,6 +22,7 @@ __all__ = [
     "check_dtype",
     "hidden_names",
     "weights_row",
+    "finite_weights",
     "per_hidden",
     "choice",
     "rate",
@@ -59,12 +60,17 @@ def as_sparse_rows(A: Any, name: str, dtype: str) -> Any:
     return A
 
 
-def weights_row(weights: Any, n: int, dtype: str) -> Array:
-    """Per-example weights as a finite (1, n) row of ``dtype``."""
+def finite_weights(weights: Any, n: int, name: str = "weights") -> Array:
+    """Per-example weights as n finite float64 values, or a ValueError naming ``name``."""
     w = np.asarray(weights, dtype=np.float64)
     if w.shape != (n,) or not np.isfinite(w).all():
-        raise ValueError(f"weights must be {n} finite values (one per example), got {weights!r}")
-    return w.astype(dtype).reshape(1, n)
+        raise ValueError(f"{name} must be {n} finite values (one per example), got {weights!r}")
+    return w
+
+
+def weights_row(weights: Any, n: int, dtype: str) -> Array:
+    """Per-example weights as a finite (1, n) row of ``dtype``."""
+    return finite_weights(weights, n).astype(dtype).reshape(1, n)
 
 
 def check_sizes(sizes: Sequence[int]) -> tuple[int, ...]:

@@ -16,7 +16,7 @@ import scipy.sparse
 
 from ..engine.network import Network
 
-__all__ = ["Batches", "check_sample_weight"]
+__all__ = ["Batches"]
 
 Array = np.ndarray
 
@@ -56,13 +56,3 @@ class Batches:
             return x.T, d.T, None, 0.0
         np.multiply(sw, m / total, out=w_cols[0])  # m w_i / sum w: mean 1
         return x.T, d.T, w_cols, total
-
-
-def check_sample_weight(sample_weight: Any, n: int) -> Array:
-    """``sample_weight`` as n finite float64 values, or a ValueError naming what is wrong."""
-    w = np.asarray(sample_weight, dtype=np.float64)
-    if w.shape != (n,) or not np.isfinite(w).all():
-        raise ValueError(
-            f"sample_weight must be {n} finite values (one per example), got {sample_weight!r}"
-        )
-    return w

@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from ..engine.checks import finite_weights
 from ..engine.network import Network
-from .batches import Batches, check_sample_weight
+from .batches import Batches
 from .interrupt import InterruptGuard
 from .optimizers import Optimizer, get_optimizer
 from .schedules import Schedule, get_schedule
@@ -175,7 +176,7 @@ def fit(
     D = net.check_D(D, X.shape[0])
     _check_positive_int("epochs", epochs)
     _check_positive_int("batch_size", batch_size)
-    w = None if sample_weight is None else check_sample_weight(sample_weight, X.shape[0])
+    w = None if sample_weight is None else finite_weights(sample_weight, len(X), "sample_weight")
     batch_size = min(batch_size, X.shape[0])
     parallel = None
     if comm is not None:  # data parallel over MPI: training/distributed.py
