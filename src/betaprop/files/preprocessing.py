@@ -154,9 +154,7 @@ class Preprocessing:
         from sklearn.impute import SimpleImputer
         from sklearn.preprocessing import OneHotEncoder
 
-        frame = data.frame
-        if frame is None:
-            frame = pd.DataFrame(data.X, columns=data.feature_names)
+        frame = _table(data)
         train = frame if rows is None else frame.iloc[rows]
         self.columns = list(data.feature_names)
         self.impute, self.unknown = impute, unknown
@@ -198,9 +196,7 @@ class Preprocessing:
         from sklearn.preprocessing import OneHotEncoder
 
         assert self.columns is not None
-        frame = data.frame
-        if frame is None:
-            frame = pd.DataFrame(data.X, columns=data.feature_names)
+        frame = _table(data)
         if rows is not None:
             frame = frame.iloc[rows]
         lacking = [c for c in self.columns if c not in frame.columns]
@@ -454,6 +450,15 @@ class Preprocessing:
             raise ValueError(
                 f"the preprocessing has {self.n_classes} classes for N_Q = {outputs} outputs"
             )
+
+
+def _table(data: Dataset) -> Any:
+    """The feature table to encode: the Dataset's own, or a frame of its numbers."""
+    import pandas as pd
+
+    return (
+        data.frame if data.frame is not None else pd.DataFrame(data.X, columns=data.feature_names)
+    )
 
 
 def category_text(cells: Array, categories: Sequence[str]) -> Array:
