@@ -18,7 +18,7 @@ from betaprop.files.checkpoint import FILENAME, load_checkpoint
 from betaprop.files.model import read_model
 
 # the command, its slowed twin and the run-record reader of the process tests
-from .test_faults_processes import COMMAND, SLOW_COMMAND, TIMEOUT, run_record
+from .test_faults_processes import COMMAND, SLOW_COMMAND, TIMEOUT, reference_run, run_record
 
 TRAIN = [
     "train", "--data", "digits", "--hidden", "24,16", "--epochs", "6", "--batch-size", "64",
@@ -36,10 +36,7 @@ def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cwd = tmp_path_factory.mktemp("reference")
-    result = run([*TRAIN, "--out", "run", "--quiet"], cwd)
-    assert result.returncode == 0, result.stderr
-    return cwd / "run"
+    return reference_run(tmp_path_factory, TRAIN, run)
 
 
 def test_train_writes_a_model_with_batch_norm_dropout_and_init(reference: Path) -> None:

@@ -32,6 +32,7 @@ from .test_distributed import MPIEXEC
 from .test_faults_processes import (
     SLOW_COMMAND,
     TIMEOUT,
+    reference_run,
     run,
     run_record,
     start_slow,
@@ -160,10 +161,7 @@ def assert_equal_run(folder: Path, reference: Path, atol: float = 1e-12) -> None
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The uninterrupted command in one process."""
-    cwd = tmp_path_factory.mktemp("reference")
-    result = run([*TRAIN, "--out", "run", "--quiet"], cwd)
-    assert result.returncode == 0, result.stderr
-    return cwd / "run"
+    return reference_run(tmp_path_factory, TRAIN)
 
 
 def interrupt_ranks(k: int, sent: signal.Signals, cwd: Path) -> tuple[int, str]:

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -107,13 +108,23 @@ def assert_same_run(folder: Path, reference: Path) -> None:
     assert history == expected_history
 
 
+def reference_run(
+    factory: pytest.TempPathFactory,
+    train: list[str],
+    command: Callable[[list[str], Path], subprocess.CompletedProcess] | None = None,
+) -> Path:
+    """The run folder of the command ``train``, uninterrupted, in a folder of its own
+    (``command``: the ``run`` function to start it with, this module's by default)."""
+    cwd = factory.mktemp("reference")
+    result = (command or run)([*train, "--out", "run", "--quiet"], cwd)
+    assert result.returncode == 0, result.stderr
+    return cwd / "run"
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The uninterrupted command, without checkpoints."""
-    cwd = tmp_path_factory.mktemp("reference")
-    result = run([*TRAIN, "--out", "run", "--quiet"], cwd)
-    assert result.returncode == 0, result.stderr
-    return cwd / "run"
+    return reference_run(tmp_path_factory, TRAIN)
 
 
 def test_the_command_is_deterministic_across_processes(reference: Path, tmp_path: Path) -> None:
