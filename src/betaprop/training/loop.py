@@ -195,8 +195,8 @@ def fit(
     )
     state.batch_size, state.shuffle, state.final_epoch = batch_size, shuffle, state.epoch + epochs
     batches = parallel.batches if parallel else Batches
-    run = _start(net, state, batches(net, X, D, w, batch_size), validation_data, history)
-    run.callbacks, run.penalty = callbacks, penalty
+    examples = batches(net, X, D, w, batch_size)
+    run = _start(net, state, examples, validation_data, history, callbacks, penalty)
     if parallel is not None:
         run.guard, run.step = parallel.guard, parallel.step
     with parallel.attached(net) if parallel else contextlib.nullcontext():
@@ -211,6 +211,8 @@ def _start(
     batches: Batches,
     validation_data: tuple[Array, Array] | None,
     history: History,
+    callbacks: Sequence[Callback],
+    penalty: Penalty | None,
 ) -> _Run:
     """What ``fit`` works with: the checked validation data, monitor, weights to fall back to."""
     validation = None
@@ -226,8 +228,8 @@ def _start(
         _monitor(state.early_stopping, validation is not None),
         batches,
         validation,
-        (),
-        None,
+        callbacks,
+        penalty,
         history,
         InterruptGuard(),
         net.params.copy() if state.last_good is None else state.last_good,
