@@ -176,7 +176,8 @@ def fit(
     D = net.check_D(D, X.shape[0])
     _check_positive_int("epochs", epochs)
     _check_positive_int("batch_size", batch_size)
-    w = None if sample_weight is None else finite_weights(sample_weight, len(X), "sample_weight")
+    n = X.shape[0]  # (a sparse X has no len)
+    w = None if sample_weight is None else finite_weights(sample_weight, n, "sample_weight")
     batch_size = min(batch_size, X.shape[0])
     parallel = None
     if comm is not None:  # data parallel over MPI: training/distributed.py
