@@ -1,0 +1,122 @@
+"""Where the estimators meet the rest of a scikit-learn user's world (issue 22): threads,
+notebook display, fitted attribute types, skl2onnx, float32 data, mpiexec."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.preprocessing import StandardScaler
+
+import betaprop as bp
+from betaprop import MLPClassifier
+
+X_IRIS, Y_IRIS = load_iris(return_X_y=True)
+X_IRIS = StandardScaler().fit_transform(X_IRIS)
+
+
+# ---------------------------------------------------------------- BLAS threads × concurrent fits
+def _blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+
+def _another_thread_can_limit() -> bool:
+    """Can a new thread still set the BLAS limits (threadpoolctl >= 3.8 lets one thread at a
+    time control them: a fit must not keep that control)?"""
+    from threadpoolctl import threadpool_limits
+
+    seen: list[list[int]] = []
+
+    def limit() -> None:
+        with threadpool_limits(limits=1, user_api="blas"):
+            seen.append(_blas_threads())
+
+    thread = threading.Thread(target=limit)
+    thread.start()
+    thread.join(timeout=60)
+    return seen == [[1] * len(_blas_threads())]
+
+
+class _Meet(bp.Callback):
+    """Holds each fit at its first epoch until all of them are inside (a Barrier), so the
+    fits overlap for sure. Shared, not copied, by ``clone`` (GridSearchCV clones)."""
+
+    def __init__(self, barrier: threading.Barrier) -> None:
+        self.barrier = barrier
+
+    def __deepcopy__(self, memo: dict) -> _Meet:
+        return self
+
+    def on_epoch_end(self, net, epoch, history):
+        if epoch == 1:
+            self.barrier.wait(timeout=60)
+
+
+def test_overlapping_fits_in_threads_leave_the_blas_threads_as_they_were() -> None:
+    """The first fit in leaves first, the second last: each restoring what it found would
+    leave the process at the second's "original", one thread."""
+    before = _blas_threads()
+    if max(before, default=1) < 2:
+        pytest.skip("BLAS already runs one thread: nothing to restore")
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+
+    class Order(bp.Callback):
+        def __init__(self, role: str) -> None:
+            self.role = role
+
+        def on_train_begin(self, net, history):
+            if self.role == "first":
+                first_in.set()
+            else:
+                second_in.set()
+                assert first_out.wait(timeout=60)  # holds the limit while the first ends
+
+        def on_train_end(self, net, history):
+            if self.role == "first":
+                assert second_in.wait(timeout=60)  # both inside before the first leaves
+
+    def first() -> None:
+        MLPClassifier((5,), max_iter=1, callbacks=[Order("first")]).fit(X_IRIS, Y_IRIS)
+        first_out.set()
+
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            assert first_in.wait(timeout=60)
+            MLPClassifier((5,), max_iter=1, callbacks=[Order("second")]).fit(X_IRIS, Y_IRIS)
+        except BaseException as error:  # noqa: BLE001 - reported by the main thread
+            errors.append(error)
+
+    with pytest.warns(Warning):  # ConvergenceWarning after one epoch, from both threads
+        threads = [threading.Thread(target=second), threading.Thread(target=first)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    assert not errors
+    assert _blas_threads() == before
+    assert _another_thread_can_limit()
+
+
+@pytest.mark.parametrize("n_jobs", [4])
+def test_grid_search_with_the_threading_backend_leaves_the_blas_threads_as_they_were(
+    n_jobs: int,
+) -> None:
+    from joblib import parallel_backend
+    from sklearn.model_selection import GridSearchCV
+
+    before = _blas_threads()
+    if max(before, default=1) < 2:
+        pytest.skip("BLAS already runs one thread: nothing to restore")
+    meet = _Meet(threading.Barrier(n_jobs))
+    grid = {"alpha": [1e-4, 1e-2]}  # 2 candidates x 2 folds: 4 fits, all at once
+    model = MLPClassifier((5,), max_iter=3, callbacks=[meet])
+    search = GridSearchCV(model, grid, cv=2, n_jobs=n_jobs, refit=False)
+    with parallel_backend("threading", n_jobs=n_jobs), pytest.warns(Warning):
+        search.fit(X_IRIS, Y_IRIS)
+    assert _blas_threads() == before
+    assert _another_thread_can_limit()
