@@ -1,16 +1,18 @@
 """Signals to ``mpiexec`` during ``betaprop train`` under MPI, and ``--resume`` with another K.
 
 Real processes, as a user starts them: ``mpiexec -n K python -m mpi4py -m betaprop train``
-(its rank-0-slowed twin, see below). Ctrl-C (SIGINT) or SIGTERM to mpiexec must behave as in
+(its rank-0-paused twin, see below). Ctrl-C (SIGINT) or SIGTERM to mpiexec must behave as in
 one process: every rank stops after the same batch, rank 0 writes checkpoint and model, the
 job exits 130 / 143, never hangs. The oracle for every resumed run is the same command left
 alone in one process; float64 runs under MPI equal it up to the order of the sums (1e-12).
 
-The interrupted runs are slowed by a sleep after each checkpoint (``SLOW_COMMAND`` of
+The interrupted runs wait for the test instead of racing it (``PAUSED_COMMAND`` of
 tests/test_faults_processes.py, here ending through ``run_main`` as ``python -m betaprop``
-does); only rank 0 writes checkpoints, so only rank 0 sleeps, while the other ranks already
-wait in the next batch's all-reduce. A signal landing then is what made the ranks stop after
-different batches and hang (rank 0 in the final barrier, the others in the all-reduce).
+does): only rank 0 writes checkpoints, so only rank 0 pauses after the first one, while the
+other ranks already wait in the next batch's all-reduce. A signal landing then is what made
+the ranks stop after different batches and hang (rank 0 in the final barrier, the others in
+the all-reduce). Rank 0 goes on once a stop signal has reached its own handler, or once the
+test writes ``release`` (after signalling another rank); nothing depends on timing.
 """
 
 from __future__ import annotations
@@ -30,21 +32,22 @@ from betaprop.files.model import read_model
 
 from .test_distributed import MPIEXEC
 from .test_faults_processes import (
-    SLOW_COMMAND,
+    PAUSED_COMMAND,
     TIMEOUT,
     reference_run,
+    release,
     run,
     run_record,
-    start_slow,
-    wait_for_checkpoint,
+    start_paused,
+    wait_until_paused,
 )
 
 pytest.importorskip("mpi4py")
 
-# SLOW_COMMAND, ending as ``python -m betaprop`` does under mpiexec (training.distributed)
+# PAUSED_COMMAND, ending as ``python -m betaprop`` does under mpiexec (training.distributed)
 _ENTRY = "sys.exit(main(sys.argv[2:]))"
-assert _ENTRY in SLOW_COMMAND
-SLOW_RANKS = SLOW_COMMAND.replace(
+assert _ENTRY in PAUSED_COMMAND
+PAUSED_RANKS = PAUSED_COMMAND.replace(
     _ENTRY,
     "from betaprop.training.distributed import run_main\n"
     "sys.exit(run_main(lambda: main(sys.argv[2:])))",
@@ -78,12 +81,12 @@ def mpi_environment() -> dict[str, str]:
     return dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
 
 
-def start_ranks(k: int, args: list[str], cwd: Path, pause: float) -> subprocess.Popen:
-    """``mpiexec -n k`` on the slowed command (rank 0 sleeps ``pause`` s after a checkpoint)."""
+def start_ranks(k: int, args: list[str], cwd: Path, saves: int) -> subprocess.Popen:
+    """``mpiexec -n k`` on the paused command (rank 0 pauses after its ``saves``-th checkpoint)."""
     assert MPIEXEC is not None, "mpiexec not found: pip install -e '.[mpi]'"
-    command = [MPIEXEC, "-n", str(k), sys.executable, "-m", "mpi4py", "-c", SLOW_RANKS]
+    command = [MPIEXEC, "-n", str(k), sys.executable, "-m", "mpi4py", "-c", PAUSED_RANKS]
     return subprocess.Popen(
-        [*command, str(pause), *args],
+        [*command, str(saves), *args],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -166,9 +169,9 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def interrupt_ranks(k: int, sent: signal.Signals, cwd: Path) -> tuple[int, str]:
     """Start ``mpiexec -n k`` training, signal mpiexec after epoch 1's checkpoint."""
-    process = start_ranks(k, [*TRAIN, "--out", "run", "--checkpoint-every", "1"], cwd, 1.0)
-    wait_for_checkpoint(cwd / "run", 1, process)
-    process.send_signal(sent)
+    process = start_ranks(k, [*TRAIN, "--out", "run", "--checkpoint-every", "1"], cwd, 1)
+    wait_until_paused(cwd, process)
+    process.send_signal(sent)  # mpiexec passes it on; rank 0 goes on once it has it
     return exit_of(process)
 
 
@@ -179,7 +182,7 @@ def assert_interrupted(folder: Path, stderr: str, by: str) -> None:
     assert "Traceback" not in stderr
     assert "stopping all ranks" not in stderr  # an agreed stop, not an abort
     saved = load_checkpoint(folder)
-    assert saved.history.interrupted and 1 <= saved.state.epoch < 6
+    assert saved.history.interrupted and saved.state.epoch == 1  # stopped in epoch 2
     model = read_model(folder / "model.safetensors")
     assert model.metadata["training"]["interrupted"] is True
     assert np.isfinite(model.network.params).all()
@@ -216,11 +219,12 @@ def test_sigterm_to_mpiexec_stops_like_ctrl_c_and_exits_143(tmp_path: Path) -> N
 
 def test_a_signal_to_one_rank_stops_every_rank_after_the_same_batch(tmp_path: Path) -> None:
     """What a batch system may do (signal the tasks, not mpiexec): here one rank of two."""
-    process = start_ranks(2, [*TRAIN, "--out", "run", "--checkpoint-every", "1"], tmp_path, 1.0)
-    wait_for_checkpoint(tmp_path / "run", 1, process)
+    process = start_ranks(2, [*TRAIN, "--out", "run", "--checkpoint-every", "1"], tmp_path, 1)
+    wait_until_paused(tmp_path, process)
     ranks = [pid for pid in _descendants(process.pid) if _is_rank(pid)]
     assert len(ranks) == 2, ranks
-    os.kill(max(ranks), signal.SIGINT)
+    os.kill(max(ranks), signal.SIGINT)  # pending there once kill returns
+    release(tmp_path)
     code, stderr = exit_of(process)
     assert code == 130, stderr
     assert_interrupted(tmp_path / "run", stderr, "user")
@@ -239,12 +243,12 @@ def test_a_checkpoint_of_two_processes_resumes_with_three(
 
 
 def test_a_checkpoint_of_one_process_resumes_with_two(reference: Path, tmp_path: Path) -> None:
-    process = start_slow([*TRAIN, "--out", "run", "--checkpoint-every", "1"], tmp_path, 1.0)
-    wait_for_checkpoint(tmp_path / "run", 1, process)
+    process = start_paused([*TRAIN, "--out", "run", "--checkpoint-every", "1"], tmp_path, 1)
+    wait_until_paused(tmp_path, process)
     process.send_signal(signal.SIGINT)
     code, stderr = exit_of(process)
     assert code == 130, stderr
-    assert load_checkpoint(tmp_path / "run").state.epoch < 6
+    assert load_checkpoint(tmp_path / "run").state.epoch == 1
     resumed = run_ranks(2, ["train", "--resume", "run", "--quiet"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "Traceback" not in resumed.stderr

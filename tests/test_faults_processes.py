@@ -4,8 +4,11 @@ Every run here is a separate Python process, as a user's would be. The oracle fo
 resumed run is the same command left alone: model tensors and history (all columns but
 the wall-clock ``seconds``) must be equal bit for bit.
 
-To interrupt a run reliably in the middle, the interrupted runs are slowed down by a
-wrapper that sleeps after each checkpoint (``SLOW``); sleeping changes no number.
+To interrupt a run in the middle whatever the machine's load, the interrupted runs wait for
+the test instead of racing it: ``PAUSED_COMMAND`` stops after its Nth checkpoint, says so
+with a file ``paused`` and waits until a stop signal has reached its own handler, or until
+the test writes ``release`` (a signal sent to another process); waiting changes no number.
+A test never relies on how long anything takes.
 """
 
 from __future__ import annotations
@@ -24,22 +27,36 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from betaprop.files.checkpoint import FILENAME, load_checkpoint
+from betaprop.files.checkpoint import load_checkpoint
 from betaprop.files.model import read_model
 
 _SCRIPT = Path(sys.executable).with_name("betaprop")
 COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "betaprop.cli"]
 TIMEOUT = 120  # seconds: no test may hang
 
-# The betaprop command, slowed: sleeps SLOW seconds after every checkpoint it writes.
-SLOW_COMMAND = """
-import sys, time
+# The betaprop command, pausing after its Nth checkpoint (argv[1]) until a stop signal has
+# reached its handler or the file "release" appears; "paused" tells the test it waits.
+PAUSED_COMMAND = """
+import os, sys, time
 from betaprop.files import checkpoint
-saving = checkpoint.Checkpoint._save
-def slow_save(self, net, history):
+from betaprop.training import distributed, interrupt
+signalled = []
+def recording(handle):
+    def handle_and_record(self, signum, frame):
+        signalled.append(signum)
+        return handle(self, signum, frame)
+    return handle_and_record
+for guard in (interrupt.InterruptGuard, distributed._AgreedGuard):
+    guard._handle = recording(guard._handle)
+saving, saves = checkpoint.Checkpoint._save, []
+def pausing_save(self, net, history):
     saving(self, net, history)
-    time.sleep(float(sys.argv[1]))
-checkpoint.Checkpoint._save = slow_save
+    saves.append(None)
+    if len(saves) == int(sys.argv[1]):
+        open("paused", "w").close()
+        while not signalled and not os.path.exists("release"):
+            time.sleep(0.005)
+checkpoint.Checkpoint._save = pausing_save
 from betaprop.cli import main
 sys.exit(main(sys.argv[2:]))
 """
@@ -67,9 +84,10 @@ def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
-def start_slow(args: list[str], cwd: Path, pause: float) -> subprocess.Popen:
+def start_paused(args: list[str], cwd: Path, saves: int) -> subprocess.Popen:
+    """The command in ``cwd``, to pause after its ``saves``-th checkpoint (see PAUSED_COMMAND)."""
     return subprocess.Popen(
-        [sys.executable, "-c", SLOW_COMMAND, str(pause), *args],
+        [sys.executable, "-c", PAUSED_COMMAND, str(saves), *args],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -77,17 +95,18 @@ def start_slow(args: list[str], cwd: Path, pause: float) -> subprocess.Popen:
     )
 
 
-def wait_for_checkpoint(folder: Path, epoch: int, process: subprocess.Popen) -> int:
-    """Poll until the folder's checkpoint has reached ``epoch``; returns the epoch seen."""
+def wait_until_paused(cwd: Path, process: subprocess.Popen) -> None:
+    """Wait for the event, the file ``paused`` in ``cwd``: the process waits for the test."""
     deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
+    while not (cwd / "paused").exists():
         assert process.poll() is None, process.communicate()
-        if (folder / FILENAME).exists():
-            reached = load_checkpoint(folder).state.epoch  # saves are atomic: never partial
-            if reached >= epoch:
-                return reached
+        assert time.monotonic() < deadline, f"not paused after {TIMEOUT} s"
         time.sleep(0.02)
-    raise AssertionError(f"no checkpoint of epoch {epoch} in {TIMEOUT} s")
+
+
+def release(cwd: Path) -> None:
+    """Let a paused process go on (after a signal sent to another process of the run)."""
+    (cwd / "release").touch()
 
 
 def run_record(folder: Path) -> tuple[dict[str, np.ndarray], list[list[str]]]:
@@ -141,8 +160,8 @@ def test_the_command_is_deterministic_across_processes(reference: Path, tmp_path
 def test_ctrl_c_saves_a_checkpoint_and_the_model_and_exits_130(
     reference: Path, tmp_path: Path
 ) -> None:
-    process = start_slow([*TRAIN, "--out", "run", "--checkpoint-every", "1"], tmp_path, 0.3)
-    wait_for_checkpoint(tmp_path / "run", 2, process)
+    process = start_paused([*TRAIN, "--out", "run", "--checkpoint-every", "1"], tmp_path, 2)
+    wait_until_paused(tmp_path, process)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=TIMEOUT)
     assert process.returncode == 130, stderr
@@ -150,7 +169,7 @@ def test_ctrl_c_saves_a_checkpoint_and_the_model_and_exits_130(
     assert "resume with: betaprop train --resume run" in stderr
     assert "Traceback" not in stderr
     saved = load_checkpoint(tmp_path / "run")
-    assert saved.history.interrupted and 2 <= saved.state.epoch < 10
+    assert saved.history.interrupted and saved.state.epoch == 2
     model = read_model(tmp_path / "run" / "model.safetensors")
     assert model.metadata["training"]["interrupted"] is True
     assert np.isfinite(model.network.params).all()
@@ -173,8 +192,8 @@ def test_sigterm_and_sighup_stop_like_ctrl_c(
 ) -> None:
     """What kill, timeout, Slurm and container runtimes send: the batch finishes, the
     checkpoint and the model are written, the command says how to resume and exits 128 + N."""
-    process = start_slow([*TRAIN, "--out", "run", "--checkpoint-every", "1"], tmp_path, 0.3)
-    wait_for_checkpoint(tmp_path / "run", 2, process)
+    process = start_paused([*TRAIN, "--out", "run", "--checkpoint-every", "1"], tmp_path, 2)
+    wait_until_paused(tmp_path, process)
     process.send_signal(sent)
     stdout, stderr = process.communicate(timeout=TIMEOUT)
     assert process.returncode == code, stderr
@@ -182,7 +201,7 @@ def test_sigterm_and_sighup_stop_like_ctrl_c(
     assert "resume with: betaprop train --resume run" in stderr
     assert "Traceback" not in stderr
     saved = load_checkpoint(tmp_path / "run")
-    assert saved.history.interrupted and 2 <= saved.state.epoch < 10
+    assert saved.history.interrupted and saved.state.epoch == 2
     assert np.isfinite(read_model(tmp_path / "run" / "model.safetensors").network.params).all()
     resumed = run(["train", "--resume", "run", "--quiet"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr
@@ -190,14 +209,14 @@ def test_sigterm_and_sighup_stop_like_ctrl_c(
 
 
 def test_sigkill_then_resume_equals_the_uninterrupted_run(reference: Path, tmp_path: Path) -> None:
-    process = start_slow([*TRAIN, "--out", "run", "--checkpoint-every", "2"], tmp_path, 0.3)
-    wait_for_checkpoint(tmp_path / "run", 4, process)
+    process = start_paused([*TRAIN, "--out", "run", "--checkpoint-every", "2"], tmp_path, 2)
+    wait_until_paused(tmp_path, process)
     process.kill()
     process.communicate(timeout=TIMEOUT)
     assert process.returncode == -signal.SIGKILL
     assert not (tmp_path / "run" / "model.safetensors").exists()  # it never got that far
     saved = load_checkpoint(tmp_path / "run")
-    assert saved.state.epoch in (4, 6, 8) and not saved.history.interrupted
+    assert saved.state.epoch == 4 and not saved.history.interrupted
 
     resumed = run(["train", "--resume", "run", "--quiet"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr
@@ -217,20 +236,23 @@ def test_resume_refuses_other_settings_other_data_and_finished_runs(
 
 # ------------------------------------------------------------------------------ the library
 LIBRARY_RUN = """
-import json, sys, time
+import json, os, sys, time
 import numpy as np
 import betaprop as bp
 from betaprop.files.checkpoint import Checkpoint, resume
 
-mode, folder, seed, pause = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+mode, folder, seed, pause_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 rng = np.random.default_rng(0)
 X = rng.normal(size=(300, 8))
 D = np.eye(3)[(X[:, 0] + X[:, 1] ** 2 > 1).astype(int) + (X[:, 2] > 0.5)]
 validation = (X[:60] + 0.1, D[:60])
 
-class Slow(bp.Callback):
+class Pause(bp.Callback):  # after epoch pause_at's checkpoint: wait to be killed
     def on_epoch_end(self, net, epoch, history):
-        time.sleep(pause)
+        if epoch == pause_at:
+            open(os.path.join(folder, "..", "paused"), "w").close()
+            while True:
+                time.sleep(0.005)
 
 if mode == "resume":
     net, history = resume(folder, X, D, validation_data=validation)
@@ -239,7 +261,7 @@ else:
     history = bp.fit(
         net, X, D, optimizer=bp.optimizers.Adam(0.01), epochs=12, batch_size=16, seed=seed,
         validation_data=validation, schedule=bp.schedules.ReduceOnPlateau(patience=1),
-        early_stopping=bp.EarlyStopping(patience=20), callbacks=[Checkpoint(folder), Slow()],
+        early_stopping=bp.EarlyStopping(patience=20), callbacks=[Checkpoint(folder), Pause()],
     )
 record = {
     "params": net.params.tobytes().hex(),
@@ -251,9 +273,9 @@ print(json.dumps(record))
 """
 
 
-def library(mode: str, folder: Path, seed: int = 1, pause: float = 0.0) -> dict:
+def library(mode: str, folder: Path, seed: int = 1, pause_at: int = 0) -> dict:
     result = subprocess.run(
-        [sys.executable, "-c", LIBRARY_RUN, mode, str(folder), str(seed), str(pause)],
+        [sys.executable, "-c", LIBRARY_RUN, mode, str(folder), str(seed), str(pause_at)],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -270,16 +292,16 @@ def test_library_fit_is_deterministic_across_processes_and_resumes_after_sigkill
     assert library("fit", tmp_path / "c", seed=2)["params"] != first["params"]
 
     process = subprocess.Popen(
-        [sys.executable, "-c", LIBRARY_RUN, "fit", str(tmp_path / "killed"), "1", "0.3"],
+        [sys.executable, "-c", LIBRARY_RUN, "fit", str(tmp_path / "killed"), "1", "3"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
-    wait_for_checkpoint(tmp_path / "killed", 3, process)
+    wait_until_paused(tmp_path, process)
     process.kill()
     process.communicate(timeout=TIMEOUT)
     assert process.returncode == -signal.SIGKILL
-    assert load_checkpoint(tmp_path / "killed").state.epoch < 12
+    assert load_checkpoint(tmp_path / "killed").state.epoch == 3
     assert library("resume", tmp_path / "killed") == first
 
 
