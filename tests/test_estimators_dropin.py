@@ -226,17 +226,22 @@ def test_warm_started_invscaling_continues_the_step_count() -> None:
     assert clf.t_ == 8 and clf._optimizer.learning_rate == 0.001 / 9**0.25
 
 
-def test_scikit_learns_own_mlp_tests_pass_on_betaprop() -> None:
+def test_scikit_learns_own_mlp_tests_pass_on_betaprop(tmp_path: Path) -> None:
     """sklearn/neural_network/tests/test_mlp.py (shipped in scikit-learn's wheel), run
     unchanged with its MLPClassifier / MLPRegressor pointed at betaprop's (the plugin
     tests/sklearn_mlp_plugin.py). test_gradient is the one test it cannot run: it calls
-    the private scikit-learn method ``_loss_grad_lbfgs`` (docs/estimators.md)."""
+    the private scikit-learn method ``_loss_grad_lbfgs`` (docs/estimators.md).
+
+    An empty ``pytest.ini`` of its own keeps our pyproject's settings out (pytest refuses
+    ``-c /dev/null`` from the version that checks a config file's name)."""
     path = Path(sk.__file__).parent / "tests" / "test_mlp.py"
     if not path.exists():
         pytest.skip("scikit-learn installed without its tests")
+    settings = tmp_path / "pytest.ini"
+    settings.write_text("[pytest]\n")
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "tests.sklearn_mlp_plugin", "-p", "no:cacheprovider"]
-        + ["-c", "/dev/null", "-q", "-k", "not test_gradient", str(path)],
+        + ["-c", str(settings), "-q", "-k", "not test_gradient", str(path)],
         cwd=ROOT,
         capture_output=True,
         text=True,

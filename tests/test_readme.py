@@ -31,10 +31,10 @@ BLOCKS = _blocks(README.read_text(encoding="utf-8"))
 PYTHON = [b for b in BLOCKS if b.info == "python"]
 BASH = [b for b in BLOCKS if b.info == "bash"]
 SETUP = [
-    "pip install -e . && betaprop train                "
+    "pip install -e . && betaprop train                               "
     "# install, then train on the embedded digits data",
-    'pip install -e ".[test]" && python -m pytest      '
-    "# install with test tools, then run the tests",
+    'pip install -e ".[test]" -c constraints.txt && python -m pytest  '
+    "# install the pinned test tools, then run the tests",
 ]
 # commands other than `betaprop` that the README may show (they are not run here)
 OTHER_COMMANDS = ("pip install", "python -m pytest", "ruff check", "ruff format", "mypy")
@@ -158,3 +158,27 @@ def test_docs_pages_commands_parse_and_python_runs(
         elif block.info == "python":
             with contextlib.redirect_stdout(io.StringIO()):
                 exec(compile(block.text, where, "exec"), namespace)
+
+
+def test_the_test_environment_is_pinned_and_ci_installs_it_as_the_readme_does() -> None:
+    """constraints.txt pins every package pyproject.toml names (the core and every extra), at
+    a version inside pyproject's bounds; .ci/run installs with the README's command."""
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    from packaging.requirements import Requirement  # packaging: a dependency of pytest
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    named = [Requirement(r) for r in project["dependencies"]]
+    named += [Requirement(r) for extra in project["optional-dependencies"].values() for r in extra]
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[canonicalize_name(name)] = version
+    for requirement in named:
+        version = pins.get(canonicalize_name(requirement.name))
+        assert version is not None, f"constraints.txt does not pin {requirement.name}"
+        assert requirement.specifier.contains(version), f"{requirement}: pinned {version}"
+    install = SETUP[1].split("&&")[0].strip()
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert install.replace("pip install", "pip install --quiet") in ci
