@@ -3,14 +3,19 @@ notebook display, fitted attribute types, skl2onnx, float32 data, mpiexec."""
 
 from __future__ import annotations
 
+import re
 import threading
+import warnings
 
 import pytest
 from sklearn.datasets import load_iris
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import betaprop as bp
 from betaprop import MLPClassifier
+from betaprop.estimators.params import EXTRA_PARAMETERS
 
 X_IRIS, Y_IRIS = load_iris(return_X_y=True)
 X_IRIS = StandardScaler().fit_transform(X_IRIS)
@@ -120,3 +125,52 @@ def test_grid_search_with_the_threading_backend_leaves_the_blas_threads_as_they_
         search.fit(X_IRIS, Y_IRIS)
     assert _blas_threads() == before
     assert _another_thread_can_limit()
+
+
+# ---------------------------------------------------------------- notebook display (HTML repr)
+_ROW = re.compile(
+    r'<td class="param">\s*(?:<a class="param-doc-link"[^>]*href="(?P<link>[^"]*)">\s*)?'
+    r"(?P<name>\w+)"
+)
+
+
+def _display(estimator) -> dict:
+    """What scikit-learn's HTML repr shows: the "?" links, each table row's name and whether
+    it links to its documentation, and the output-features boxes."""
+    html = re.sub(r"<style>.*?</style>", "", estimator._repr_html_(), flags=re.S)
+    doc_links = re.findall(r'<a class="sk-estimator-doc-link[^"]*"[^>]*href="([^"]*)">\?', html)
+    rows = {m["name"]: bool(m["link"]) for m in _ROW.finditer(html)}
+    return {"doc_links": doc_links, "rows": rows, "features": re.findall(r"\d+ features?", html)}
+
+
+@pytest.mark.parametrize("fitted", [False, True], ids=["unfitted", "fitted"])
+@pytest.mark.parametrize("in_pipeline", [False, True], ids=["alone", "in_pipeline"])
+@pytest.mark.parametrize("name", ["MLPClassifier", "MLPRegressor"])
+def test_the_notebook_display_shows_what_scikit_learns_shows(name, fitted, in_pipeline):
+    from sklearn import neural_network
+
+    shown = {}
+    for module in (neural_network, bp):
+        estimator = getattr(module, name)(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
+        if in_pipeline:
+            estimator = make_pipeline(StandardScaler(), estimator)
+        if fitted:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                estimator.fit(X_IRIS, Y_IRIS)
+        shown[module] = _display(estimator)
+    theirs, ours = shown[neural_network], shown[bp]
+    # the "?" of every box, the last one ours, leading to betaprop's page
+    assert len(ours["doc_links"]) == len(theirs["doc_links"])
+    assert ours["doc_links"][-1] == bp.estimators.DOCS_URL.format(estimator_name=name)
+    assert ours["doc_links"][-1].endswith("estimators.md")
+    # every parameter (and fitted attribute) row scikit-learn shows, with its tooltip link
+    assert {row: ours["rows"].get(row) for row in theirs["rows"]} == theirs["rows"]
+    extras = set(ours["rows"]) - set(theirs["rows"])
+    assert extras <= {*EXTRA_PARAMETERS, "validation_loss_curve_", "beta_history_"}
+    assert all(ours["rows"][row] for row in extras)  # documented too
+    # no box of output features unless scikit-learn's MLP has one (the scaler's only)
+    assert ours["features"] == theirs["features"]
+    if fitted:  # transform's feature names are still there for pipelines and set_output
+        model = estimator[-1] if in_pipeline else estimator
+        assert len(model.get_feature_names_out()) == 8

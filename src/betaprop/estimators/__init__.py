@@ -37,13 +37,21 @@ Deviation: for multi-output squared error ``lbfgs`` minimises the sum over outpu
 
 from __future__ import annotations
 
+from pathlib import Path
+
 # Below this many multiply-adds in a layer's product W^q y^{q-1} for one batch, training uses
 # one BLAS thread: waking threads costs more than they save on such small products, and on a
 # busy machine multithreaded BLAS can be tens of times slower (benchmarks/parity.py).
 # Read at every fit (threads.blas_threads_for), so setting it here takes effect.
 SINGLE_THREAD_BELOW = 2**25
 
+# The page that the "?" of scikit-learn's HTML display (notebooks) and its parameter links
+# open, a template that may use {estimator_name}; "" shows no link. By default the
+# estimators page of a source checkout (set it to the published page where there is one).
+_DOCS_PAGE = Path(__file__).resolve().parents[3] / "docs" / "estimators.md"
+DOCS_URL = _DOCS_PAGE.as_uri() if _DOCS_PAGE.is_file() else ""
+
 from .classifier import MLPClassifier  # noqa: E402
 from .regressor import MLPRegressor  # noqa: E402
 
-__all__ = ["MLPClassifier", "MLPRegressor", "SINGLE_THREAD_BELOW"]
+__all__ = ["MLPClassifier", "MLPRegressor", "SINGLE_THREAD_BELOW", "DOCS_URL"]

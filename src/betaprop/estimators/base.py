@@ -11,6 +11,7 @@ of sample weights, with the messages its estimator checks expect).
 from __future__ import annotations
 
 import math
+import sys
 from numbers import Integral
 from typing import Any
 
@@ -25,6 +26,7 @@ from sklearn.base import (
 )
 from sklearn.metrics import check_scoring
 from sklearn.utils import TransformerTags, check_random_state
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ..engine.activations import get_activation
@@ -45,10 +47,44 @@ __all__ = ["BaseMLP", "LayerList"]
 Array = np.ndarray
 
 
+def _not_asked_by_the_html_display(estimator: Any) -> bool:
+    """False when scikit-learn's HTML display (notebooks) asks for get_feature_names_out.
+
+    The display shows a transformer's output features in a box after it; scikit-learn's MLP
+    is no transformer and shows none, so ours (a transformer only through the extra
+    ``transform``) shows none either. Anyone else (pipelines, set_output) finds the method.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module.startswith("sklearn.utils._repr_html"):
+            return False
+        if module not in ("sklearn.utils._available_if", __name__):
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return True
+
+
 class BaseMLP(FittedLayers, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """What MLPClassifier and MLPRegressor share: parameters, training, attributes."""
 
     _parameter_constraints: dict = PARAMETER_CONSTRAINTS
+
+    # scikit-learn's HTML display: the "?" link and the parameters' links lead to betaprop's
+    # documentation (``betaprop.estimators.DOCS_URL``); scikit-learn's _get_doc_link links
+    # only classes of the package named here.
+    _doc_link_module = "betaprop"
+
+    @property
+    def _doc_link_template(self) -> str:
+        from . import DOCS_URL
+
+        return DOCS_URL
+
+    @available_if(_not_asked_by_the_html_display)
+    def get_feature_names_out(self, input_features: Any = None) -> Any:
+        """Names of ``transform``'s output columns: "<class name lower case><i>"."""
+        return super().get_feature_names_out(input_features)
 
     # The subclasses define __init__ with scikit-learn's exact signature.
     hidden_layer_sizes: Any

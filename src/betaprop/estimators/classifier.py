@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.metrics import accuracy_score
+from sklearn.neural_network import MLPClassifier as sklearn_MLPClassifier
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import column_or_1d
 from sklearn.utils._param_validation import StrOptions
@@ -17,7 +18,7 @@ from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .base import BaseMLP
-from .params import DOC_EXTRA
+from .params import estimator_docstring
 
 __all__ = ["MLPClassifier"]
 
@@ -199,4 +200,4 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         return tags
 
 
-MLPClassifier.__doc__ = (MLPClassifier.__doc__ or "") + DOC_EXTRA
+MLPClassifier.__doc__ = estimator_docstring(MLPClassifier, sklearn_MLPClassifier)

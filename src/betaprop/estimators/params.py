@@ -7,6 +7,7 @@ StrOptions, Options): scikit-learn's own checks (``parametrize_with_checks``) re
 
 from __future__ import annotations
 
+import inspect
 from numbers import Integral, Real
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,13 @@ from ..training.optimizers import OPTIMIZERS, SGD, Adam, AdamW, Optimizer, RMSpr
 if TYPE_CHECKING:
     from .base import BaseMLP
 
-__all__ = ["PARAMETER_CONSTRAINTS", "DOC_EXTRA", "make_optimizer", "hidden_activations"]
+__all__ = [
+    "PARAMETER_CONSTRAINTS",
+    "DOC_EXTRA",
+    "make_optimizer",
+    "hidden_activations",
+    "estimator_docstring",
+]
 
 SKLEARN_SOLVERS = ("lbfgs", "sgd", "adam")
 
@@ -129,3 +136,64 @@ DOC_EXTRA = """
     - Ctrl-C during ``fit`` warns "Training interrupted by user." and keeps a usable model
       (the best weights so far when ``early_stopping=True``; for lbfgs the best point seen).
 """
+
+
+EXTRA_PARAMETERS = {
+    "class_weight": """class_weight : dict, 'balanced' or None, default=None
+        Weights of the classes, as in scikit-learn's linear models (``{label: weight}``, or
+        "balanced": n_samples / (n_classes * count)); multiplies ``sample_weight``.""",
+    "scoring": """scoring : str, callable or None, default=None
+        A scikit-learn scorer (name or callable) for ``early_stopping``;
+        ``validation_scores_`` then holds its values. None: the ``score`` method.""",
+    "callbacks": """callbacks : list of betaprop.Callback or None, default=None
+        Called after each epoch (each iteration for lbfgs); one returning True stops.""",
+    "dtype": """dtype : {'float32', 'float64'} or None, default=None
+        Train in that dtype whatever the input's. None: as scikit-learn (float32 input
+        trains in float32 with the stochastic solvers, anything else in float64).""",
+    "batch_norm": """batch_norm : bool, default=False
+        Batch normalisation on every hidden layer.""",
+    "dropout": """dropout : float, default=0.0
+        Inverted dropout rate p on every hidden layer.""",
+    "init": """init : str or None, default=None
+        A rule of ``betaprop.engine.init.RULES``; None: scikit-learn's Glorot uniform from
+        ``random_state``.""",
+}
+
+EXTRA_ATTRIBUTES = """    validation_loss_curve_ : list of float or None
+        The validation loss per epoch (same scale as ``loss_curve_``, without the L2 term)
+        when ``early_stopping=True``, else None.
+
+    beta_history_ : list of ndarray of shape (Q,)
+        Per epoch (per iteration for lbfgs), the root-mean-square per-example local error
+        beta^q of layer q = 1..Q on the epoch's first mini-batch.
+
+"""
+
+
+def estimator_docstring(cls: type, sklearn_class: type) -> str:
+    """The docstring of ``cls``: its own summary, scikit-learn's Parameters and Attributes
+    sections (the same parameters and attributes) with betaprop's extra parameters (those of
+    ``cls.__init__`` that scikit-learn's lacks) added, then DOC_EXTRA.
+
+    numpydoc sections, so that scikit-learn's HTML display shows each parameter's tooltip.
+    """
+    summary = cls.__doc__ or ""
+    theirs = inspect.signature(sklearn_class).parameters
+    extras = [name for name in inspect.signature(cls).parameters if name not in theirs]
+    sklearn_doc = sklearn_class.__doc__ or ""
+    start = sklearn_doc.find("    Parameters\n    ----------")
+    attributes = sklearn_doc.find("    Attributes\n    ----------")
+    end = sklearn_doc.find("    See Also\n")
+    if min(start, attributes, end) < 0:  # another layout: the summary and notes only
+        return summary + "\n    Notes\n    -----" + DOC_EXTRA
+    parameters = "".join(f"    {EXTRA_PARAMETERS[name]}\n\n" for name in extras)
+    return (
+        summary
+        + "\n"
+        + sklearn_doc[start:attributes]
+        + parameters
+        + sklearn_doc[attributes:end]
+        + EXTRA_ATTRIBUTES
+        + "    Notes\n    -----"
+        + DOC_EXTRA
+    )

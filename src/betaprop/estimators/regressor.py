@@ -8,13 +8,14 @@ from typing import Any
 import numpy as np
 from sklearn.base import RegressorMixin, _fit_context
 from sklearn.metrics import r2_score
+from sklearn.neural_network import MLPRegressor as sklearn_MLPRegressor
 from sklearn.utils import column_or_1d
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .base import BaseMLP
-from .params import DOC_EXTRA
+from .params import estimator_docstring
 
 __all__ = ["MLPRegressor"]
 
@@ -110,4 +111,4 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
 
-MLPRegressor.__doc__ = (MLPRegressor.__doc__ or "") + DOC_EXTRA
+MLPRegressor.__doc__ = estimator_docstring(MLPRegressor, sklearn_MLPRegressor)
