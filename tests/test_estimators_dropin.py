@@ -61,8 +61,10 @@ def test_assigning_into_coefs_and_intercepts_sticks() -> None:
     np.testing.assert_array_equal(clf.intercepts_[1], 0.0)
     clf.coefs_ = [np.zeros((4, 4)), np.ones((4, 3))]  # the whole list, as in scikit-learn
     np.testing.assert_array_equal(clf.predict_proba(X_IRIS), 1 / 3)
-    with pytest.raises(ValueError, match=r"shape \(4, 4\), got \(2, 2\)"):
-        clf.coefs_[0] = np.zeros((2, 2))
+    assert type(clf.coefs_) is list and type(clf.intercepts_) is list  # as scikit-learn's
+    clf.coefs_[0] = np.zeros((2, 2))  # a plain list: the shape is checked at the next use
+    with pytest.raises(ValueError, match=r"coefs_\[0\] must have the shape \(4, 4\), got \(2, 2\)"):
+        clf.predict(X_IRIS)
     # before any fit (scikit-learn's test_fit does this): the lists start partial_fit
     fresh = MLPClassifier(hidden_layer_sizes=2, solver="sgd", momentum=0, max_iter=1)
     fresh.coefs_ = [0] * 2

@@ -174,3 +174,39 @@ def test_the_notebook_display_shows_what_scikit_learns_shows(name, fitted, in_pi
     if fitted:  # transform's feature names are still there for pipelines and set_output
         model = estimator[-1] if in_pipeline else estimator
         assert len(model.get_feature_names_out()) == 8
+
+
+# ---------------------------------------------------------------- fitted attributes' types
+def _public_fitted(model) -> dict:
+    names = [n for n in vars(model) if n.endswith("_") and not n.startswith("_")]
+    return {n: getattr(model, n) for n in [*names, "coefs_", "intercepts_"]}
+
+
+def _kind(value) -> tuple:
+    """A value's type, and its items' types for a list."""
+    if isinstance(value, list):
+        return (type(value), tuple(sorted({type(item).__name__ for item in value})))
+    return (type(value),)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("early_stopping", [False, True], ids=["", "early_stopping"])
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+@pytest.mark.parametrize("name", ["MLPClassifier", "MLPRegressor"])
+def test_every_fitted_attribute_has_scikit_learns_type(name, solver, early_stopping, dtype):
+    from sklearn import neural_network
+
+    if solver == "lbfgs" and early_stopping:
+        pytest.skip("early stopping is for the stochastic solvers")
+    params = dict(hidden_layer_sizes=(5,), max_iter=20, solver=solver, random_state=0)
+    attributes = {}
+    for module in (neural_network, bp):
+        model = getattr(module, name)(early_stopping=early_stopping, **params)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X_IRIS.astype(dtype), Y_IRIS)
+        attributes[module] = _public_fitted(model)
+    theirs, ours = attributes[neural_network], attributes[bp]
+    assert set(theirs) <= set(ours)
+    assert {n: _kind(ours[n]) for n in theirs} == {n: _kind(v) for n, v in theirs.items()}
+    assert ours["loss_"].round(3) == round(float(ours["loss_"]), 3)  # NumPy's methods

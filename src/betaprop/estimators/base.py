@@ -34,7 +34,7 @@ from ..engine.checks import check_dtype
 from ..engine.network import Network
 from ..training import Callback, History
 from ..training.optimizers import Optimizer
-from .layers import FittedLayers, LayerList
+from .layers import FittedLayers
 from .lbfgs import fit_lbfgs
 from .params import PARAMETER_CONSTRAINTS, hidden_activations, make_optimizer
 from .records import ProgressBar
@@ -42,7 +42,7 @@ from .rules import CHUNK, input_rows, mean_loss
 from .stochastic import fit_stochastic
 from .threads import blas_threads_for
 
-__all__ = ["BaseMLP", "LayerList"]
+__all__ = ["BaseMLP"]
 
 Array = np.ndarray
 
@@ -137,7 +137,10 @@ class BaseMLP(FittedLayers, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
     # ------------------------------------------------------------ pickling
     def __getstate__(self) -> dict:
+        if "_net" in self.__dict__:
+            self._sync_layers()  # an item assigned into coefs_ / intercepts_ is kept
         state = dict(super().__getstate__())  # a copy: never change the live object
+        state.pop("_layer_lists", None)  # views into the network: rebuilt on demand
         net = state.pop("_net", None)
         if net is not None:  # a Network holds functions and work buffers: keep its spec
             state["_net_spec"], state["_net_params"] = net.spec(), net.params.copy()
@@ -272,6 +275,8 @@ class BaseMLP(FittedLayers, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         self._random = self._rng()
 
         dtype = X.dtype.name if self.dtype is None else check_dtype(self.dtype)
+        if not first_pass and "_net" in self.__dict__:
+            self._sync_layers()  # continuing from items assigned into coefs_ / intercepts_
         if first_pass:
             self.__dict__.pop("_given_coefs", None)
             self.__dict__.pop("_given_intercepts", None)
@@ -351,6 +356,7 @@ class BaseMLP(FittedLayers, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         """The network that predicts X: in the result dtype of X and the weights, as
         scikit-learn (float64 input to a float32-fitted model gives float64), unless
         ``dtype`` was set: then in that dtype."""
+        self._sync_layers()  # an item assigned into coefs_ / intercepts_ counts
         net = self._net
         if self.dtype is not None:
             return net

@@ -1,48 +1,24 @@
 """The fitted layers of an estimator as scikit-learn shows them: ``coefs_`` and
-``intercepts_`` (views into the network's flat parameters, writable), ``to_network()``.
+``intercepts_`` (plain lists of views into the network's flat parameters), ``to_network()``.
+
+As in scikit-learn, the lists are the model's: ``clf.coefs_[i][...] = a`` writes into the
+network at once, and an item replaced (``clf.coefs_[i] = a``, as scikit-learn's own tests do)
+is copied into the network before the network is next used (``_sync_layers``: prediction,
+fit, ``to_network``, pickling, reading the list again).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ..engine.network import Network
 
-__all__ = ["LayerList", "FittedLayers"]
+__all__ = ["FittedLayers"]
 
 Array = np.ndarray
-
-
-class LayerList(list):
-    """``coefs_`` / ``intercepts_`` of a fitted model: views into ``net.params``.
-
-    ``clf.coefs_[i] = new_array`` writes the new values into the network (as assigning into
-    scikit-learn's list changes its model); the shape must stay the layer's.
-    """
-
-    def __init__(self, views: list[Array], name: str) -> None:
-        super().__init__(views)
-        self.name = name
-
-    def __setitem__(self, index: Any, value: Any) -> None:
-        if isinstance(index, slice):
-            views = list.__getitem__(self, index)
-            values = list(value)
-            if len(values) != len(views):
-                raise ValueError(f"{self.name} has {len(views)} layers there, got {len(values)}")
-        else:
-            views, values = [list.__getitem__(self, index)], [value]
-        for view, new in zip(views, values, strict=True):
-            new = np.asarray(new)
-            if new.shape != view.shape:
-                raise ValueError(
-                    f"{self.name} entry must have the shape {view.shape}, got {new.shape}"
-                )
-            view[...] = new
 
 
 class FittedLayers:
@@ -57,8 +33,7 @@ class FittedLayers:
         """
         if "_net" not in self.__dict__ and "_given_coefs" in self.__dict__:
             return self.__dict__["_given_coefs"]
-        net = self._fitted_net()
-        return LayerList([net.W[q].T for q in range(1, net.Q + 1)], "coefs_")
+        return self._sync_layers()[0]
 
     @coefs_.setter
     def coefs_(self, coefs: Sequence[Array]) -> None:
@@ -78,8 +53,7 @@ class FittedLayers:
         """Bias vectors, ``intercepts_[i]`` of shape (n_out,): views of ``b[i + 1]``."""
         if "_net" not in self.__dict__ and "_given_intercepts" in self.__dict__:
             return self.__dict__["_given_intercepts"]
-        net = self._fitted_net()
-        return LayerList([net.b[q][:, 0] for q in range(1, net.Q + 1)], "intercepts_")
+        return self._sync_layers()[1]
 
     @intercepts_.setter
     def intercepts_(self, intercepts: Sequence[Array]) -> None:
@@ -94,6 +68,33 @@ class FittedLayers:
         for q, b in enumerate(intercepts, start=1):
             net.b[q][:, 0] = b
 
+    def _sync_layers(self) -> tuple[list[Array], list[Array]]:
+        """``coefs_`` and ``intercepts_``: the same two lists while the network is the same;
+        an item the user replaced is copied into the network and becomes its view again."""
+        net = self._fitted_net()
+        kept = self.__dict__.get("_layer_lists")
+        if kept is None or kept[0] is not net:
+            views = (
+                [net.W[q].T for q in range(1, net.Q + 1)],
+                [net.b[q][:, 0] for q in range(1, net.Q + 1)],
+            )
+            kept = (net, [list(v) for v in views], views)
+            self.__dict__["_layer_lists"] = kept
+        _, lists, views = kept
+        for name, items, layer_views in zip(("coefs_", "intercepts_"), lists, views, strict=True):
+            if len(items) != len(layer_views):
+                raise ValueError(f"{name} must have {len(layer_views)} layers, got {len(items)}")
+            for i, view in enumerate(layer_views):
+                if items[i] is not view:  # replaced by the user: into the network
+                    new = np.asarray(items[i])
+                    if new.shape != view.shape:
+                        raise ValueError(
+                            f"{name}[{i}] must have the shape {view.shape}, got {new.shape}"
+                        )
+                    view[...] = new
+                    items[i] = view
+        return lists[0], lists[1]
+
     def _fitted_net(self) -> Network:
         net = self.__dict__.get("_net")
         if net is None:
@@ -103,4 +104,5 @@ class FittedLayers:
     def to_network(self) -> Network:
         """The trained ``betaprop.Network`` (a copy: later fits do not change it)."""
         check_is_fitted(self)
+        self._sync_layers()
         return self._fitted_net().copy()

@@ -108,8 +108,8 @@ def fit_lbfgs(model: BaseMLP, X: Any, y: Array, sample_weight: Array | None) -> 
                 callback.on_train_end(net, history)
     net.forward_columns(x)  # loss_ as scikit-learn reports it
     scaled = L2Penalty(model.alpha, loss_scale(net))
-    model.loss_ = net.loss_value(d, weights) * scaled.loss_scale + scaled.value(
-        net, objective.weight
+    model.loss_ = np.float64(
+        net.loss_value(d, weights) * scaled.loss_scale + scaled.value(net, objective.weight)
     )
 
 

@@ -35,7 +35,7 @@ class FittedAttributes(Callback):
         model = self.model
         model.n_iter_ += 1
         model.t_ += self.n
-        model.loss_ = history.loss[-1]
+        model.loss_ = np.float64(history.loss[-1])  # a NumPy float, as scikit-learn's
         model.loss_curve_.append(model.loss_)
         if model.verbose and not isinstance(model.verbose, str):  # scikit-learn's lines
             print(f"Iteration {model.n_iter_:d}, loss = {model.loss_:.8f}")

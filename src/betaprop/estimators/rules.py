@@ -103,7 +103,7 @@ class NoImprovement(Callback):
             assert best is not None
             improved = not loss > best - model.tol
             if loss < best:
-                model.best_loss_ = loss
+                model.best_loss_ = np.float64(loss)
         else:
             improved = self._observe_validation()
         model._no_improvement_count = 0 if improved else model._no_improvement_count + 1

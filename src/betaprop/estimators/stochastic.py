@@ -190,7 +190,7 @@ def _diverged(model: BaseMLP, error: DivergenceError, run: TrainingState, n: int
     message = str(error_for_sklearn)
     model.n_iter_ += 1
     model.t_ += n
-    loss = math.nan if error.loss is None else float(error.loss)
+    loss = np.float64(math.nan if error.loss is None else error.loss)
     model.loss_ = loss
     model.loss_curve_.append(loss)
     if model.early_stopping and model.validation_scores_ is not None:
