@@ -13,6 +13,7 @@ training, ``--resume``, the run folder ``write_run`` writes, the progress bar), 
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -47,23 +48,48 @@ def build_parser() -> Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``betaprop`` command; returns the exit code."""
+    """Run the ``betaprop`` command; returns the exit code.
+
+    A closed stdout (``betaprop info M | head -1``) ends the command quietly with exit code
+    0, as ``head`` users expect: what was wanted has been read. Ctrl-C ends it with one line
+    and 130. The console script's entry point, ``_betaprop_command.main``, calls this after
+    installing its Ctrl-C handler, so that a Ctrl-C during the imports is one line too.
+    """
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list and args_list[0] == "bench":
-        return bench.run(args_list[1:])
-    parser = build_parser()
     try:
-        args = parser.parse_args(args_list)
-        if args.command is None:
-            parser.print_help()
-            return EXIT_USER_ERROR
-        args.argv = args_list  # a checkpoint keeps the command line, for --resume
-        return int(args.handler(args))
+        code = _run(args_list)
+        sys.stdout.flush()  # a closed pipe shows here, not as an error at exit
+        return code
     except (UserError, DataError, ModelFileError) as error:
         fail(str(error))
         return EXIT_USER_ERROR
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside training
         print("betaprop: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:  # `betaprop predict ... | head`
+    except BrokenPipeError:  # `betaprop predict ... | head`: the reader has what it wanted
+        _quiet_stdout()
         return 0
+
+
+def _run(args_list: list[str]) -> int:
+    """Parse the arguments and run the command's handler."""
+    if args_list and args_list[0] == "bench":
+        return bench.run(args_list[1:])
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USER_ERROR
+    args.argv = args_list  # a checkpoint keeps the command line, for --resume
+    return int(args.handler(args))
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so that what is left in its buffer goes nowhere at exit,
+    instead of raising BrokenPipeError again (Python's "Note on SIGPIPE")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no file descriptor (a test's captured stdout)
+        pass

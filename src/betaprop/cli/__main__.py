@@ -1,7 +1,7 @@
-"""``python -m betaprop.cli``: the ``betaprop`` command."""
+"""``python -m betaprop.cli``: the ``betaprop`` command, as the console script runs it."""
 
 import sys
 
-from . import main
+from _betaprop_command import main
 
 sys.exit(main())

@@ -24,7 +24,10 @@ from .options import (
     int_at_least,
     layer_settings,
     layer_sizes,
+    option_error,
     positive_float,
+    refuse_constant_output,
+    refuse_overwriting,
     rich_console,
 )
 
@@ -90,12 +93,13 @@ def _small_network(args: argparse.Namespace) -> Network:
         f"{n_params:,} parameters in float64, {examples:,} examples",
     )
     hidden = hidden_activations(args.activation, len(sizes) - 2) if len(sizes) > 2 else []
+    refuse_constant_output(args.output, args.loss, sizes[-1], f"--sizes ending in {sizes[-1]}")
     try:
         return Network(
             sizes, hidden, args.output, args.loss, "float64", args.seed, **layer_settings(args)
         )
     except (TypeError, ValueError) as error:
-        raise UserError(str(error)) from None
+        raise option_error(error) from None
 
 
 # ----------------------------------------------------------------------------- gradcheck
@@ -139,6 +143,9 @@ def _cmd_trace(args: argparse.Namespace) -> int:
     from ..explain.trace import as_dict, trace
     from ..explain.trace_text import render
 
+    refuse_overwriting(
+        [("--out", args.out)], [("the model file", args.model), ("the data file", args.data)]
+    )
     net, x, d = _model_example(args) if args.model else _given_example(args)
     result = trace(net, x, d)
     if args.format == "json":

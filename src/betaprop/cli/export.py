@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any
 
-from .options import EXIT_USER_ERROR
+from .options import EXIT_USER_ERROR, refuse_overwriting
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from ..files.onnx import OnnxExportError, to_onnx
     from ..files.preprocessing import Preprocessing
 
+    refuse_overwriting([("--onnx", args.onnx)], [("the model file", args.model)])
     try:
         if os.path.isdir(args.onnx):
             raise OnnxExportError(f"--onnx must be a file, got {args.onnx!r} (a folder)")

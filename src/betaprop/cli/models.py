@@ -18,7 +18,7 @@ from ..files.datasets import Dataset, load_data
 from ..files.model import ModelFile, ModelFileError, atomic_write, read_model
 from ..files.preprocessing import Preprocessing
 from ..training.loop import evaluate
-from .options import UserError, rich_console
+from .options import UserError, refuse_overwriting, rich_console, separator
 
 __all__ = [
     "add_commands",
@@ -29,6 +29,9 @@ __all__ = [
     "cell",
     "write_text",
 ]
+
+
+SEP_HELP = "separator of a CSV file, one character or 'tab' (default ',', tab for .tsv)"
 
 
 def add_commands(commands: Any) -> None:
@@ -42,7 +45,7 @@ def add_commands(commands: Any) -> None:
     predict.add_argument("data", help="CSV file (or bundled dataset) with the feature columns")
     predict.add_argument("--proba", action="store_true", help="also write class probabilities")
     predict.add_argument("--out", help="write the predictions to this CSV file")
-    predict.add_argument("--sep", help="separator of a CSV file (default ',', tab for .tsv)")
+    predict.add_argument("--sep", type=separator, help=SEP_HELP)
     predict.add_argument(
         "--unknown",
         choices=("ignore", "error"),
@@ -55,7 +58,7 @@ def add_commands(commands: Any) -> None:
     evaluate_.add_argument("model")
     evaluate_.add_argument("data")
     evaluate_.add_argument("--target", help="target column (default: the model's)")
-    evaluate_.add_argument("--sep", help="separator of a CSV file (default ',', tab for .tsv)")
+    evaluate_.add_argument("--sep", type=separator, help=SEP_HELP)
     evaluate_.add_argument("--unknown", choices=("ignore", "error"))
     evaluate_.set_defaults(handler=_cmd_evaluate)
 
@@ -65,7 +68,7 @@ def add_table_options(parser: Any) -> None:
     """--sep, --categorical, --impute, --indicator and --drop of ``train``."""
     from ..files.preprocessing import IMPUTE
 
-    parser.add_argument("--sep", help="separator of a CSV file (default ',', tab for .tsv)")
+    parser.add_argument("--sep", type=separator, help=SEP_HELP)
     parser.add_argument(
         "--categorical",
         metavar="COLS",
@@ -89,9 +92,8 @@ def table_options(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "indicator", False) and not getattr(args, "impute", None):
         raise UserError("--indicator needs --impute")
     categorical = getattr(args, "categorical", None)
-    sep = getattr(args, "sep", None)
     return {
-        "sep": "\t" if sep in ("tab", "\\t") else sep,
+        "sep": getattr(args, "sep", None),  # one character: the option type ``separator``
         "categorical": [c.strip() for c in categorical.split(",")] if categorical else "auto",
         "drop": [c.strip() for c in args.drop.split(",")] if getattr(args, "drop", None) else (),
         "allow_missing": getattr(args, "impute", None) is not None,
@@ -215,13 +217,14 @@ def cell(value: Any) -> str:
 
 # ----------------------------------------------------------------------------- commands
 def _cmd_predict(args: argparse.Namespace) -> int:
+    refuse_overwriting(
+        [("--out", args.out)], [("the model file", args.model), ("the data file", args.data)]
+    )
     model, prep = open_model(args.model)
     prep = require_prep(args.model, prep)
     net = model.network
     if args.proba and prep.task != "classification":
         raise UserError("--proba is for classification models; this model does regression")
-    if args.out and os.path.exists(args.out) and os.path.samefile(args.out, args.model):
-        raise UserError(f"--out must not be the model file itself, got {args.out!r}")
     data = model_data(args.model, prep, args.data, None, getattr(args, "sep", None), net.dtype)
     with np.errstate(all="ignore"):
         P = finite_outputs(net.predict(model_inputs(net, prep, data, args)), args.model)

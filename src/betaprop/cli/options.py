@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
+from ..engine.activations import ACTIVATIONS
 from ..engine.activations import names as activation_names
 from ..engine.init import RULES
+from ..engine.losses import LOSSES
 
 __all__ = [
     "UserError",
@@ -30,6 +33,10 @@ __all__ = [
     "hidden_activations",
     "add_layer_options",
     "layer_settings",
+    "refuse_constant_output",
+    "option_error",
+    "separator",
+    "refuse_overwriting",
     "rich_console",
     "fail",
 ]
@@ -187,12 +194,95 @@ def layer_settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def separator(text: str) -> str:
+    """--sep: one character (``tab`` or ``\\t`` for a tab) that is not a quote or a line break.
+
+    Every reader of a table (pandas' C parser, the numbers reader, Python's ``csv``) takes one
+    character; a longer separator would need pandas' slow Python engine for some of them only.
+    """
+    value = "\t" if text in ("tab", "\\t") else text
+    if len(value) != 1 or value in ('"', "\n", "\r"):
+        raise argparse.ArgumentTypeError(
+            f"must be one character other than a quote or a line break ('tab' for a tab), "
+            f"got {text!r}"
+        )
+    return value
+
+
+def refuse_constant_output(output: str | None, loss: str, n_outputs: int, why: str) -> None:
+    """Refuse an output activation that normalises over the output layer (softmax) on a
+    layer of one neuron: y = e^s / e^s = 1 whatever the input, so nothing can be learned.
+    ``output`` None is the loss's own (softmax for cross-entropy); ``why`` says where the one
+    output comes from (``--task regression``)."""
+    name = output if output is not None else LOSSES[loss].canonical_output
+    if n_outputs == 1 and not ACTIVATIONS[name].elementwise:
+        option = f"--output {name}" if output is not None else f"--loss {loss} (output {name})"
+        raise UserError(
+            f"{option} needs at least 2 outputs, got 1 for {why}: {name} of one number is "
+            "the constant 1, so nothing can be learned"
+        )
+
+
+def option_error(error: Exception) -> UserError:
+    """A ValueError of the library about an argument that is also a command-line option
+    ("output must be ...") as the option's UserError ("--output must be ...")."""
+    text = str(error)
+    for name in ("output", "loss", "activation", "init", "dropout"):
+        if text.startswith(f"{name} must"):
+            return UserError(f"--{text}")
+    return UserError(text)
+
+
+# ----------------------------------------------------------------------------- files
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file: ``os.path.samefile`` follows symbolic links and
+    compares device and inode, so a hard link is the same file too."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # one of them does not exist (or holds a NUL byte)
+        return False
+
+
+def refuse_overwriting(
+    outputs: Iterable[tuple[str, str | None]], inputs: Iterable[tuple[str, str | None]]
+) -> None:
+    """Raise UserError if a file a command writes is one of the files it reads.
+
+    ``outputs`` are (option, path) pairs, ``inputs`` (what, path) pairs, e.g.
+    ``[("--out", "p.csv")]`` and ``[("the model file", "m.safetensors"), ("the data file",
+    "d.csv")]``; a None path is left out. Called by every command that writes, before it
+    reads or writes anything, so that nothing is lost.
+    """
+    sources = [(what, path) for what, path in inputs if path]
+    for option, target in outputs:
+        if not target:
+            continue
+        for what, source in sources:
+            if _same_file(target, source):
+                raise UserError(
+                    f"{option} must not be {what} {source!r} (the same file), got {target!r}; "
+                    "nothing written"
+                )
+
+
 # ----------------------------------------------------------------------------- output
 def rich_console(stderr: bool = False, quiet: bool = False) -> Any:
-    """A rich console: tables to stdout, progress to stderr (``stderr=True``)."""
+    """A rich console: tables to stdout, progress to stderr (``stderr=True``).
+
+    Markup and emoji codes are off: what it prints holds names, labels and paths from the
+    user's files, and a column named ``[/bold]`` or a label ``[red]c1[/red]`` or ``:cat:``
+    must print as written (styles are given as ``style=``, never inside the text). A closed
+    stdout (``betaprop info M | head -1``) raises BrokenPipeError, which ``main`` ends quietly.
+    """
     from rich.console import Console
 
-    return Console(stderr=stderr, quiet=quiet, highlight=False, soft_wrap=False)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:  # rich's own exits with code 1
+            raise BrokenPipeError
+
+    return _Console(
+        stderr=stderr, quiet=quiet, highlight=False, soft_wrap=False, markup=False, emoji=False
+    )
 
 
 def fail(message: str) -> None:

@@ -54,7 +54,7 @@ class ProgressBar(Callback):
             self.val = f"{self.score_name} {history.val_score[-1]:.4f}"
         self.progress.update(self.task, val=self.val)
         for _epoch, _layer, message in self.diagnostics.warnings[self.printed :]:
-            self.progress.console.print(f"[yellow]warning: epoch {epoch}: {message}[/]")
+            self.progress.console.print(f"warning: epoch {epoch}: {message}", style="yellow")
         self.printed = len(self.diagnostics.warnings)
 
     def on_train_end(self, net: Network, history: History) -> None:

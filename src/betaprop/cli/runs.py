@@ -40,6 +40,7 @@ __all__ = [
     "default_out",
     "check_out",
     "LOCK_FILE",
+    "RUN_FILES",
     "RunFolder",
     "write_run",
     "finite",
@@ -50,6 +51,8 @@ MODEL_FILE = "model.safetensors"
 HISTORY_FILE = "history.csv"
 REPORT_FILE = "report.png"
 LOCK_FILE = ".betaprop.lock"  # held (flock) by the one process writing a run folder
+# every file that train writes (or replaces) in a run folder
+RUN_FILES = (MODEL_FILE, HISTORY_FILE, REPORT_FILE, CHECKPOINT_FILE, LOCK_FILE)
 
 
 @dataclass

@@ -14,7 +14,13 @@ from ..engine.network import Network
 from ..files.preprocessing import Preprocessing
 from ..training.optimizers import OPTIMIZERS, get_optimizer
 from ..training.schedules import get_schedule
-from .options import UserError, hidden_activations, layer_settings
+from .options import (
+    UserError,
+    hidden_activations,
+    layer_settings,
+    option_error,
+    refuse_constant_output,
+)
 
 __all__ = ["split_rows", "build_network", "optimizer_and_schedule"]
 
@@ -75,6 +81,7 @@ def build_network(args: argparse.Namespace, n_inputs: int, prep: Preprocessing) 
         n_outputs = LOSSES[loss].outputs_for(prep.n_classes) if classification else 1
     except ValueError as error:  # "binary_cross_entropy needs 2 classes ..."
         raise UserError(f"--loss {error}") from None
+    refuse_constant_output(args.output, loss, n_outputs, f"--task {prep.task}")
     hidden = list(args.hidden)
     activations = hidden_activations(args.activation, len(hidden)) if hidden else []
     try:
@@ -88,7 +95,7 @@ def build_network(args: argparse.Namespace, n_inputs: int, prep: Preprocessing) 
             **layer_settings(args),
         )
     except (TypeError, ValueError) as error:
-        raise UserError(str(error)) from None
+        raise option_error(error) from None
 
 
 def optimizer_and_schedule(args: argparse.Namespace) -> tuple[Any, Any]:

@@ -22,6 +22,7 @@ from .options import (
     int_at_least,
     int_list_at_least,
     positive_float,
+    refuse_overwriting,
     rich_console,
 )
 
@@ -88,6 +89,11 @@ def _cmd_depth(args: argparse.Namespace) -> int:
     out = args.out or _default_out()
     if os.path.exists(out) and not os.path.isdir(out):
         raise UserError(f"--out must be a folder, got {out!r} (an existing file)")
+    refuse_overwriting(
+        [(f"--out {out!r} (its {name})", os.path.join(out, name))
+         for name in (FIGURE_FILE, TABLE_FILE, BETA_FILE)],
+        [("the data file", args.data)],
+    )  # fmt: skip
     X, D, loss = study_data(args.data, args.seed)
     console = rich_console(stderr=True, quiet=args.quiet)
     progress, report = _progress(console, args)

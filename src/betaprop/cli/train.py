@@ -48,12 +48,14 @@ from .options import (
     int_at_least,
     non_negative_float,
     positive_float,
+    refuse_overwriting,
     rich_console,
 )
 from .progress import ProgressBar, print_train_table
 from .runs import (
     CHECKPOINT_FILE,
     MODEL_FILE,
+    RUN_FILES,
     RunFolder,
     TrainRun,
     check_out,
@@ -228,6 +230,10 @@ def train_run(args: argparse.Namespace, console: Any | None = None) -> TrainRun:
     force = bool(getattr(args, "force", False)) and saved is None
     out = args.out if args.out else default_out(create=lead)
     check_out(out, force=force, resume=saved is not None)
+    refuse_overwriting(
+        [(f"--out {out!r} (its {name})", os.path.join(out, name)) for name in RUN_FILES],
+        [("the data file", args.data)],
+    )
     created = not args.out or not os.path.exists(out)
     if not lead:
         return _train_in(args, console, saved, out, created)

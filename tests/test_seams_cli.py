@@ -1,0 +1,308 @@
+"""The ``betaprop`` command where two of its capabilities meet (issue 22): an output path and
+an input path, the number of classes and the report figure, the task and the output
+activation, a file's text and rich's markup, a closed pipe, Ctrl-C and the imports, the
+separator and the readers. Real subprocesses on real files, as a user runs the command."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_SCRIPT = Path(sys.executable).with_name("betaprop")
+COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "betaprop.cli"]
+ENV = dict(os.environ, COLUMNS="250", PYTHONWARNINGS="ignore")
+
+
+def run(*args: str, cwd: Path | str | None = None, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*COMMAND, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=ENV,
+        **kwargs,
+    )  # fmt: skip
+
+
+def one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    """Exit code 2 (a user error, docs/cli.md), one line on stderr holding ``needles``."""
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_table(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def three_classes(path: Path, labels: tuple[str, str, str] = ("a", "b", "c")) -> Path:
+    """60 rows, two numeric features, three classes that the features separate."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(60):
+        k = i % 3
+        rows.append([*(rng.normal(size=2) + 3.0 * k), labels[k]])
+    return write_table(path, ["x1", "x2", "label"], rows)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path]:
+    """A model file trained by the command and its data file."""
+    folder = tmp_path_factory.mktemp("trained")
+    data = three_classes(folder / "data.csv")
+    result = run("train", "--data", str(data), "--hidden", "4", "--epochs", "2", "--out",
+                 str(folder / "run"), "--quiet")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return folder / "run" / "model.safetensors", data
+
+
+# ------------------------------------------------------------ 1. no command writes onto its inputs
+def _overwrite_cases(folder: Path, model: Path, data: Path) -> dict[str, tuple[list[str], Path]]:
+    """Each command that writes, asked to write onto one of its inputs: (arguments, the input)."""
+    (folder / "link.safetensors").symlink_to(model)
+    os.link(data, folder / "hard.csv")
+    run_folder = folder / "run"
+    run_folder.mkdir()
+    (run_folder / "history.csv").write_bytes(data.read_bytes())
+    forced = folder / "forced"
+    forced.mkdir()
+    (forced / "model.safetensors").write_bytes(data.read_bytes())
+    study = folder / "study"
+    study.mkdir()
+    (study / "beta.csv").write_bytes(data.read_bytes())
+    return {
+        "export --onnx a link to the model": (
+            ["export", str(model), "--onnx", str(folder / "link.safetensors")], model),
+        "trace --out the model": (
+            ["trace", "--model", str(model), "--example", "0", "--data", str(data), "--out",
+             str(model.parent / "." / model.name)], model),
+        "trace --out the data": (
+            ["trace", "--model", str(model), "--example", "0", "--data", str(data), "--out",
+             str(data)], data),
+        "predict --out a hard link to the data": (
+            ["predict", str(model), str(data), "--out", str(folder / "hard.csv")], data),
+        "predict --out the model": (["predict", str(model), str(data), "--out", str(model)], model),
+        "train --out the folder of its data": (
+            ["train", "--data", str(run_folder / "history.csv"), "--epochs", "1", "--out",
+             str(run_folder)], run_folder / "history.csv"),
+        "train --force onto its data": (
+            ["train", "--data", str(forced / "model.safetensors"), "--epochs", "1", "--out",
+             str(forced), "--force"], forced / "model.safetensors"),
+        "study --out the folder of its data": (
+            ["study", "depth", "--data", str(study / "beta.csv"), "--depths", "2", "--epochs",
+             "1", "--activations", "relu", "--out", str(study)], study / "beta.csv"),
+    }  # fmt: skip
+
+
+CASES = [
+    "export --onnx a link to the model",
+    "trace --out the model",
+    "trace --out the data",
+    "predict --out a hard link to the data",
+    "predict --out the model",
+    "train --out the folder of its data",
+    "train --force onto its data",
+    "study --out the folder of its data",
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_no_command_writes_onto_one_of_its_inputs(tmp_path, trained, case):
+    model = tmp_path / "model.safetensors"
+    model.write_bytes(trained[0].read_bytes())
+    data = tmp_path / "data.csv"
+    data.write_bytes(trained[1].read_bytes())
+    args, source = _overwrite_cases(tmp_path, model, data)[case]
+    before = {path: digest(path) for path in tmp_path.rglob("*") if path.is_file()}
+    result = run(*args, cwd=tmp_path)
+    one_line_error(result, "must not be", "(the same file)", "nothing written")
+    after = {path: digest(path) for path in tmp_path.rglob("*") if path.is_file()}
+    assert after == before  # the input is intact, and nothing else was written either
+    assert source in before
+
+
+def test_every_writing_command_has_an_overwrite_case():
+    """A command that writes files and has no case above fails here by name."""
+    from betaprop import cli
+
+    parser = cli.build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    writing = set()
+    for name, sub in commands.items():
+        options = {option for action in sub._actions for option in action.option_strings}
+        if options & {"--out", "--onnx"} or name == "study":
+            writing.add(name)
+    covered = {case.split()[0] for case in CASES}
+    assert writing <= covered, writing - covered
+
+
+# ------------------------------------------------------------ 3. contradictory options refused
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["train", "--task", "regression", "--output", "softmax"], "--output softmax needs at"),
+        (["gradcheck", "--sizes", "2,3,1", "--loss", "cross_entropy"], "--loss cross_entropy"),
+        (["trace", "--sizes", "2,3,1", "--output", "softmax"], "--output softmax needs at"),
+        (["train", "--task", "classification", "--output", "identity"], "--output must be one"),
+    ],
+)
+def test_an_output_that_cannot_learn_the_task_is_refused(tmp_path, args, needle):
+    data = three_classes(tmp_path / "data.csv", labels=("1", "2", "3"))
+    if args[0] == "train":
+        args = [*args, "--data", str(data), "--epochs", "1", "--out", str(tmp_path / "run")]
+    result = run(*args, cwd=tmp_path)
+    one_line_error(result, needle)
+    assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------ 7. --sep of more than one character
+@pytest.mark.parametrize("command", ["train", "predict", "evaluate"])
+@pytest.mark.parametrize("sep", ["::", "", '"'])
+def test_a_separator_that_is_not_one_character_is_one_line(tmp_path, trained, command, sep):
+    model, data = trained
+    if command == "train":
+        args = ["train", "--data", str(data), "--out", str(tmp_path / "run")]
+    else:
+        args = [command, str(model), str(data)]
+    result = run(*args, f"--sep={sep}", cwd=tmp_path)
+    one_line_error(result, "--sep must be one character", repr(sep))
+    assert not (tmp_path / "run").exists()
+
+
+def test_sep_tab_reaches_every_reader(tmp_path, trained):
+    """--sep tab is one tab for train, predict and evaluate alike (predict passed 'tab' on)."""
+    model, data = trained
+    tsv = tmp_path / "data.txt"
+    tsv.write_text(data.read_text().replace(",", "\t"))
+    for args in (["predict", str(model), str(tsv)], ["evaluate", str(model), str(tsv)]):
+        result = run(*args, "--sep", "tab", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    predicted = run("predict", str(model), str(tsv), "--sep", "tab").stdout
+    assert predicted == run("predict", str(model), str(data)).stdout
+
+
+# ------------------------------------------------------------ 4. names from a file are not markup
+def test_names_labels_and_paths_from_files_print_as_written(tmp_path):
+    """rich reads "[...]" as markup and ":cat:" as an emoji code; a user's names must not be."""
+    rng = np.random.default_rng(1)
+    labels = ["[red]c1[/red]", ":cat:"]
+    rows = [[*(rng.normal(size=2) + 3.0 * (i % 2)), labels[i % 2]] for i in range(40)]
+    data = write_table(tmp_path / "[bold]data.csv", ["[/bold]", "[link=x]", "label"], rows)
+    trained = run("train", "--data", data.name, "--hidden", "3", "--epochs", "1", "--out", "[i]run",
+                  cwd=tmp_path)  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    assert "[bold]data.csv" in trained.stdout
+    model = "[i]run/model.safetensors"
+    info = run("info", model, cwd=tmp_path)
+    assert info.returncode == 0, info.stderr
+    assert "[/bold], [link=x]" in info.stdout  # the features
+    assert ":cat:, [red]c1[/red]" in info.stdout  # the classes, sorted
+    assert f"betaprop model {model}" in info.stdout
+    evaluated = run("evaluate", model, data.name, cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    caption = "".join(evaluated.stdout.split())  # the caption wraps at the table's width
+    assert f"{model}on[bold]data.csv" in caption
+
+
+# ------------------------------------------------------------ 5. a closed pipe ends quietly
+@pytest.mark.parametrize("command", ["info", "predict", "evaluate", "trace", "gradcheck"])
+def test_a_reader_that_has_gone_ends_the_command_quietly_with_0(trained, command):
+    """`betaprop info M | head -1`: head exits after one line. Here the pipe has no reader
+    from the start, so the first write fails (EPIPE) whatever the timing."""
+    model, data = trained
+    args = {
+        "info": ["info", str(model)],
+        "predict": ["predict", str(model), str(data)],
+        "evaluate": ["evaluate", str(model), str(data)],
+        "trace": ["trace"],
+        "gradcheck": ["gradcheck"],
+    }[command]
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run([*COMMAND, *args], stdout=write_end, stderr=subprocess.PIPE,
+                                text=True, timeout=300, env=ENV)  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+# ------------------------------------------------------------ 6. Ctrl-C while the imports load
+# The console script as pip writes it, with a Ctrl-C pressed the moment the module WHEN starts
+# to load (an import hook, so no timing): directly, or inside a __del__ method, where Python can
+# only print "Exception ignored" and go on.
+CTRL_C_PROGRAM = """
+import signal, sys
+from importlib.metadata import entry_points
+
+when, where = sys.argv[1], sys.argv[2]
+if when in sys.modules:
+    sys.exit(f"{when} was imported before the command started")
+
+
+class Unwelcome:
+    def __del__(self):
+        signal.raise_signal(signal.SIGINT)
+
+
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == when:
+            sys.meta_path.remove(self)
+            if where == "in a __del__":
+                Unwelcome()  # collected at once
+            else:
+                signal.raise_signal(signal.SIGINT)
+        return None
+
+
+sys.meta_path.insert(0, CtrlC())
+(script,) = entry_points(group="console_scripts", name="betaprop")
+sys.argv = ["betaprop", *sys.argv[3:]]
+sys.exit(script.load()())
+"""
+
+
+@pytest.mark.parametrize(
+    "when, where",
+    [
+        ("numpy", "directly"),  # import betaprop, before any of betaprop.cli has run
+        ("scipy.special", "directly"),
+        ("betaprop.cli.train", "directly"),
+        ("rich.table", "directly"),  # inside the info command
+        ("numpy", "in a __del__"),
+        ("rich.table", "in a __del__"),
+    ],
+)
+def test_ctrl_c_at_any_moment_is_one_line_and_130(trained, when, where):
+    model, _ = trained
+    result = subprocess.run(
+        [sys.executable, "-c", CTRL_C_PROGRAM, when, where, "info", str(model)],
+        capture_output=True, text=True, timeout=300, env=ENV,
+    )  # fmt: skip
+    assert (result.returncode, result.stderr) == (130, "betaprop: interrupted\n")
+    if where == "directly":
+        assert result.stdout == ""
+
+
+def test_python_m_betaprop_cli_runs_the_console_scripts_entry(trained):
+    """``python -m betaprop.cli`` ends a closed pipe and Ctrl-C as the console script does."""
+    model, _ = trained
+    result = subprocess.run([sys.executable, "-m", "betaprop.cli", "info", str(model)],
+                            capture_output=True, text=True, timeout=300, env=ENV)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "betaprop model" in result.stdout
