@@ -4,6 +4,8 @@ notebook display, fitted attribute types, skl2onnx, float32 data, mpiexec."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import threading
 import warnings
 
@@ -210,3 +212,69 @@ def test_every_fitted_attribute_has_scikit_learns_type(name, solver, early_stopp
     assert set(theirs) <= set(ours)
     assert {n: _kind(ours[n]) for n in theirs} == {n: _kind(v) for n, v in theirs.items()}
     assert ours["loss_"].round(3) == round(float(ours["loss_"]), 3)  # NumPy's methods
+
+
+# ---------------------------------------------------------------- skl2onnx, in either import order
+_CONVERT = """
+import sys
+import numpy as np
+{imports}
+import onnxruntime as ort
+from sklearn.datasets import load_iris
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+X, y = load_iris(return_X_y=True)
+X = X.astype(np.float32)
+model = {estimator}(hidden_layer_sizes=(5,), max_iter=300, random_state=0)
+pipe = make_pipeline(StandardScaler(), model).fit(X, y)
+onx = skl2onnx.to_onnx(pipe, X[:1], options={options})
+session = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
+out = session.run(None, {{session.get_inputs()[0].name: X}})
+if {classifier}:
+    assert (out[0] == pipe.predict(X)).all()
+    np.testing.assert_allclose(out[1], pipe.predict_proba(X), atol=1e-6)
+else:
+    np.testing.assert_allclose(out[0].ravel(), pipe.predict(X), rtol=1e-5, atol=1e-5)
+print("ok")
+"""
+_ORDERS = {
+    "skl2onnx_first": "import skl2onnx\nimport betaprop",
+    "betaprop_first": (
+        "import betaprop\nfrom betaprop import MLPClassifier, MLPRegressor\n"
+        "assert 'skl2onnx' not in sys.modules\nimport skl2onnx"
+    ),
+    "unpickled_first": (  # a model loaded from a file imports betaprop.estimators itself
+        "import pickle\npickle.loads(pickle.dumps(__import__('betaprop').MLPClassifier()))\n"
+        "import skl2onnx\nimport betaprop"
+    ),
+}
+
+
+@pytest.mark.parametrize("estimator", ["MLPClassifier", "MLPRegressor"])
+@pytest.mark.parametrize("order", list(_ORDERS))
+def test_skl2onnx_converts_a_pipeline_without_a_registration_call(order, estimator):
+    pytest.importorskip("skl2onnx")
+    pytest.importorskip("onnxruntime")
+    classifier = estimator == "MLPClassifier"
+    code = _CONVERT.format(
+        imports=_ORDERS[order],
+        estimator=f"betaprop.{estimator}",
+        options={"zipmap": False} if classifier else None,
+        classifier=classifier,
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "ok"
+
+
+def test_importing_betaprop_and_its_estimators_imports_neither_skl2onnx_nor_onnx():
+    code = (
+        "import sys, betaprop\nfrom betaprop import MLPClassifier\nMLPClassifier().get_params()\n"
+        "print(sorted(m for m in ('skl2onnx', 'onnx', 'onnxruntime') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "[]"

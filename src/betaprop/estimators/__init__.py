@@ -53,5 +53,10 @@ DOCS_URL = _DOCS_PAGE.as_uri() if _DOCS_PAGE.is_file() else ""
 
 from .classifier import MLPClassifier  # noqa: E402
 from .regressor import MLPRegressor  # noqa: E402
+from .skl2onnx_hook import register_with_skl2onnx_when_imported  # noqa: E402
+
+# skl2onnx converts betaprop's estimators as scikit-learn's own MLP, whichever of the two is
+# imported first; skl2onnx (and onnx) are never imported by betaprop itself.
+register_with_skl2onnx_when_imported()
 
 __all__ = ["MLPClassifier", "MLPRegressor", "SINGLE_THREAD_BELOW", "DOCS_URL"]
