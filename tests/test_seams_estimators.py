@@ -278,3 +278,31 @@ def test_importing_betaprop_and_its_estimators_imports_neither_skl2onnx_nor_onnx
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------- dtypes × solvers
+@pytest.mark.parametrize("predict_dtype", ["float32", "float64"])
+@pytest.mark.parametrize("fit_dtype", ["float32", "float64"])
+@pytest.mark.parametrize("solver", ["lbfgs", "adam", "sgd"])
+@pytest.mark.parametrize("name", ["MLPClassifier", "MLPRegressor"])
+def test_weights_and_predictions_have_scikit_learns_dtype(name, solver, fit_dtype, predict_dtype):
+    from sklearn import neural_network
+
+    X_fit, X_predict = X_IRIS.astype(fit_dtype), X_IRIS.astype(predict_dtype)
+    dtypes = {}
+    for module in (neural_network, bp):
+        model = getattr(module, name)(
+            hidden_layer_sizes=(5,), max_iter=20, solver=solver, random_state=0
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X_fit, Y_IRIS)
+        shown = {
+            "coefs_": {c.dtype for c in model.coefs_},
+            "intercepts_": {b.dtype for b in model.intercepts_},
+            "predict": model.predict(X_predict).dtype,
+        }
+        if name == "MLPClassifier":
+            shown["predict_proba"] = model.predict_proba(X_predict).dtype
+        dtypes[module] = shown
+    assert dtypes[bp] == dtypes[neural_network]

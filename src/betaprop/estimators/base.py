@@ -274,7 +274,12 @@ class BaseMLP(FittedLayers, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         layer_units = [X.shape[1], *hidden_layer_sizes, self.n_outputs_]
         self._random = self._rng()
 
-        dtype = X.dtype.name if self.dtype is None else check_dtype(self.dtype)
+        if self.dtype is not None:
+            dtype = check_dtype(self.dtype)
+        elif self._stochastic():
+            dtype = X.dtype.name  # float32 stays float32, as in scikit-learn
+        else:  # scikit-learn's lbfgs unpacks scipy's float64 solution into its weights
+            dtype = "float64"
         if not first_pass and "_net" in self.__dict__:
             self._sync_layers()  # continuing from items assigned into coefs_ / intercepts_
         if first_pass:

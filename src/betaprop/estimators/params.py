@@ -124,7 +124,8 @@ DOC_EXTRA = """
       dropout rate p on every hidden layer), ``init`` (a rule of ``betaprop.engine.init.
       RULES``; None: scikit-learn's Glorot uniform from ``random_state``).
     - ``dtype``: "float32" or "float64" to train in that dtype whatever the input's (by
-      default float32 input trains in float32, anything else in float64).
+      default as scikit-learn: float32 input trains in float32 with the stochastic solvers,
+      lbfgs and any other input in float64).
     - ``validation_loss_curve_``: the validation loss per epoch (same scale as
       ``loss_curve_``, without the L2 term) when ``early_stopping=True``.
     - ``beta_history_``: per epoch, an array of Q sizes, the root-mean-square per-example
