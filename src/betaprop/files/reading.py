@@ -25,6 +25,7 @@ __all__ = [
     "check_header",
     "HEAD",
     "MAX_DECOMPRESSED",
+    "too_large",
 ]
 
 
@@ -43,7 +44,7 @@ def read_rows(
     if text is None:
         text = whole_text(path)
     if "\x00" in text:
-        raise DataError(f"{path}: not a CSV text file (it contains NUL bytes)")
+        raise DataError(f"{path}: not a CSV text file (it contains NUL bytes)")  # past the head
     # io.StringIO(newline=""): csv's own line ends only, so a form feed is no line break
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep or ",")
     rows: list[tuple[int, list[str]]] = []
@@ -87,6 +88,11 @@ def check_header(path: str, header: list[str], raw_header: str, sep: str | None)
     for i, name in enumerate(header):
         if not name:
             raise DataError(f"{path} line 1: column {i + 1} of the header has no name")
+        if "\n" in name or "\r" in name:
+            raise DataError(
+                f"{path} line 1: the name of column {i + 1} holds a line break ({name!r}); "
+                "column names must be on one line"
+            )
     seen: set[str] = set()
     for name in header:
         if name in seen:
@@ -98,6 +104,7 @@ def check_header(path: str, header: list[str], raw_header: str, sep: str | None)
 # and are read within their size; a compressed file within MAX_DECOMPRESSED bytes.
 MAX_DECOMPRESSED = 16 * 1024**3
 HEAD = 65536
+CHUNK = 64 * 1024**2  # a compressed file is decompressed this many bytes at a time
 
 
 def open_data(path: str) -> tuple[Any, int]:
@@ -107,7 +114,7 @@ def open_data(path: str) -> tuple[Any, int]:
     return open_regular(path, DataError, "data file", folder="is a folder, not a CSV file")
 
 
-def decoded(blob: bytes, path: str, final: bool) -> str:
+def decoded(blob: bytes | bytearray, path: str, final: bool) -> str:
     try:
         return blob.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -124,10 +131,26 @@ def whole_text(path: str) -> str:
     handle, size = open_data(path)
     with handle:
         stream = uncompressed(handle, path)
-        blob = stream.read(MAX_DECOMPRESSED + 1)
+        blob = whole_bytes(stream, size if stream is handle else None)
     if len(blob) > MAX_DECOMPRESSED:
         raise DataError(f"{path}: more than {MAX_DECOMPRESSED} bytes once decompressed")
     return decoded(blob, path, final=True)
+
+
+def whole_bytes(stream: Any, size: int | None) -> bytes | bytearray:
+    """The bytes of ``stream``, read within what they can be: a file's ``size`` (+1, to see
+    one that grew), or, decompressed (``size`` None), in chunks of ``CHUNK`` up to one past
+    ``MAX_DECOMPRESSED``. Never one buffer of the limit itself: CPython allocates the whole
+    of ``read(n)`` up front, and 16 GiB fails on every laptop (tests/test_seams_reading.py)."""
+    if size is not None:
+        return stream.read(min(size, MAX_DECOMPRESSED) + 1)
+    blob = bytearray()
+    while len(blob) <= MAX_DECOMPRESSED:
+        chunk = stream.read(min(CHUNK, MAX_DECOMPRESSED + 1 - len(blob)))
+        if not chunk:
+            break
+        blob += chunk
+    return blob
 
 
 def uncompressed(handle: Any, path: str) -> Any:
@@ -181,18 +204,98 @@ def open_table(path: str, sep: str | None = None) -> Iterator[tuple[Any, list[st
                 stream.seek(0)
             except (OSError, EOFError, zlib.error) as error:  # BadGzipFile is an OSError
                 raise DataError(f"{path}: damaged compressed file ({error})") from None
-        if b"\x00" in head:
-            raise DataError(f"{path}: not a CSV text file (it contains NUL bytes)")
-        text = decoded(head, path, final=len(head) < HEAD)
-        first = [line for line in io.StringIO(text, newline="") if line.strip()][:1]
-        if not first:
-            if len(head) < HEAD:
-                raise DataError(f"{path} is empty: expected a header row and data rows")
-            refuse(path, sep, lambda *a: None, "no header row in its first 64 KiB")
-        header_cells = next(csv.reader(first, delimiter=sep or ","))
+        not_csv(head, path)
+        header_cells = _header_cells(stream, head, path, sep, size if stream is handle else None)
+        stream.seek(0)
         header = [c.strip() for c in header_cells]
         check_header(path, header, (sep or ",").join(header_cells), sep)
         yield stream, header, sep or ","
+
+
+FORMATS = "CSV (any separator: --sep; .tsv is tab-separated), gzip-compressed CSV, or Parquet"
+JSON_STARTS = {(b"{", b'"'), (b"[", b"{"), (b"[", b"[")}  # an object, a list of them, of lists
+JSON_SUFFIXES = (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz")
+
+
+def not_csv(head: bytes, path: str) -> None:
+    """Refuse, in one line that says what the file is, a file that is no UTF-8 CSV text:
+    JSON (by its suffix or its first characters), UTF-16 or UTF-32 text (by its byte-order
+    mark, or by every other byte being NUL), any other file holding NUL bytes."""
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    first, second = start[:1], start[1:].lstrip()[:1]
+    if path.lower().endswith(JSON_SUFFIXES) or (first, second) in JSON_STARTS:
+        raise DataError(
+            f"{path}: JSON is not a table format betaprop reads; it reads {FORMATS}: save "
+            "the table as one of them (pandas: read_json(...).to_csv('data.csv', index=False))"
+        )
+    encoding = None
+    if head[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
+        encoding = "UTF-32"
+    elif head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        encoding = "UTF-16"
+    elif b"\x00" in head:
+        even, odd = head[0::2].count(0), head[1::2].count(0)
+        if max(even, odd) >= len(head) // 4 and min(even, odd) == 0:  # ASCII in 2 bytes
+            encoding = "UTF-16"
+        else:
+            raise DataError(f"{path}: not a CSV text file (it contains NUL bytes)")
+    if encoding is not None:
+        raise DataError(
+            f"{path}: the file is {encoding} text; betaprop reads UTF-8: save it as UTF-8 CSV "
+            f"(a spreadsheet's 'CSV UTF-8', or iconv -f {encoding} -t UTF-8)"
+        )
+
+
+def _header_cells(
+    stream: Any, head: bytes, path: str, sep: str | None, size: int | None
+) -> list[str]:
+    """The cells of the first non-blank record, read as far as it goes: from ``head`` (the
+    first ``HEAD`` bytes), then 4 times as many bytes at a time, within the file's ``size``
+    (None: compressed, within ``MAX_DECOMPRESSED``). A header of 100 000 columns is longer
+    than any fixed head; a quoted name may hold a line break (refused by ``check_header``)."""
+    import zlib
+
+    want, text = HEAD, bytearray(head)
+    while True:
+        final = len(text) < want or want > MAX_DECOMPRESSED
+        cells = _first_record(decoded(text, path, final), path, sep, final)
+        if cells is not None:
+            return cells
+        want = min(want * 4, MAX_DECOMPRESSED + 1 if size is None else size + 1)
+        try:
+            stream.seek(len(text))  # open_table rewound it
+            while len(text) < want and (piece := stream.read(min(CHUNK, want - len(text)))):
+                text += piece
+        except (OSError, EOFError, zlib.error) as error:  # BadGzipFile is an OSError
+            raise DataError(f"{path}: damaged compressed file ({error})") from None
+
+
+def _first_record(text: str, path: str, sep: str | None, final: bool) -> list[str] | None:
+    """The first non-blank record of ``text``; None when ``text``, not ``final``, may end
+    inside it (a record is complete when another one follows it)."""
+    # io.StringIO(newline=""): csv's own line ends only, as read_rows
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep or ",")
+    try:
+        for cells in reader:
+            if cells and not (len(cells) == 1 and not cells[0].strip()):
+                break
+        else:
+            if final:
+                raise DataError(f"{path} is empty: expected a header row and data rows")
+            return None
+    except csv.Error as error:  # a quote left open: cut by the head's end, or malformed
+        if final:
+            raise DataError(f"{path} line 1: malformed CSV header ({error})") from None
+        return None
+    if final:
+        return cells
+    try:
+        next(reader)
+    except StopIteration:
+        return None  # it may go on past the head's end
+    except csv.Error:
+        pass  # the next record is malformed: the body's reader will say where
+    return cells
 
 
 def parse_csv(stream: Any, sep: str, chunksize: int | None = None, text: Sequence[int] = ()) -> Any:
@@ -229,6 +332,8 @@ def read_table(path: str, sep: str | None = None, text: Sequence[str] = ()) -> A
         try:
             positions = [i for i, name in enumerate(header) if name in text]
             frame = parse_csv(stream, sep, text=positions)
+        except MemoryError:
+            raise  # the caller words it (too_large), once pandas' buffers are gone
         except UnicodeDecodeError:
             refuse(path, sep, lambda *a: None, "not a UTF-8 text file")
         except Exception as error:  # pandas' ParserError, EmptyDataError, gzip errors, ...
@@ -241,6 +346,42 @@ def read_table(path: str, sep: str | None = None, text: Sequence[str] = ()) -> A
     if len(frame) == 0:
         raise DataError(f"{path} has a header row but no data rows")
     return frame
+
+
+def too_large(path: str, sep: str | None, itemsize: int) -> DataError:
+    """The refusal of a table that does not fit in memory, with the estimate of what its
+    matrix alone needs: rows x columns x ``itemsize``. The rows are counted (line ends, in
+    1 MiB pieces of the decompressed text; a Parquet file's metadata), after the failed
+    read has let go of its memory."""
+    import gzip
+    import zlib
+
+    rows = columns = 0
+    try:
+        with open_table(path, sep) as (stream, header, sep):
+            if header is None:
+                import pyarrow.parquet as pq
+
+                meta = pq.ParquetFile(stream).metadata
+                rows, columns = meta.num_rows, meta.num_columns
+            else:
+                columns = len(header)
+                while piece := stream.read(1 << 20):
+                    rows += piece.count(b"\n")
+                rows -= 1  # the header
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ImportError, MemoryError):
+        pass  # the estimate so far
+    need = max(rows, 0) * columns * itemsize
+    estimate = (
+        f"{rows:,} rows x {columns:,} columns need about {need / 1024**3:.2f} GiB as "
+        f"{itemsize}-byte numbers, "
+        if need > 0
+        else ""  # the file could not be counted again
+    )
+    return DataError(
+        f"{path}: the data does not fit in memory: {estimate}more than this process could "
+        "allocate; use a machine with more memory, or fewer rows"
+    )
 
 
 def _read_parquet(handle: Any, path: str) -> Any:
