@@ -11,6 +11,7 @@ What training learns about the data (scaling, label encoding) is ``files.preproc
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -19,7 +20,7 @@ import numpy as np
 
 from .frames import MAX_MAGNITUDE, MISSING, Dataset, as_number, from_frame
 from .numbers import read_numbers
-from .reading import DataError, read_table
+from .reading import DataError, read_table, too_large
 
 __all__ = [
     "DataError",
@@ -143,6 +144,27 @@ def read_csv(
             return None
         return names, name if name in header else None
 
+    try:
+        return _read_csv(path, target, select, require_target, features, sep, categorical,
+                         drop, allow_missing, dtype)  # fmt: skip
+    except MemoryError:
+        pass  # leaving this block lets go of what the read held, before the rows are counted
+    raise too_large(path, sep, np.dtype(dtype).itemsize)
+
+
+def _read_csv(
+    path: str,
+    target: str | None,
+    select: Any,
+    require_target: bool,
+    features: Sequence[str] | None,
+    sep: str | None,
+    categorical: Sequence[str] | str,
+    drop: Sequence[str],
+    allow_missing: bool,
+    dtype: str,
+) -> Dataset:
+    """``read_csv`` past its arguments: the numeric reader, else the general one."""
     simple = read_numbers(path, sep, select, dtype, MAX_MAGNITUDE, MISSING)
     if simple is not None:
         names, target_name, X, labels = simple
@@ -212,14 +234,33 @@ def infer_task(data: Dataset) -> str:
     if numbers is None:
         return "classification"
     integral = bool(np.all(numbers == np.round(numbers)))
+    # float64 merges integers beyond 2^53: the exact labels are counted where that could matter
     if integral and len(np.unique(numbers)) <= MAX_INTEGER_CLASSES:
-        return "classification"
+        if len(set(class_labels(data.target))) <= MAX_INTEGER_CLASSES:
+            return "classification"
     return "regression"
 
 
 def class_labels(target: Array) -> list[str]:
-    """Class labels as strings; numeric labels with integer values lose a trailing ".0"."""
+    """Class labels as strings; numeric labels with integer values lose a trailing ".0".
+
+    Integers are kept exactly, beyond float64's 2^53 and int64's 2^63 too: an integer
+    column gives its own digits, an integer written as text is read with ``int``."""
+    if target.dtype.kind in "iu":
+        return [str(v) for v in target.tolist()]  # Python ints: exact
     numbers = numeric_labels(target)
     if numbers is not None and np.all(numbers == np.round(numbers)):
-        return [str(int(v)) for v in numbers]
+        pairs = zip(target.tolist(), numbers.tolist(), strict=True)
+        return [_integer_label(cell, number) for cell, number in pairs]
     return [str(v) for v in target]
+
+
+def _integer_label(cell: Any, number: float) -> str:
+    """The label of a cell whose value is an integer: its exact digits when it is written as
+    one ("9223372036854775809", "007" as "7"), else the float's ("3.0" as "3")."""
+    if isinstance(cell, str):
+        with contextlib.suppress(ValueError):
+            return str(int(cell.strip()))
+    elif isinstance(cell, int):
+        return str(cell)
+    return str(int(number))

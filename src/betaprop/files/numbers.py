@@ -55,11 +55,14 @@ def read_numbers(
             if chosen is None:
                 return None
             X = np.empty((rows, len(chosen[0])), dtype=dtype)
-        except Exception:  # a matrix too large to allocate: the general reader words it
+        except MemoryError:  # the caller words it: the data does not fit (reading.too_large)
+            raise
+        except Exception:  # numpy's "array is too big", ...: the general reader words it
             return None
         names, target = chosen
-        columns = [header.index(name) for name in names]
-        where = None if target is None else header.index(target)
+        position = {name: j for j, name in enumerate(header)}  # not header.index: 1e5 columns
+        columns = [position[name] for name in names]
+        where = None if target is None else position[target]
         labels: list[Array] = []
         n, wide = 0, False
         low, high = np.full(len(names), np.inf), np.full(len(names), -np.inf)
@@ -85,6 +88,8 @@ def read_numbers(
                 if label is not None:
                     labels.append(label)
                 n += len(block)
+        except MemoryError:
+            raise
         except Exception:  # pandas' ParserError, gzip or UTF-8 errors: the general reader words it
             return None
     if wide:
@@ -94,8 +99,8 @@ def read_numbers(
         return None
     X.resize((n, X.shape[1]), refcheck=False)
     kinds = {label.dtype.kind for label in labels}
-    if len(kinds) > 1 and "O" in kinds:  # numbers in some chunks, text in others
-        return None
+    if len(kinds) > 1 and ("O" in kinds or "u" in kinds):  # numbers in some chunks, text in
+        return None  # others, or integers beyond int64 in some: one float64 would round them
     values = np.concatenate(labels) if labels else np.array([], dtype=object)
     return names, target, X, values
 
@@ -154,14 +159,16 @@ def _numbers(chunk: Any, columns: list[int], limit: float) -> Array | None:
 
 
 def target_cells(column: Any, limit: float, missing: Sequence[str]) -> Array | None:
-    """A target column's cells: numbers as parsed (int64, or float64), any other column as
+    """A target column's cells: numbers as parsed (int64, uint64 or float64), any other as
     stripped text; None when a cell is a gap (``missing``, lower-case) or a number beyond
     ``limit`` (the general reader's strict pass names it)."""
     import pandas as pd
 
     kind = column.dtype.kind
-    if kind in "iuf":  # numbers as parsed: no text round trip
-        values = column.to_numpy(np.int64 if kind == "i" else np.float64)
+    if not isinstance(column.dtype, np.dtype) and column.isna().any():
+        return None  # pd.NA in a nullable column: a gap
+    if kind in "iuf":  # numbers as parsed: no text round trip; integers stay exact (2^63 + 1)
+        values = column.to_numpy({"i": np.int64, "u": np.uint64, "f": np.float64}[kind])
         return values if (np.abs(values) <= limit).all() else None  # NaN too
     text = column.astype(object)
     cells = text.where(~text.isna(), "").astype(str).str.strip()

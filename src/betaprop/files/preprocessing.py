@@ -17,6 +17,7 @@ and the same column read as text (it had a gap) encode alike.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ __all__ = ["Preprocessing", "IMPUTE"]
 
 # the smallest scale a model file may hold: x / scale stays finite for any sane feature
 _TINY = 1e-150
+_BLOCK_ROWS = 65536  # rows of a float32 table converted to float64 at a time
 IMPUTE = ("mean", "median", "most_frequent", "constant")  # SimpleImputer's strategies
 # The spellings pandas' C parser reads as booleans: a column of them only comes as True/False,
 # a column with any other cell (a gap) keeps the text; either way a cell is one category.
@@ -119,8 +121,7 @@ class Preprocessing:
         else:
             prep.feature_names = list(data.feature_names)
             X = data.X if rows is None else data.X[rows]
-        mean = X.mean(axis=0)
-        scale = X.std(axis=0)
+        mean, scale = column_statistics(X, prep.feature_names)
         scale[scale == 0.0] = 1.0
         onehot = len(prep.feature_names) - sum(len(c) for c in prep.categories.values())
         mean[onehot:], scale[onehot:] = 0.0, 1.0  # one-hot columns stay 0/1
@@ -141,9 +142,13 @@ class Preprocessing:
                     f"target {data.target_name!r} must be numeric for regression, got {bad!r}"
                 )
             t = numbers if rows is None else numbers[rows]
-            prep.target_mean = float(t.mean())
-            spread = float(t.std())
-            prep.target_scale = spread if spread > 0 else 1.0
+            (target_mean,), (spread,) = column_statistics(t[:, None], [data.target_name])
+            prep.target_mean = float(target_mean)
+            prep.target_scale = float(spread) if spread > 0 else 1.0
+        for name, value in prep.fill.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise DataError(f"column {name!r}: its fill value is {value} ({impute}); "
+                                "rescale the column")  # fmt: skip
         return prep
 
     def _fit_table(
@@ -452,6 +457,34 @@ class Preprocessing:
             )
 
 
+def column_statistics(X: Array, names: Sequence[str]) -> tuple[Array, Array]:
+    """The mean and standard deviation (ddof 0) of every column of X (n, p), in float64
+    whatever X's dtype: float32 squares overflow from 1.9e19 on, so a float32 table of
+    numbers up to ``MAX_MAGNITUDE`` would get an infinite scale (and a model file that
+    cannot be written). A float32 X is taken in blocks of rows, never one float64 copy.
+    Raises a one-line ``DataError`` naming the column whose statistic is not finite."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if X.dtype == np.float64 or len(X) == 0:
+            mean, std = X.mean(axis=0), X.std(axis=0)
+        else:
+            mean = X.sum(axis=0, dtype=np.float64) / len(X)
+            squares = np.zeros(X.shape[1])
+            for start in range(0, len(X), _BLOCK_ROWS):
+                block = X[start : start + _BLOCK_ROWS].astype(np.float64) - mean
+                squares += np.square(block, out=block).sum(axis=0)
+            std = np.sqrt(squares / len(X))
+    bad = ~(np.isfinite(mean) & np.isfinite(std))
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        largest = np.abs(X[:, j]).max()
+        raise DataError(
+            f"column {names[j]!r}: its mean and standard deviation must be finite, got "
+            f"{mean[j]:g} and {std[j]:g} (values up to {largest:g} in magnitude); rescale the "
+            "column"
+        )
+    return mean, std
+
+
 def _table(data: Dataset) -> Any:
     """The feature table to encode: the Dataset's own, or a frame of its numbers."""
     import pandas as pd
@@ -475,8 +508,17 @@ def category_text(cells: Array, categories: Sequence[str]) -> Array:
 
 
 def _sorted_classes(labels: Sequence[str]) -> list[str]:
+    """Distinct labels in output order: by value when all are numbers (integers compared
+    exactly, as Python ints: 2^63 before 2^63 + 1), else as text."""
     unique = set(labels)
-    numbers = {label: as_number(label) for label in unique}
+    numbers = {label: _exact_number(label) for label in unique}
     if all(v is not None for v in numbers.values()):
         return sorted(unique, key=lambda label: (numbers[label], label))
     return sorted(unique)
+
+
+def _exact_number(label: str) -> int | float | None:
+    if "_" not in label:  # as as_number: 1_000 is no number in a data file
+        with contextlib.suppress(ValueError):
+            return int(label)
+    return as_number(label)
