@@ -34,6 +34,10 @@ DTYPES = ("float32", "float64")
 
 def as_matrix(A: Any, name: str, dtype: str) -> Array:
     """A 2-D finite array of ``dtype`` (a copy only where the dtype differs)."""
+    if hasattr(A, "dtypes") and hasattr(A, "columns"):  # pandas, nullable Int64/boolean too
+        from ..files.frames import frame_numbers
+
+        A = frame_numbers(A, name)
     A = np.asarray(A)
     if A.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {A.dtype}")

@@ -20,7 +20,7 @@ import numpy as np
 from .numbers import faithful, target_cells
 from .reading import DataError, refuse
 
-__all__ = ["Dataset", "from_frame", "as_number", "MAX_MAGNITUDE", "MISSING"]
+__all__ = ["Dataset", "from_frame", "frame_numbers", "as_number", "MAX_MAGNITUDE", "MISSING"]
 
 Array = np.ndarray
 
@@ -67,7 +67,10 @@ def _is_missing(cell: str) -> bool:
 
 
 def _missing_mask(column: Any) -> Array:
-    """Cells that are missing: NaN/None, or text in ``MISSING`` (case-insensitive)."""
+    """Cells that are missing: NaN/None, pd.NA (nullable Int64, Float64, boolean columns),
+    or text in ``MISSING`` (case-insensitive)."""
+    if column.dtype.kind in "biuf" and not isinstance(column.dtype, np.dtype):
+        return column.isna().to_numpy()  # pandas' nullable dtypes: pd.NA
     if column.dtype.kind == "f":
         return np.isnan(column.to_numpy())
     if column.dtype.kind in "biu":
@@ -171,6 +174,28 @@ def from_frame(
     )
 
 
+def frame_numbers(frame: Any, name: str) -> Any:
+    """A pandas DataFrame of numbers and booleans, pandas' nullable dtypes (Int64, Float64,
+    boolean) included, as a float64 matrix (n, p) for ``Network`` and ``fit``; a gap (pd.NA)
+    is refused naming its row and column. Any other object comes back as it is (NumPy's
+    conversion, and the dtype check after it, see those)."""
+    import pandas as pd
+
+    dtypes = list(frame.dtypes)
+    if all(isinstance(d, np.dtype) for d in dtypes) or not all(
+        pd.api.types.is_numeric_dtype(d) or pd.api.types.is_bool_dtype(d) for d in dtypes
+    ):
+        return frame
+    gaps = frame.isna().to_numpy()
+    if gaps.any():
+        row, column = (int(i) for i in np.argwhere(gaps)[0])
+        raise ValueError(
+            f"{name} must be finite, got a missing value (pd.NA) at row {row}, column "
+            f"{frame.columns[column]!r}; fill it in or drop the row"
+        )
+    return frame.to_numpy(dtype=np.float64)
+
+
 def _faithful(column: Array, dtype: str) -> bool:
     """``numbers.faithful`` for one column of a frame, its gaps left out."""
     present = column[~np.isnan(column)][:, None]
@@ -201,7 +226,7 @@ def _feature_kinds(
         if column.dtype.kind == "b" or name in declared:
             kinds[name] = "categorical"
         elif column.dtype.kind in "biuf":
-            values = column.to_numpy(dtype=np.float64)
+            values = column.to_numpy(dtype=np.float64, na_value=np.nan)  # pd.NA: a gap
             kinds[name] = "numeric"
             numeric[name] = values
             problems |= bool((np.abs(values) > MAX_MAGNITUDE).any())
@@ -255,9 +280,13 @@ def _problem(
 ) -> None:
     """Raise the first problem in row order: ragged row, then cells column by column."""
 
+    position: dict[str, int] = {}
+
     def check(header: list[str], line: int, cells: list[str]) -> None:
+        if not position:  # not header.index per cell: a table may have 1e5 columns
+            position.update((name, j) for j, name in enumerate(header))
         for name in names:
-            cell = cells[header.index(name)]
+            cell = cells[position[name]]
             if _is_missing(cell):
                 if not allow_missing:
                     raise DataError(_cell_problem(source, line, name, cell, None, allow_missing))
@@ -268,7 +297,7 @@ def _problem(
             if value is None or not abs(value) <= MAX_MAGNITUDE:
                 raise DataError(_cell_problem(source, line, name, cell, value, allow_missing))
         if target is not None:
-            cell = cells[header.index(target)].strip()
+            cell = cells[position[target]].strip()
             value = as_number(cell)
             if _is_missing(cell) or (value is not None and not abs(value) <= MAX_MAGNITUDE):
                 raise DataError(_cell_problem(source, line, target, cell, value, False))
@@ -276,10 +305,12 @@ def _problem(
     if is_file:
         refuse(source, sep, check, "a cell could not be read as a number")
         return
+    import pandas as pd
+
     header = [str(c) for c in frame.columns]
     for r, row in enumerate(frame.itertuples(index=False)):
-        cells = ["" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
-                 for v in row]  # fmt: skip
+        cells = ["" if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
+                 else str(v) for v in row]  # fmt: skip
         check(header, r, cells)  # "line" is the row index of a table
 
 
