@@ -3,7 +3,9 @@ notebook display, fitted attribute types, skl2onnx, float32 data, mpiexec."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -306,3 +308,59 @@ def test_weights_and_predictions_have_scikit_learns_dtype(name, solver, fit_dtyp
             shown["predict_proba"] = model.predict_proba(X_predict).dtype
         dtypes[module] = shown
     assert dtypes[bp] == dtypes[neural_network]
+
+
+# ---------------------------------------------------------------- estimators under mpiexec
+_FIT_TWICE = """
+import sys, warnings
+from sklearn.datasets import load_iris
+import betaprop as bp
+X, y = load_iris(return_X_y=True)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    for _ in range(2):
+        bp.MLPClassifier((4,), max_iter=3).fit(X, y)
+mpi = [w for w in caught if "MPI processes" in str(w.message)]
+print(len(mpi), "mpi4py" in sys.modules, mpi[0].filename if mpi else "-")
+if mpi:
+    print(mpi[0].message)
+"""
+_MPI_ENV = ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+
+
+@pytest.mark.parametrize("with_mpi4py", [False, True], ids=["plain", "mpi4py_imported"])
+def test_an_estimator_fitted_under_mpiexec_warns_once_naming_bp_fit_comm(tmp_path, with_mpi4py):
+    pytest.importorskip("mpi4py")
+    mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which(
+        "mpiexec"
+    )
+    assert mpiexec is not None, "mpiexec not found: pip install -e '.[mpi]'"
+    script = tmp_path / "fit_twice.py"
+    script.write_text(_FIT_TWICE)
+    python = [sys.executable, "-m", "mpi4py"] if with_mpi4py else [sys.executable]
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    done = subprocess.run(
+        [mpiexec, "-n", "2", *python, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    firsts = [line for line in lines if line[:1].isdigit()]
+    # once per process (two fits each), mpi4py imported only where the user imported it
+    assert firsts == [f"1 {with_mpi4py} {script}"] * 2
+    messages = [line for line in lines if "MPI processes" in line]
+    assert len(messages) == 2
+    assert all("each of the 2 MPI processes" in m and "comm=" in m for m in messages)
+    assert all("betaprop.fit(" in m for m in messages)
+
+
+def test_an_estimator_fitted_in_one_process_does_not_warn_nor_import_mpi4py():
+    env = {k: v for k, v in os.environ.items() if k not in _MPI_ENV}
+    done = subprocess.run(
+        [sys.executable, "-c", _FIT_TWICE], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["0", "False", "-"]

@@ -41,6 +41,7 @@ from .records import ProgressBar
 from .rules import CHUNK, input_rows, mean_loss
 from .stochastic import fit_stochastic
 from .threads import blas_threads_for
+from .warn import warn_if_under_mpi
 
 __all__ = ["BaseMLP"]
 
@@ -260,6 +261,7 @@ class BaseMLP(FittedLayers, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             "_net" not in self.__dict__ and "_given_coefs" not in self.__dict__
         )
 
+        warn_if_under_mpi(type(self).__name__)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         sample_weight = self._sample_weight(X, y, sample_weight, incremental)
         if y.ndim == 1:
