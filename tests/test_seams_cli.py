@@ -306,3 +306,136 @@ def test_python_m_betaprop_cli_runs_the_console_scripts_entry(trained):
                             capture_output=True, text=True, timeout=300, env=ENV)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "betaprop model" in result.stdout
+
+
+# ------------------------------------------------------------ 2. the model first, figures bounded
+def _many_classes(path: Path, n_classes: int) -> Path:
+    """Class k has 3 + k % 5 rows (so the most frequent are well defined), two features."""
+    rng = np.random.default_rng(2)
+    rows = []
+    for k in range(n_classes):
+        for _ in range(3 + k % 5):
+            rows.append([*(rng.normal(size=2) + k), f"class{k:03d}"])
+    return write_table(path, ["x1", "x2", "label"], rows)
+
+
+def test_the_report_counts_the_most_frequent_classes_when_there_are_many(tmp_path):
+    """40 classes: the confusion panel of train's report is the 25 classes with most test rows,
+    its counts those of the full matrix (recomputed with scikit-learn)."""
+    from sklearn.metrics import confusion_matrix
+
+    from betaprop import cli
+    from betaprop.explain.plots import MOST_CLASSES
+
+    data = _many_classes(tmp_path / "many.csv", 40)
+    args = cli.build_parser().parse_args(
+        ["train", "--quiet", "--data", str(data), "--hidden", "none", "--epochs", "2",
+         "--test-fraction", "0.4", "--out", str(tmp_path / "run")]
+    )  # fmt: skip
+    run_ = cli.train_run(args, None)
+    assert (tmp_path / "run" / "report.png").stat().st_size > 0
+    prep, rows = run_.prep, run_.splits["test"]
+    truth = prep.labels(run_.data.target[rows])
+    predicted = prep.decode(run_.net.predict(prep.transform(run_.data.X[rows], run_.net.dtype)))
+    full = confusion_matrix(truth, predicted, labels=prep.classes)
+    frequency = full.sum(axis=1)
+    shown = sorted(np.argsort(-frequency, kind="stable")[:MOST_CLASSES])
+    confusion = run_.confusion
+    assert confusion.n_classes == 40 and len(confusion.labels) == MOST_CLASSES == 25
+    assert confusion.labels == [prep.classes[j] for j in shown]
+    assert min(frequency[shown]) >= max(np.delete(frequency, shown))  # the most frequent
+    np.testing.assert_array_equal(confusion.counts, full[np.ix_(shown, shown)])
+    assert prep.extra["confusion_split"] == "test"
+
+
+def test_the_confusion_panel_of_10000_classes_is_bounded_and_draws_what_it_claims(tmp_path):
+    """10 000 classes: counted in a few MiB (the whole matrix is 763 MiB), drawn as 25 classes
+    whose cells, labels and title are what the figure shows."""
+    import tracemalloc
+
+    from betaprop.explain.plots import Confusion, report
+    from betaprop.training.state import History
+
+    rng = np.random.default_rng(3)
+    long = "a very long label " * 4
+    classes = [f"c{j}" for j in range(9_998)] + ["$x^$", long]
+    truth = [classes[j] for j in rng.zipf(1.3, size=20_000) % len(classes)]
+    truth += ["$x^$", long] * 300  # frequent: drawn, escaped and cut
+    predicted = [t if rng.random() < 0.5 else classes[0] for t in truth]
+    tracemalloc.start()
+    try:
+        confusion = Confusion.of(truth, predicted, classes)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20, peak
+    position = {label: i for i, label in enumerate(confusion.labels)}
+    expected = np.zeros((25, 25), dtype=np.int64)
+    for t, p in zip(truth, predicted, strict=True):
+        if t in position and p in position:
+            expected[position[t], position[p]] += 1
+    np.testing.assert_array_equal(confusion.counts, expected)
+    counts = {label: truth.count(label) for label in set(truth)}
+    least_shown = min(counts.get(label, 0) for label in confusion.labels)
+    assert all(n <= least_shown for label, n in counts.items() if label not in position)
+
+    history = History(epoch=[1], loss=[1.0], val_loss=[1.0], val_score=[0.5])
+    figure = report(history, tmp_path / "report.png", confusion=confusion)
+    panel = figure.axes[3]
+    np.testing.assert_array_equal(panel.images[0].get_array(), confusion.counts)
+    drawn = [label.get_text() for label in panel.get_yticklabels()]
+    assert [label.replace("\\$", "$") for label in drawn] == [
+        label if len(label) <= 24 else label[:23] + "…" for label in confusion.labels
+    ]
+    assert "$x^$" in confusion.labels and long in confusion.labels
+    assert "the 25 most frequent of 10000 classes" in panel.get_title()
+
+
+def test_class_labels_with_dollar_signs_draw_as_written(tmp_path):
+    """Two '$' in a label started matplotlib's mathtext: '$x^$' failed the report."""
+    rng = np.random.default_rng(4)
+    labels = ["$x^$", "$y_$"]
+    rows = [[*(rng.normal(size=2) + 3.0 * (i % 2)), labels[i % 2]] for i in range(40)]
+    data = write_table(tmp_path / "dollars.csv", ["a", "b", "label"], rows)
+    result = run("train", "--data", str(data), "--hidden", "3", "--epochs", "1", "--out",
+                 str(tmp_path / "run"), "--quiet")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "run" / "report.png").stat().st_size > 0
+
+
+FAULT_PROGRAM = """
+import sys
+from importlib.metadata import entry_points
+
+when = sys.argv[1]
+
+
+class OutOfMemory:
+    def find_spec(self, name, path=None, target=None):
+        if name == when:
+            raise MemoryError
+        return None
+
+
+sys.meta_path.insert(0, OutOfMemory())
+(script,) = entry_points(group="console_scripts", name="betaprop")
+sys.argv = ["betaprop", *sys.argv[2:]]
+sys.exit(script.load()())
+"""
+
+
+def test_a_report_that_runs_out_of_memory_leaves_the_model_and_history(tmp_path):
+    """The figure is drawn last; when it cannot be (no memory for matplotlib here), the model
+    and history are kept and one line says what is complete."""
+    data = three_classes(tmp_path / "data.csv")
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-c", FAULT_PROGRAM, "matplotlib.figure", "train", "--data", str(data),
+         "--hidden", "3", "--epochs", "1", "--out", str(out), "--quiet"],
+        capture_output=True, text=True, timeout=300, env=ENV,
+    )  # fmt: skip
+    one_line_error(result, "report.png could not be written (out of memory)",
+                   "complete: model.safetensors, history.csv")  # fmt: skip
+    assert sorted(os.listdir(out)) == ["history.csv", "model.safetensors"]
+    info = run("info", str(out / "model.safetensors"))
+    assert info.returncode == 0, info.stderr

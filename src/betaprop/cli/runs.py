@@ -16,9 +16,10 @@ import math
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +31,9 @@ from ..files.preprocessing import Preprocessing
 from ..training.state import History
 from .models import cell
 from .options import UserError
+
+if TYPE_CHECKING:
+    from ..explain.plots import Confusion
 
 __all__ = [
     "MODEL_FILE",
@@ -68,7 +72,7 @@ class TrainRun:
     metadata: dict[str, Any]
     out: str
     seconds: float
-    confusion: np.ndarray | None = None
+    confusion: Confusion | None = None  # what report.png shows (None: regression)
     warnings: list[tuple[int, int, str]] = field(default_factory=list)
 
 
@@ -131,14 +135,18 @@ def write_run(
     metadata: dict[str, Any],
     history: History,
     *,
-    confusion: np.ndarray | None = None,
+    confusion: Confusion | Callable[[], Confusion] | np.ndarray | None = None,
     prep: Preprocessing | None = None,
 ) -> dict[str, str]:
-    """Write a run folder: the model file, history.csv and report.png (each atomically).
+    """Write a run folder: the model file, history.csv and report.png (each atomically), in
+    that order: the figure comes last, so nothing it needs can cost the model.
 
-    Creates ``out`` if needed; returns the paths written. Every file is replaced whole,
-    so this can be called again (after every epoch, say) on the same folder. A file that
-    cannot be written (a full disk) raises a UserError that names what is complete.
+    ``confusion`` is what the report's confusion panel shows (``plots.Confusion``, or (C, C)
+    counts), or a function that computes it once the model and history are written. Creates
+    ``out`` if needed; returns the paths written. Every file is replaced whole, so this can
+    be called again (after every epoch, say) on the same folder. A file that cannot be
+    written (a full disk, no memory left for the figure) raises a UserError that names what
+    is complete.
     """
     os.makedirs(out, exist_ok=True)
     paths = {
@@ -151,8 +159,9 @@ def write_run(
     def step(name: str, write: Any) -> None:
         try:
             write()
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, MemoryError) as error:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            reason = "out of memory" if isinstance(error, MemoryError) else reason
             kept = ", ".join(written) if written else "nothing"
             lacking = [p for p in (MODEL_FILE, HISTORY_FILE, REPORT_FILE) if p not in written]
             raise UserError(
@@ -175,12 +184,14 @@ def _report(
     path: str,
     net: Network,
     history: History,
-    confusion: np.ndarray | None,
+    confusion: Confusion | Callable[[], Confusion] | np.ndarray | None,
     prep: Preprocessing | None,
 ) -> None:
     """report.png, written to a unique temporary file and renamed (atomic)."""
     from ..explain import plots
 
+    if callable(confusion):
+        confusion = confusion()
     temporary = os.path.join(out, f".{REPORT_FILE}.{secrets.token_hex(6)}.tmp.png")
     classification = prep is not None and prep.task == "classification"
     try:

@@ -67,6 +67,7 @@ from .runs import (
 from .settings import build_network, optimizer_and_schedule
 from .training import (
     confusion_matrix,
+    confusion_split,
     data_and_splits,
     fit_network,
     require_training_memory,
@@ -303,15 +304,23 @@ def _train_in(
         raise
     seconds = time.perf_counter() - started
     scores = {name: metrics(net, prep, data, rows) for name, rows in splits.items() if len(rows)}
-    confusion = confusion_matrix(net, prep, data, splits) if prep.task == "classification" else None
-    run = TrainRun(net, prep, history, data, splits, scores, {}, out, seconds, confusion)
+    classification = prep.task == "classification"
+    if classification:
+        confusion_split(prep, splits)  # saved with the preprocessing
+    run = TrainRun(net, prep, history, data, splits, scores, {}, out, seconds)
     run.warnings = list(diagnostics.warnings)
     run.metadata["preprocessing"] = prep.to_dict()
     run.metadata["training"] = training_record(args, run, optimizer, settings["batch_size"])
     run.metadata["training"]["run_id"] = run_id
     run.metadata["metrics"] = finite(scores)
+
+    def confusion() -> Any:  # after the model and history are written (write_run)
+        run.confusion = confusion_matrix(net, prep, data, splits)
+        return run.confusion
+
     if lead:
-        write_run(out, net, run.metadata, history, confusion=confusion, prep=prep)
+        write_run(out, net, run.metadata, history, confusion=confusion if classification else None,
+                  prep=prep)  # fmt: skip
     return run
 
 

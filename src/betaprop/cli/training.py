@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import warnings
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,8 +35,12 @@ from .runs import (
 )
 from .settings import split_rows
 
+if TYPE_CHECKING:
+    from ..explain.plots import Confusion
+
 __all__ = [
     "confusion_matrix",
+    "confusion_split",
     "data_and_splits",
     "fit_network",
     "require_training_memory",
@@ -126,17 +130,26 @@ def fit_network(
                 bar.progress.stop()
 
 
+def confusion_split(prep: Preprocessing, splits: dict[str, np.ndarray]) -> str:
+    """The split the report's confusion matrix counts: test, else validation, else training
+    (recorded in the preprocessing, so the model file says which)."""
+    shown = next(name for name in ("test", "validation", "train") if len(splits[name]))
+    prep.extra["confusion_split"] = shown
+    return shown
+
+
 def confusion_matrix(
     net: Network, prep: Preprocessing, data: Dataset, splits: dict[str, np.ndarray]
-) -> np.ndarray:
-    """The confusion matrix on the test rows (else validation, else training rows)."""
-    from sklearn.metrics import confusion_matrix
+) -> Confusion:
+    """The confusion matrix that the report shows, on the rows of ``confusion_split``: of
+    the ``MOST_CLASSES`` most frequent classes when there are more, counted from the labels
+    (never a C x C matrix)."""
+    from ..explain.plots import Confusion
 
-    shown = next(name for name in ("test", "validation", "train") if len(splits[name]))
-    rows = splits[shown]
+    rows = splits[confusion_split(prep, splits)]
+    assert prep.classes is not None  # a classification
     predicted = prep.decode(net.predict(prep.transform(data.X[rows], net.dtype)))
-    prep.extra["confusion_split"] = shown
-    return confusion_matrix(prep.labels(data.target[rows]), predicted, labels=prep.classes)
+    return Confusion.of(prep.labels(data.target[rows]), list(predicted), prep.classes)
 
 
 def training_record(
