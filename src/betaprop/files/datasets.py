@@ -234,8 +234,10 @@ def infer_task(data: Dataset) -> str:
     if numbers is None:
         return "classification"
     integral = bool(np.all(numbers == np.round(numbers)))
-    # float64 merges integers beyond 2^53: the exact labels are counted where that could matter
     if integral and len(np.unique(numbers)) <= MAX_INTEGER_CLASSES:
+        if numbers.size == 0 or np.abs(numbers).max() < 2.0**53:
+            return "classification"
+        # float64 merges integers beyond 2^53: there the exact labels are counted
         if len(set(class_labels(data.target))) <= MAX_INTEGER_CLASSES:
             return "classification"
     return "regression"
