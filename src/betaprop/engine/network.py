@@ -13,6 +13,7 @@ says ``W[q]`` exactly where the formulas say W^q.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,6 +48,24 @@ __all__ = ["Network"]
 
 Array = np.ndarray
 _NORMS = (None, "batch")  # what normalization= accepts per hidden layer
+
+
+class _TrainingLock:
+    """Held while a thread trains the network (``Network.training_lock``): reentrant for that
+    thread (``fit`` holds it around its ``train_step`` calls), refused to any other."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+
+    def __enter__(self) -> None:
+        if not self._lock.acquire(blocking=False):
+            raise RuntimeError(
+                "this network is already being trained in another thread; train one network "
+                "per thread (net.copy() gives an independent one), or one fit after the other"
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
 
 
 class Network:
@@ -87,6 +106,12 @@ class Network:
         flat array and its (N_q, 1) views), used at inference; saved with the model.
     s, y, beta : after a pass, the pre-activations, outputs and local errors of every
         layer, (N_q, n) each; y[0] is the input batch (N_0, n).
+
+    Threads and processes: passes that do not train (``predict``, ``forward``,
+    ``forward_columns(x)``) may run from several threads at once; each thread has its own
+    work buffers, and ``s``, ``y``, ``beta`` are those of the calling thread's last pass.
+    Training one network from two threads at once is refused (``training_lock``); separate
+    networks train independently.
     """
 
     def __init__(
@@ -142,7 +167,7 @@ class Network:
         )
         self.dropout_rng = np.random.default_rng(None if seed is None else [seed, 1])
         self.initialize(seed)
-        self._last: Workspace | None = None
+        self._training = _TrainingLock()
         # Data parallel hook (training/distributed.py sets it while it trains): batch
         # normalisation's sums run over all processes' columns of the batch. None: one process.
         self.batch_sum: BatchSum | None = None
@@ -165,9 +190,16 @@ class Network:
                 self.gamma[q][...], self.shift[q][...] = 1.0, 0.0
                 self.running_mean[q][...], self.running_var[q][...] = 0.0, 1.0
 
+    def training_lock(self) -> _TrainingLock:
+        """A context manager held while a thread trains this network (``fit``, ``train_step``,
+        ``loss_and_gradients``): entering it while another thread holds it raises
+        RuntimeError; the thread that holds it may enter it again."""
+        return self._training
+
     # ----------------------------------------------------------------- work buffers
     def workspace(self, n: int) -> Workspace:
-        """The work buffers for batches of n examples (scratch: valid until the next pass)."""
+        """This thread's work buffers for batches of n examples (scratch: valid until its
+        next pass)."""
         return self._buffers.get(n)
 
     def work_bytes(self, n: int) -> int:
@@ -187,8 +219,9 @@ class Network:
         return self._pass("beta").beta
 
     def _pass(self, name: str) -> Workspace:
-        """The workspace of the last forward pass."""
-        if self._last is None:
+        """The workspace of this thread's last forward pass."""
+        last = self._buffers.last
+        if last is None:
             raise RuntimeError("no pass has run yet: call forward or loss_and_gradients first")
         if self.memory == "recompute" and name in ("s", "y", "beta"):
             raise RuntimeError(
@@ -196,7 +229,7 @@ class Network:
                 "between kept ones share buffers); inspect a copy with memory='all': "
                 "net.copy()"
             )
-        return self._last
+        return last
 
     # ----------------------------------------------------------------- the algorithm
     def forward_columns(self, x: Array, training: bool = False, new_masks: bool = True) -> Array:
@@ -227,7 +260,7 @@ class Network:
         ws.y[0] = x
         self._forward_layers(ws, 1, self.Q, update=training)
         ws.held = self._buffers.last_segment
-        self._last = ws
+        self._buffers.last = ws
         return ws.y[self.Q]
 
     def _forward_layers(self, ws: Workspace, first: int, last: int, update: bool) -> None:
@@ -355,9 +388,10 @@ class Network:
         X = self.check_X(X)
         D = self.check_D(D, X.shape[0])
         w = None if weights is None else weights_row(weights, X.shape[0], self.dtype)
-        self.forward_columns(X.T, training=True)
-        loss = self.loss_value(D.T, w)
-        self.backward(D.T, w)
+        with self.training_lock():  # writes grads and the running statistics
+            self.forward_columns(X.T, training=True)
+            loss = self.loss_value(D.T, w)
+            self.backward(D.T, w)
         return loss
 
     def predict(self, X: Array, batch_size: int = 4096) -> Array:
@@ -468,3 +502,4 @@ class Network:
                 f"{name} must have shape (n, N_Q) = ({n}, {self.sizes[-1]}), got {D.shape}"
             )
         return D
+

@@ -12,12 +12,15 @@ With batch normalisation or dropout a layer also has xhat^q and u^q (normalised 
 s^q), or the mask m^q and f_q's output before the mask; these are kept for every such layer
 in both plans (a recomputed segment reuses the masks and batch statistics of its pass).
 
-Buffers are scratch: never saved, never read by a call that did not write them.
+Buffers are scratch: never saved, never read by a call that did not write them. Each thread
+has its own (``Buffers`` keeps them per thread), so that passes of one network from several
+threads at once (a model served by a web server's threads) never share a buffer.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -108,9 +111,22 @@ class Workspace:
         self.nbytes = sum(a.nbytes for a in arrays.values())
 
 
+class _ThreadBuffers(threading.local):
+    """One thread's work buffers: the flat arrays (for batches of up to ``capacity``), the
+    workspaces over them, and the workspace of this thread's last pass."""
+
+    def __init__(self) -> None:
+        self.flat: dict[str, list[Any]] = {}
+        self.capacity = 0
+        self.cache: dict[tuple[int, bool], Workspace] = {}
+        self.last: Workspace | None = None
+
+
 class Buffers:
     """Allocates the workspaces of a network: once for the largest n seen, then views.
 
+    Each thread gets its own arrays, allocated the first time it runs a pass (a single
+    thread allocates once, as before; k threads hold k sets, freed when a thread ends).
     ``kept[q]`` says whether layer q keeps its own s^q, y^q (always, with memory="all");
     ``k`` is the interval of the kept layers with memory="recompute".
     """
@@ -134,31 +150,40 @@ class Buffers:
         # after step 2 the shared slots hold the segment of the last layer that is not kept
         self.last_segment = max((q for q in range(1, Q) if not self.kept[q]), default=0)
         self.last_segment = self.last_segment // self.k * self.k
-        self._flat: dict[str, list[Any]] = {}
-        self._capacity = 0
-        self._cache: dict[tuple[int, bool], Workspace] = {}
+        self._thread = _ThreadBuffers()
 
     def get(self, n: int, rows: bool = False) -> Workspace:
-        """The workspace for a batch of n, allocated the first time n exceeds capacity
-        (``rows``: its F-contiguous twin over the same arrays, for inference)."""
-        if n > self._capacity:
-            self._flat = {key: self._allocate(key, n) for key in ("s", "y", "beta", "tmp")}
+        """This thread's workspace for a batch of n, allocated the first time n exceeds its
+        capacity (``rows``: its F-contiguous twin over the same arrays, for inference)."""
+        mine = self._thread
+        if n > mine.capacity:
+            flat = {key: self._allocate(key, n) for key in ("s", "y", "beta", "tmp")}
             for key, used in (("xhat", self.normalized), ("u", self.normalized)):
-                self._flat[key] = self._per_layer(used, n)
+                flat[key] = self._per_layer(used, n)
             for key in ("mask", "out"):
-                self._flat[key] = self._per_layer(self.dropout, n)
+                flat[key] = self._per_layer(self.dropout, n)
             for key in ("mean", "inv_std", "column"):
-                self._flat[key] = self._per_layer(self.normalized, 1)
-            self._flat["spare"] = [np.empty(self.sizes[-1] * n, dtype=self.dtype)]
-            self._flat["rows"] = [np.empty(2 * n, dtype=self.dtype)]
-            self._flat["ones"] = [np.ones(n, dtype=self.dtype)]
-            self._capacity = n
-            self._cache.clear()
-        if (n, rows) not in self._cache:
-            if len(self._cache) >= 4:
-                self._cache.clear()
-            self._cache[n, rows] = Workspace(self._flat, self.sizes, n, rows)
-        return self._cache[n, rows]
+                flat[key] = self._per_layer(self.normalized, 1)
+            flat["spare"] = [np.empty(self.sizes[-1] * n, dtype=self.dtype)]
+            flat["rows"] = [np.empty(2 * n, dtype=self.dtype)]
+            flat["ones"] = [np.ones(n, dtype=self.dtype)]
+            mine.flat, mine.capacity = flat, n
+            mine.cache.clear()
+        workspace = mine.cache.get((n, rows))
+        if workspace is None:
+            if len(mine.cache) >= 4:
+                mine.cache.clear()
+            workspace = mine.cache[n, rows] = Workspace(mine.flat, self.sizes, n, rows)
+        return workspace
+
+    @property
+    def last(self) -> Workspace | None:
+        """The workspace of this thread's last pass (None before its first)."""
+        return self._thread.last
+
+    @last.setter
+    def last(self, workspace: Workspace) -> None:
+        self._thread.last = workspace
 
     def _per_layer(self, used: Sequence[Any], n: int) -> list[Any]:
         """One array of N_q * n per layer q where ``used[q]``, else None; index 0 is None."""

@@ -64,13 +64,15 @@ def train_step(
     (1/m) sum_i w_i E_i); ``penalty`` adds a term (e.g. L2) to the loss and ``net.grads``,
     given the batch's total sample weight ``weight`` (m by default). The optimizer then
     updates ``net.params`` with ``state`` (its learning rate is ``state["lr"]``), unless
-    the loss is not finite: the caller decides what a diverged step means.
+    the loss is not finite: the caller decides what a diverged step means. Refused with
+    RuntimeError while another thread trains ``net`` (``Network.training_lock``).
     """
-    net.forward_columns(x, training=True)  # step 2
-    loss = net.loss_value(d, w)
-    net.backward(d, w)  # steps 3-5
-    total = x.shape[1] if weight is None else weight
-    return update_step(net, optimizer, state, loss, penalty, total)  # step 6
+    with net.training_lock():  # another thread training net at the same time: refused
+        net.forward_columns(x, training=True)  # step 2
+        loss = net.loss_value(d, w)
+        net.backward(d, w)  # steps 3-5
+        total = x.shape[1] if weight is None else weight
+        return update_step(net, optimizer, state, loss, penalty, total)  # step 6
 
 
 def update_step(
@@ -178,32 +180,36 @@ def fit(
     _check_positive_int("batch_size", batch_size)
     n = X.shape[0]  # (a sparse X has no len)
     w = None if sample_weight is None else finite_weights(sample_weight, n, "sample_weight")
-    batch_size = min(batch_size, X.shape[0])
-    parallel = None
-    if comm is not None:  # data parallel over MPI: training/distributed.py
-        from .distributed import DataParallel
+    with net.training_lock():  # another thread training net at the same time: refused
+        batch_size = min(batch_size, X.shape[0])
+        parallel = None
+        if comm is not None:  # data parallel over MPI: training/distributed.py
+            from .distributed import DataParallel
 
-        settings = dict(n=len(X), batch_size=batch_size, epochs=epochs, shuffle=shuffle, seed=seed)
-        parallel = DataParallel(comm, net, X, D, settings)
-        if state is None or state.rng is None:
-            seed = parallel.seed(seed)
-    history = History() if history is None else history
-    optimizer = get_optimizer(optimizer)
-    state = begin_run(net, X.shape[0], seed, optimizer, optimizer_state, state, history)
-    state.optimizer, state.schedule = optimizer, get_schedule(schedule)
-    state.early_stopping = (
-        EarlyStopping(early_stopping) if isinstance(early_stopping, int) else early_stopping
-    )
-    state.batch_size, state.shuffle, state.final_epoch = batch_size, shuffle, state.epoch + epochs
-    batches = parallel.batches if parallel else Batches
-    examples = batches(net, X, D, w, batch_size)
-    run = _start(net, state, examples, validation_data, history, callbacks, penalty)
-    if parallel is not None:
-        run.guard, run.step = parallel.guard, parallel.step
-    with parallel.attached(net) if parallel else contextlib.nullcontext():
-        _train(net, run, epochs)
-    _finish(net, run)
-    return history
+            settings = dict(
+                n=len(X), batch_size=batch_size, epochs=epochs, shuffle=shuffle, seed=seed
+            )
+            parallel = DataParallel(comm, net, X, D, settings)
+            if state is None or state.rng is None:
+                seed = parallel.seed(seed)
+        history = History() if history is None else history
+        optimizer = get_optimizer(optimizer)
+        state = begin_run(net, X.shape[0], seed, optimizer, optimizer_state, state, history)
+        state.optimizer, state.schedule = optimizer, get_schedule(schedule)
+        state.early_stopping = (
+            EarlyStopping(early_stopping) if isinstance(early_stopping, int) else early_stopping
+        )
+        state.batch_size, state.shuffle = batch_size, shuffle
+        state.final_epoch = state.epoch + epochs
+        batches = parallel.batches if parallel else Batches
+        examples = batches(net, X, D, w, batch_size)
+        run = _start(net, state, examples, validation_data, history, callbacks, penalty)
+        if parallel is not None:
+            run.guard, run.step = parallel.guard, parallel.step
+        with parallel.attached(net) if parallel else contextlib.nullcontext():
+            _train(net, run, epochs)
+        _finish(net, run)
+        return history
 
 
 def _start(

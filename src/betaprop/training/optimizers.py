@@ -15,6 +15,7 @@ are scratch, kept per optimizer outside the state (``Optimizer.scratch``).
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,12 +76,16 @@ class Optimizer:
         """Work array ``which`` (0 or 1) shaped like ``params``: allocated once, never saved.
 
         Scratch is written before it is read within one update, so the optimizer keeps it
-        (outside its fields: not compared, copied or pickled).
+        (outside its fields: not compared, copied or pickled). Each thread has its own, so
+        one optimizer may update separate networks from separate threads at once.
         """
-        work = self.__dict__.get("_work")
+        local = self.__dict__.get("_work")
+        if local is None:
+            local = threading.local()
+            object.__setattr__(self, "_work", local)  # a frozen dataclass's scratch
+        work = getattr(local, "arrays", None)
         if work is None or work[0].shape != params.shape or work[0].dtype != params.dtype:
-            work = (np.empty_like(params), np.empty_like(params))
-            object.__setattr__(self, "_work", work)  # a frozen dataclass's scratch
+            work = local.arrays = (np.empty_like(params), np.empty_like(params))
         return work[which]
 
     def __getstate__(self) -> dict[str, Any]:
