@@ -12,11 +12,15 @@ Threads are started together by a ``threading.Barrier``; nothing waits on time.
 
 from __future__ import annotations
 
+import copy
+import multiprocessing
+import pickle
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
+import joblib
 import numpy as np
 import pytest
 import scipy.sparse
@@ -181,3 +185,65 @@ def test_separate_networks_train_in_threads_as_one_after_the_other(
         together = _at_once([lambda seed=seed: train(seed) for seed in seeds])
         for a, b in zip(alone, together, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------------------------ pickling
+def _network_with_state() -> tuple[bp.Network, np.ndarray]:
+    """A trained network with batch normalisation and dropout (running statistics moved,
+    the dropout generator advanced), and inputs to predict."""
+    net = _trained("batch_norm_dropout")
+    return net, np.random.default_rng(5).normal(size=(40, net.sizes[0]))
+
+
+def _same_network(twin: bp.Network, net: bp.Network, X: np.ndarray) -> None:
+    assert type(twin) is type(net) and twin.spec() == net.spec()
+    assert twin.memory == net.memory
+    np.testing.assert_array_equal(twin.params, net.params)
+    np.testing.assert_array_equal(twin.stats, net.stats)
+    np.testing.assert_array_equal(twin.predict(X), net.predict(X))
+    # the dropout generator goes on where it was: the next training pass is the same
+    D = np.eye(net.sizes[-1])[np.arange(len(X)) % net.sizes[-1]]
+    assert twin.loss_and_gradients(X, D) == net.loss_and_gradients(X, D)
+    np.testing.assert_array_equal(twin.grads, net.grads)
+    np.testing.assert_array_equal(twin.stats, net.stats)
+
+
+@pytest.mark.parametrize("protocol", [pickle.DEFAULT_PROTOCOL, pickle.HIGHEST_PROTOCOL])
+def test_a_network_pickles_and_predicts_the_same(protocol: int) -> None:
+    net, X = _network_with_state()
+    twin = pickle.loads(pickle.dumps(net, protocol=protocol))
+    _same_network(twin, net, X)
+
+
+def test_a_recompute_network_pickles_with_its_memory_plan() -> None:
+    net = _trained("recompute_float64")
+    X = np.random.default_rng(5).normal(size=(40, net.sizes[0]))
+    twin = pickle.loads(pickle.dumps(net))
+    assert twin.memory == "recompute" and twin.dtype == "float64"
+    np.testing.assert_array_equal(twin.predict(X), net.predict(X))
+
+
+def test_deepcopy_gives_an_independent_equal_network() -> None:
+    net, X = _network_with_state()
+    net.loss_and_gradients(X, np.zeros((len(X), net.sizes[-1])))
+    twin = copy.deepcopy(net)
+    np.testing.assert_array_equal(twin.grads, net.grads)
+    _same_network(twin, net, X)
+    twin.params[...] = 0.0
+    assert np.abs(net.params).max() > 0  # independent arrays
+
+
+def test_a_network_predicts_the_same_in_a_spawned_process_pool() -> None:
+    net, X = _network_with_state()
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        there = pool.submit(net.predict, X).result(timeout=300)
+    np.testing.assert_array_equal(there, net.predict(X))
+
+
+def test_a_network_predicts_the_same_in_joblib_workers() -> None:
+    net, X = _network_with_state()
+    parts = np.array_split(X, 4)
+    there = joblib.Parallel(n_jobs=2)(joblib.delayed(net.predict)(part) for part in parts)
+    for part, result in zip(parts, there, strict=True):
+        np.testing.assert_array_equal(result, net.predict(part))

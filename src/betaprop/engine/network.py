@@ -111,7 +111,8 @@ class Network:
     ``forward_columns(x)``) may run from several threads at once; each thread has its own
     work buffers, and ``s``, ``y``, ``beta`` are those of the calling thread's last pass.
     Training one network from two threads at once is refused (``training_lock``); separate
-    networks train independently.
+    networks train independently. A network pickles (and ``copy.deepcopy``s) as its
+    ``spec()``, parameters, running statistics and dropout generator, never its buffers.
     """
 
     def __init__(
@@ -428,6 +429,20 @@ class Network:
         twin.seed = self.seed
         return twin
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickled as ``spec()``, the memory plan, the parameters, the running statistics and
+        the dropout generator's state: what predicts and trains on the other side (work
+        buffers, gradients and the training lock are not part of a model)."""
+        state = (self.params, self.stats, self.dropout_rng.bit_generator.state)
+        return (_restore, (type(self), self.spec(), self.memory, *state))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Network:
+        """An independent network: what pickling keeps, and the gradients."""
+        restore, arguments = self.__reduce__()
+        twin = restore(*arguments)  # copies of the arrays and of the generator's state
+        twin.grads[...] = self.grads
+        return twin
+
     def spec(self) -> dict[str, Any]:
         """The one description of this network: what ``Network.from_spec`` rebuilds it from.
 
@@ -503,3 +518,18 @@ class Network:
             )
         return D
 
+
+def _restore(
+    cls: type[Network],
+    spec: dict[str, Any],
+    memory: str,
+    params: Array,
+    stats: Array,
+    dropout_state: dict[str, Any],
+) -> Network:
+    """The network that ``Network.__reduce__`` described (unpickling, ``copy.deepcopy``)."""
+    net = cls.from_spec(spec, memory=memory)
+    net.params[...] = params
+    net.stats[...] = stats
+    net.dropout_rng.bit_generator.state = dropout_state
+    return net
