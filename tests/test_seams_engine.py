@@ -247,3 +247,26 @@ def test_a_network_predicts_the_same_in_joblib_workers() -> None:
     there = joblib.Parallel(n_jobs=2)(joblib.delayed(net.predict)(part) for part in parts)
     for part, result in zip(parts, there, strict=True):
         np.testing.assert_array_equal(result, net.predict(part))
+
+
+# ------------------------------------------------------------------------ constructor
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"seed": -1}, r"seed must be None or an integer >= 0, got -1"),
+        ({"seed": 1.5}, r"seed must be None or an integer >= 0, got 1.5"),
+        ({"seed": "7"}, r"seed must be None or an integer >= 0, got '7'"),
+        ({"seed": True}, r"seed must be None or an integer >= 0, got True"),
+        ({"output": "bogus"}, r"output activation must be one of \[.*'softmax'.*\], got 'bogus'"),
+        ({"output": 3}, r"output activation must be a string, got 3"),
+    ],
+)
+def test_a_bad_constructor_argument_is_named(arguments: dict, message: str) -> None:
+    with pytest.raises((ValueError, TypeError), match=message):
+        bp.Network([3, 4, 2], **arguments)
+
+
+def test_an_integer_seed_of_numpy_is_kept_as_an_int() -> None:
+    net = bp.Network([3, 4, 2], seed=np.int64(5))
+    assert net.seed == 5 and type(net.spec()["seed"]) is int
+    np.testing.assert_array_equal(net.params, bp.Network([3, 4, 2], seed=5).params)

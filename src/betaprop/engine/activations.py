@@ -135,15 +135,16 @@ def names(hidden_only: bool = False) -> list[str]:
     return sorted(found)
 
 
-def get_activation(name: str | Activation) -> Activation:
-    """Look up an activation by name; the error lists the accepted names."""
+def get_activation(name: str | Activation, argument: str = "activation") -> Activation:
+    """Look up an activation by name; the error names ``argument`` and lists the accepted
+    names."""
     if isinstance(name, Activation):
         return name
     if not isinstance(name, str):
-        raise TypeError(f"activation must be a string, got {name!r}")
+        raise TypeError(f"{argument} must be a string, got {name!r}")
     key = _ALIASES.get(name, name)
     if key not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {names()}, got {name!r}")
+        raise ValueError(f"{argument} must be one of {names()}, got {name!r}")
     return ACTIVATIONS[key]
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,15 @@ __all__ = ["Network"]
 
 Array = np.ndarray
 _NORMS = (None, "batch")  # what normalization= accepts per hidden layer
+
+
+def _check_seed(seed: Any) -> int | None:
+    """The seed as an int >= 0 or None, or a clear error naming ``seed``."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
+        raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
+    return int(seed)
 
 
 class _TrainingLock:
@@ -133,13 +143,15 @@ class Network:
         self.loss: Loss = get_loss(loss)
         self.dtype = check_dtype(dtype)
         hidden = hidden_names(activation, self.Q)
-        out_f = get_activation(self.loss.canonical_output if output is None else output)
+        out_f = get_activation(
+            self.loss.canonical_output if output is None else output, "output activation"
+        )
         check_pair(self.loss, out_f.name)
         self.activations: list[str] = [get_activation(a).name for a in hidden] + [out_f.name]
         # f[0]: layer 0 is the input, y^0 = x (the identity); it is never called
         self.f: list[Activation] = [get_activation("identity")]
         self.f += [get_activation(a) for a in self.activations]
-        self.seed = seed
+        self.seed = _check_seed(seed)
         self.normalization = per_hidden(
             "normalization", normalization, self.Q, choice("normalization", _NORMS)
         )
@@ -453,7 +465,7 @@ class Network:
             "activations": list(self.activations),
             "loss": self.loss.name,
             "dtype": self.dtype,
-            "seed": self.seed if isinstance(self.seed, int) else None,
+            "seed": self.seed,
             "normalization": list(self.normalization),
             "dropout": [float(p) for p in self.dropout],
             "init": self.init,
