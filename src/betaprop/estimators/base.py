@@ -138,8 +138,7 @@ class BaseMLP(FittedLayers, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
     # ------------------------------------------------------------ pickling
     def __getstate__(self) -> dict:
-        if "_net" in self.__dict__:
-            self._sync_layers()  # an item assigned into coefs_ / intercepts_ is kept
+        self._apply_assigned_layers()  # an item assigned into coefs_ / intercepts_ is kept
         state = dict(super().__getstate__())  # a copy: never change the live object
         state.pop("_layer_lists", None)  # views into the network: rebuilt on demand
         net = state.pop("_net", None)
@@ -282,8 +281,8 @@ class BaseMLP(FittedLayers, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             dtype = X.dtype.name  # float32 stays float32, as in scikit-learn
         else:  # scikit-learn's lbfgs unpacks scipy's float64 solution into its weights
             dtype = "float64"
-        if not first_pass and "_net" in self.__dict__:
-            self._sync_layers()  # continuing from items assigned into coefs_ / intercepts_
+        if not first_pass:
+            self._apply_assigned_layers()  # continuing from items assigned into coefs_ etc.
         if first_pass:
             self.__dict__.pop("_given_coefs", None)
             self.__dict__.pop("_given_intercepts", None)
@@ -363,7 +362,7 @@ class BaseMLP(FittedLayers, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         """The network that predicts X: in the result dtype of X and the weights, as
         scikit-learn (float64 input to a float32-fitted model gives float64), unless
         ``dtype`` was set: then in that dtype."""
-        self._sync_layers()  # an item assigned into coefs_ / intercepts_ counts
+        self._apply_assigned_layers()  # an item assigned into coefs_ / intercepts_ counts
         net = self._net
         if self.dtype is not None:
             return net
@@ -460,5 +459,8 @@ class BaseMLP(FittedLayers, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
-        tags.transformer_tags = TransformerTags(preserves_dtype=["float64", "float32"])
+        # float32 trains (and transforms) in float32 except with lbfgs, as scikit-learn
+        float32 = self._stochastic() or self.dtype is not None
+        preserved = ["float64", "float32"] if float32 else ["float64"]
+        tags.transformer_tags = TransformerTags(preserves_dtype=preserved)
         return tags

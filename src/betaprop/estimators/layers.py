@@ -73,7 +73,7 @@ class FittedLayers:
         an item the user replaced is copied into the network and becomes its view again."""
         net = self._fitted_net()
         kept = self.__dict__.get("_layer_lists")
-        if kept is None or kept[0] is not net:
+        if kept is None or kept[0] is not net:  # made when first read (not by predict)
             views = (
                 [net.W[q].T for q in range(1, net.Q + 1)],
                 [net.b[q][:, 0] for q in range(1, net.Q + 1)],
@@ -95,6 +95,13 @@ class FittedLayers:
                     items[i] = view
         return lists[0], lists[1]
 
+    def _apply_assigned_layers(self) -> None:
+        """Before the network is used: items assigned into lists handed out are copied in
+        (nothing to do, and nothing stored, when none were handed out for this network)."""
+        kept = self.__dict__.get("_layer_lists")
+        if kept is not None and kept[0] is self.__dict__.get("_net"):
+            self._sync_layers()
+
     def _fitted_net(self) -> Network:
         net = self.__dict__.get("_net")
         if net is None:
@@ -104,5 +111,5 @@ class FittedLayers:
     def to_network(self) -> Network:
         """The trained ``betaprop.Network`` (a copy: later fits do not change it)."""
         check_is_fitted(self)
-        self._sync_layers()
+        self._apply_assigned_layers()
         return self._fitted_net().copy()
