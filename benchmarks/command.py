@@ -175,7 +175,8 @@ def estimators_section(args: argparse.Namespace, threads: int, say: Say) -> Any:
     max_iter = 10 if args.quick else 30
     say(
         f"## estimators: digits (1797 x 64), hidden (64,), relu, batch 32, alpha 1e-4, "
-        f"{max_iter} epochs, fit time median of {args.repeats} after a warm-up fit"
+        f"{max_iter} epochs, fit time median of {args.repeats} after a warm-up fit, the "
+        "contenders' fits alternating"
     )
     lines = [
         "| solver | input | betaprop fit s | sklearn fit s | betaprop ÷ sklearn "

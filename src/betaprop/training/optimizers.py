@@ -32,8 +32,10 @@ __all__ = [
 ]
 
 Array = np.ndarray
-# Adam updates its flat arrays this many elements at a time (64-128 KB per array: in cache)
-BLOCK = 1 << 14
+# Adam updates its flat arrays this many elements at a time: 256-512 KiB per array, so a
+# block's five arrays stay in cache, a few blocks pay little Python overhead, and the scratch
+# is two blocks whatever the model's size (docs/performance.md, "Adam's update in blocks")
+BLOCK = 1 << 16
 
 
 def _positive(name: str, value: float) -> None:
@@ -193,37 +195,62 @@ class Adam(Optimizer):
     def _adam_step(
         self, params: Array, grads: Array, state: dict, n_weights: int, decay: float
     ) -> None:
-        """The update, ``BLOCK`` elements at a time: the same element-wise operations in the
-        same order (the same numbers), with the work in cache and block-sized scratch."""
+        """The update, ``BLOCK`` elements at a time (one block when the parameters fit in
+        one): the same element-wise operations in the same order for every element (the
+        numbers of one block), with the work in cache and block-sized scratch.
+
+        Deviation from torch's order of operations (the same values to rounding): with
+        c = sqrt(1 - b2^t), m / (sqrt(v) / c + eps) = c m / (sqrt(v) + c eps), so both forms
+        of eps share one rule, p <- p - s m / (sqrt(v) + e), with s = eta c / (1 - b1^t)
+        and e = c eps (torch) or eps (eps-hat): one pass fewer over the arrays.
+        """
         t, m, v = state["t"], state["m"], state["v"]
-        step_size = state["lr"] / (1.0 - self.beta_1**t)
-        if self.epsilon_hat:  # eta sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
-            step_size *= math.sqrt(1.0 - self.beta_2**t)
-        correction = math.sqrt(1.0 - self.beta_2**t)
-        g_work, h_work = self.scratch(params[:BLOCK], 0), self.scratch(params[:BLOCK], 1)
-        for start in range(0, params.size, BLOCK):
-            end = min(start + BLOCK, params.size)
-            p, g, m_b, v_b = params[start:end], grads[start:end], m[start:end], v[start:end]
-            h = h_work[: end - start]
-            if decay and start < n_weights:  # g <- grad + lambda p (weights only)
-                g, w = g_work[: end - start], min(end, n_weights) - start
-                np.copyto(g, grads[start:end])
-                np.multiply(p[:w], decay, out=h[:w])
-                g[:w] += h[:w]
-            m_b *= self.beta_1  # m <- b1 m + (1 - b1) g
-            np.multiply(g, 1.0 - self.beta_1, out=h)
-            m_b += h
-            v_b *= self.beta_2  # v <- b2 v + (1 - b2) g^2
-            np.multiply(g, g, out=h)
-            h *= 1.0 - self.beta_2
-            v_b += h
-            np.sqrt(v_b, out=h)  # sqrt(v) / sqrt(1 - b2^t) + eps
-            if not self.epsilon_hat:
-                h /= correction
-            h += self.epsilon
-            np.divide(m_b, h, out=h)
-            h *= step_size
-            p -= h
+        correction = math.sqrt(1.0 - self.beta_2**t)  # c
+        step_size = state["lr"] / (1.0 - self.beta_1**t) * correction  # s
+        eps = self.epsilon if self.epsilon_hat else self.epsilon * correction  # e
+        size, block = params.size, BLOCK
+        if size <= block:  # one block: the arrays themselves
+            h = self.scratch(params, 1)
+            g = self._decayed_block(params, grads, n_weights, decay, self.scratch(params, 0), h)
+            self._adam_block(params, g, m, v, h, step_size, eps)
+            return
+        h_work, g_work = self.scratch(params[:block], 1), self.scratch(params[:block], 0)
+        for start in range(0, size, block):
+            end = min(start + block, size)
+            p, h = params[start:end], h_work[: end - start]
+            g = grads[start:end]
+            if start < n_weights:
+                g = self._decayed_block(p, g, n_weights - start, decay, g_work[: end - start], h)
+            self._adam_block(p, g, m[start:end], v[start:end], h, step_size, eps)
+
+    @staticmethod
+    def _decayed_block(p: Array, grad: Array, w: int, decay: float, g: Array, h: Array) -> Array:
+        """g <- grad + lambda p on the block's first w elements (its weights), in ``g``;
+        ``grad`` itself without decay (the block is then only read)."""
+        if not decay:
+            return grad
+        w = min(w, p.size)
+        np.copyto(g, grad)
+        np.multiply(p[:w], decay, out=h[:w])
+        g[:w] += h[:w]
+        return g
+
+    def _adam_block(
+        self, p: Array, g: Array, m: Array, v: Array, h: Array, step_size: float, eps: float
+    ) -> None:
+        """One block of the update, in place; ``h`` is scratch."""
+        m *= self.beta_1  # m <- b1 m + (1 - b1) g
+        np.multiply(g, 1.0 - self.beta_1, out=h)
+        m += h
+        v *= self.beta_2  # v <- b2 v + (1 - b2) g^2
+        np.multiply(g, g, out=h)
+        h *= 1.0 - self.beta_2
+        v += h
+        np.sqrt(v, out=h)  # p <- p - s m / (sqrt(v) + e)
+        h += eps
+        np.divide(m, h, out=h)
+        h *= step_size
+        p -= h
 
 
 @dataclass(frozen=True)
