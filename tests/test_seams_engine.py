@@ -270,3 +270,22 @@ def test_an_integer_seed_of_numpy_is_kept_as_an_int() -> None:
     net = bp.Network([3, 4, 2], seed=np.int64(5))
     assert net.seed == 5 and type(net.spec()["seed"]) is int
     np.testing.assert_array_equal(net.params, bp.Network([3, 4, 2], seed=5).params)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "7", True])
+def test_fit_names_a_bad_seed(seed: Any) -> None:
+    net = bp.Network([2, 3, 1], seed=0)
+    with pytest.raises(ValueError, match=r"^seed must be None or an integer >= 0, got "):
+        bp.fit(net, np.zeros((4, 2)), np.zeros((4, 1)), seed=seed, epochs=1)
+
+
+def test_sparse_input_trains_data_parallel_as_in_one_process() -> None:
+    """fit(sparse X, comm=...) (it failed on len(X)): one rank of COMM_SELF equals no comm."""
+    MPI = pytest.importorskip("mpi4py.MPI")
+    rng = np.random.default_rng(0)
+    X = scipy.sparse.random(60, 12, density=0.3, format="csr", random_state=1)
+    D = rng.normal(size=(60, 2))
+    alone, parallel = (bp.Network([12, 8, 2], seed=0, dtype="float64") for _ in range(2))
+    bp.fit(alone, X, D, epochs=2, batch_size=16, seed=0)
+    bp.fit(parallel, X, D, epochs=2, batch_size=16, seed=0, comm=MPI.COMM_SELF)
+    np.testing.assert_allclose(parallel.params, alone.params, rtol=0, atol=1e-12)

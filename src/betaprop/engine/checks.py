@@ -6,6 +6,7 @@ Kernels never validate; the public methods of ``Network`` and ``fit`` call these
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -151,3 +152,12 @@ def rate(name: str) -> Callable[[Any], None]:
             raise ValueError(f"{name} must be a rate in [0, 1), got {v!r}")
 
     return check
+
+
+def check_seed(seed: Any) -> int | None:
+    """The seed as an int >= 0 or None, or a clear error naming ``seed``."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
+        raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
+    return int(seed)

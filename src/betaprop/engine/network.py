@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -27,6 +26,7 @@ from .checks import (
     as_matrix,
     as_sparse_rows,
     check_dtype,
+    check_seed,
     check_sizes,
     choice,
     hidden_names,
@@ -49,15 +49,6 @@ __all__ = ["Network"]
 
 Array = np.ndarray
 _NORMS = (None, "batch")  # what normalization= accepts per hidden layer
-
-
-def _check_seed(seed: Any) -> int | None:
-    """The seed as an int >= 0 or None, or a clear error naming ``seed``."""
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
-        raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
-    return int(seed)
 
 
 class _TrainingLock:
@@ -151,7 +142,7 @@ class Network:
         # f[0]: layer 0 is the input, y^0 = x (the identity); it is never called
         self.f: list[Activation] = [get_activation("identity")]
         self.f += [get_activation(a) for a in self.activations]
-        self.seed = _check_seed(seed)
+        self.seed = check_seed(seed)
         self.normalization = per_hidden(
             "normalization", normalization, self.Q, choice("normalization", _NORMS)
         )

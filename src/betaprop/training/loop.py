@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.checks import finite_weights
+from ..engine.checks import check_seed, finite_weights
 from ..engine.network import Network
 from .batches import Batches
 from .interrupt import InterruptGuard
@@ -178,6 +178,7 @@ def fit(
     D = net.check_D(D, X.shape[0])
     _check_positive_int("epochs", epochs)
     _check_positive_int("batch_size", batch_size)
+    seed = check_seed(seed)
     n = X.shape[0]  # (a sparse X has no len)
     w = None if sample_weight is None else finite_weights(sample_weight, n, "sample_weight")
     with net.training_lock():  # another thread training net at the same time: refused
@@ -186,9 +187,7 @@ def fit(
         if comm is not None:  # data parallel over MPI: training/distributed.py
             from .distributed import DataParallel
 
-            settings = dict(
-                n=len(X), batch_size=batch_size, epochs=epochs, shuffle=shuffle, seed=seed
-            )
+            settings = dict(n=n, batch_size=batch_size, epochs=epochs, shuffle=shuffle, seed=seed)
             parallel = DataParallel(comm, net, X, D, settings)
             if state is None or state.rng is None:
                 seed = parallel.seed(seed)
