@@ -12,7 +12,9 @@ per-neuron statistics (step 2) and its two column means (step 4) over the ranks 
 network's ``batch_sum`` hook (``engine.normalization.BatchSum``). Dropout: every rank draws
 the (N_q, B) masks of the whole batch from the same generator, as one process does, and keeps
 the columns of its rows. The result equals the one-process run up to the order of the sums
-(1e-12 in float64).
+(1e-12 in float64). A global batch may leave a rank without rows (B < K, a short last
+batch; with batch normalisation a rank takes 2 rows or none): that rank runs stand-in
+columns of weight 0 and adds zeros to every sum, so batches of any size are allowed.
 
 Every rank passes the whole data set (the same X, D and seed: the same shuffling order) and
 takes its rows of each global batch; rank 0's initial weights are broadcast. Validation,
@@ -76,20 +78,34 @@ def is_lead(comm: Any | None) -> bool:
     return comm is None or comm.Get_rank() == 0
 
 
-def shard(m: int, rank: int, size: int) -> slice:
-    """Rank ``rank``'s rows of a batch of m rows over ``size`` ranks (shares differ by <= 1)."""
-    base, extra = divmod(m, size)
+def shard(m: int, rank: int, size: int, least: int = 1) -> slice:
+    """Rank ``rank``'s rows of a batch of m rows over ``size`` ranks.
+
+    A rank that takes rows takes at least ``least`` (2 with batch normalisation, which the
+    engine refuses on a single column): the first min(size, m // least) ranks share the
+    rows (their shares differ by <= 1), the others get none (m < least * size only).
+    """
+    takers = max(1, min(size, m // least))
+    if rank >= takers:
+        return slice(m, m)
+    base, extra = divmod(m, takers)
     lo = rank * base + min(rank, extra)
     return slice(lo, lo + base + (rank < extra))
 
 
 class _BatchSum:
-    """The batch-norm hook: sums (N_q, 1) statistics over the ranks in place; n: batch size."""
+    """The batch-norm hook: sums (N_q, 1) statistics over the ranks in place; n: batch size.
+
+    ``empty``: this rank has no rows in the batch (it runs a stand-in column, see
+    ``_ShardBatches.gather``): it adds zeros, so the sums are those of the real rows.
+    """
 
     def __init__(self, comm: Any) -> None:
-        self.comm, self.op, self.n = comm, mpi().IN_PLACE, 0
+        self.comm, self.op, self.n, self.empty = comm, mpi().IN_PLACE, 0, False
 
     def __call__(self, a: Array) -> None:
+        if self.empty:
+            a.fill(0.0)  # no rows here: nothing to add
         self.comm.Allreduce(self.op, a)  # the default op is the sum
 
 
@@ -128,7 +144,12 @@ class _ShardBatches(Batches):
         self, net: Network, X: Any, D: Array, w: Array | None, batch_size: int, comm: Any
     ) -> None:
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
-        share = -(-batch_size // self.size)  # the largest share
+        # A rank's share of a batch of m rows, or its stand-in columns, hold at least this
+        # many: 2 with batch normalisation (the engine refuses a single column in training)
+        self.least = 1 + any(net.normalized)
+        # the largest share: ceil(B / K), or < 2 least when fewer ranks than K take rows
+        # (``Batches`` adds the row a last single example brings with batch normalisation)
+        share = max(-(-batch_size // self.size), 2 * self.least)
         super().__init__(net, X, D, None, share)
         self.sample_weight = w
         self.sw = np.empty((1, share), dtype=net.dtype)
@@ -136,9 +157,19 @@ class _ShardBatches(Batches):
         self.batch_sum = _BatchSum(comm)
 
     def gather(self, idx: Array) -> tuple[Array, Array, Array | None, float]:
-        """Columns x, d of this rank's rows, weights w_i m_r / W (1, m_r), and W."""
-        B, self.rows = len(idx), shard(len(idx), self.rank, self.size)
+        """Columns x, d of this rank's rows, weights w_i m_r / W (1, m_r), and W.
+
+        A rank without rows in the batch (B < K, or a short last batch) gets stand-in
+        columns of zeros with weight 0 (one; two with batch normalisation): it runs the same
+        steps, so it joins every collective call the engine makes (batch norm's sums,
+        through ``batch_sum``, which then adds zeros) and the gradients' Allreduce, where
+        ``DataParallel.step`` sends zeros.
+        """
+        B, self.rows = len(idx), shard(len(idx), self.rank, self.size, self.least)
         mine = idx[self.rows]
+        self.batch_sum.n, self.batch_sum.empty = B, not len(mine)
+        if not len(mine):
+            return self._stand_in(idx)
         x, d, _, m = super().gather(mine)
         w = self.sw[:, : len(mine)]
         if self.sample_weight is None:
@@ -149,8 +180,25 @@ class _ShardBatches(Batches):
             if total <= 0:
                 return x, d, None, 0.0
             np.multiply(np.take(self.sample_weight, mine), m / total, out=w[0])
-        self.batch_sum.n = B
         return x, d, w, total
+
+    def _stand_in(self, idx: Array) -> tuple[Array, Array, Array | None, float]:
+        """No rows here: ``least`` columns of zeros, weight 0, and the batch's total weight W."""
+        total = float(len(idx))
+        if self.sample_weight is not None:  # the same sum as the ranks with rows
+            total = float(np.take(self.sample_weight, idx).sum())
+        m = self.least
+        if self.sparse:
+            x = scipy.sparse.csr_matrix((m, self.X.shape[1]), dtype=self.x.dtype)
+        else:
+            x = self.x[:m]
+            x.fill(0.0)
+        d, w = self.d[:m], self.sw[:, :m]
+        d.fill(0.0)
+        w.fill(0.0)
+        if total <= 0:
+            return x.T, d.T, None, 0.0
+        return x.T, d.T, w, total
 
 
 class DataParallel:
@@ -165,13 +213,7 @@ class DataParallel:
         if not isinstance(comm, self.MPI.Comm):
             raise TypeError(f"comm must be an mpi4py communicator, got {comm!r}")
         self.comm, self.size = comm, comm.Get_size()
-        n, batch_size = X.shape[0], min(settings["batch_size"], X.shape[0])
-        smallest = min(batch_size, n % batch_size or batch_size)
-        if smallest < self.size:
-            raise ValueError(
-                f"every mini-batch needs at least one row per process ({self.size}), got a "
-                f"batch of {smallest} rows (n={n}, batch_size={batch_size})"
-            )
+        batch_size = min(settings["batch_size"], X.shape[0])
         data = X.data if scipy.sparse.issparse(X) else X
         crc = zlib.crc32(_bytes(data), zlib.crc32(_bytes(D)))
         settings = dict(settings, data=crc)  # the same data on every rank (a checksum)
@@ -187,9 +229,11 @@ class DataParallel:
         comm.Bcast(net.stats, root=0)
         state = comm.bcast(net.dropout_rng.bit_generator.state, root=0)
         net.dropout_rng.bit_generator.state = state  # one stream of dropout masks
-        # dropout: room for the masks of a whole batch, (N_q, B) each
+        # dropout: room for the masks of a whole batch, (N_q, B) each (B + 1 with batch
+        # normalisation: a last single example joins the batch before it)
         self.dropped = [q for q in range(1, net.Q) if net.p[q]]
-        room = {q: net.sizes[q] * batch_size for q in self.dropped}
+        largest = batch_size + any(net.normalized)
+        room = {q: net.sizes[q] * largest for q in self.dropped}
         self.masks = {q: np.empty(size, dtype=net.dtype) for q, size in room.items()}
         self.buffer = np.empty(net.n_params + 2, dtype=net.dtype)  # grads, loss, stop flag
         self.guard = _AgreedGuard()
@@ -245,9 +289,14 @@ class DataParallel:
         # step 2 (batch-norm sums over all ranks)
         net.forward_columns(x, training=True, new_masks=not self.dropped)
         buffer, n = self.buffer, net.n_params
-        buffer[n] = net.loss_value(d, w)  # this rank's share of the batch's mean loss
+        assert self.batches_made is not None
+        empty = self.batches_made.batch_sum.empty  # no rows here: a stand-in column
+        buffer[n] = 0.0 if empty else net.loss_value(d, w)  # this rank's share of the loss
         net.backward(d, w)  # steps 3-5: this rank's share of the gradient
-        buffer[:n] = net.grads
+        if empty:
+            buffer[:n] = 0.0  # weight 0 (the stand-in's numbers never leave the rank)
+        else:
+            buffer[:n] = net.grads
         buffer[n + 1] = self.guard.asked  # this rank's stop signal (0: none)
         self.comm.Allreduce(self.MPI.IN_PLACE, buffer)  # the sum over the ranks
         net.grads[...] = buffer[:n]
@@ -266,7 +315,10 @@ class DataParallel:
         for q in self.dropped:
             whole = self.masks[q][: net.sizes[q] * B].reshape(net.sizes[q], B)
             draw_mask(net.dropout_rng, net.p[q], whole)
-            np.copyto(mask[q], whole[:, rows])
+            if rows.stop > rows.start:
+                np.copyto(mask[q], whole[:, rows])
+            else:  # no rows here: the stand-in columns keep every unit
+                mask[q].fill(1.0)
 
     def _stop_together(self) -> None:
         """Agree to stop after this batch, on one signal: the largest number asked."""
