@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
-from . import layout, sparse
+from . import layout
 from .activations import Activation, get_activation
 from .checks import (
     as_matrix,
@@ -35,20 +35,15 @@ from .checks import (
     weights_row,
 )
 from .init import check_rule, initialize
+from .layers import NORMALIZATIONS, Operation, pipeline
 from .losses import Loss, check_pair, get_loss
-from .normalization import (
-    BatchSum,
-    draw_mask,
-    normalize_backward,
-    normalize_batch,
-    normalize_running,
-)
+from .normalization import BatchSum, draw_mask
 from .workspace import Buffers, Workspace
 
 __all__ = ["Network"]
 
 Array = np.ndarray
-_NORMS = (None, "batch")  # what normalization= accepts per hidden layer
+_NORMS = (None, *NORMALIZATIONS)  # what normalization= accepts per hidden layer
 
 
 class _TrainingLock:
@@ -148,26 +143,37 @@ class Network:
         )
         self.dropout = per_hidden("dropout", dropout, self.Q, rate("dropout"))
         self.init = None if init is None else check_rule(init)
-        # per layer q = 0..Q: batch normalisation on it, its dropout rate (hidden layers only)
-        self.normalized = [False] + [m == "batch" for m in self.normalization] + [False]
+        # per layer q = 0..Q: its dropout rate (hidden layers only), its operations in
+        # step 2's order (engine.layers), whether it has gamma^q and shift^q
         self.p = [0.0] + [float(rate) for rate in self.dropout] + [0.0]
-        self._buffers = Buffers(self.sizes, self.dtype, memory, self.normalized, self.p)
+        norms = [None, *self.normalization, None]
+        self.ops: list[list[Operation]] = [[]]
+        self.ops += [pipeline(norms[q], self.p[q]) for q in range(1, self.Q + 1)]
+        self.normalized = [any("gamma" in op.params for op in ops) for ops in self.ops]
+        kept_stats = [any(op.state for op in ops) for ops in self.ops]
+        self._buffers = Buffers(self.sizes, self.dtype, memory, self._buffer_kinds())
         self._dropped = [q for q in range(1, self.Q) if self.p[q]]
+        # step 4, per layer: the operations after the affine map, backwards (the output
+        # layer's are step 3's, the loss's); those with a path around W^q (residual)
+        self._back = [ops[:0:-1] for ops in self.ops[:-1]] + [[]]
+        self._skips = [[op for op in ops if op.has_skip] for ops in self.ops]
         # whether a training pass differs from inference (batch statistics, masks)
-        self._modal = any(self.normalized) or bool(self._dropped)
+        self._modal = any(op.modal for ops in self.ops for op in ops)
+        self._min_batch = max(op.min_batch for ops in self.ops for op in ops)
         self.memory = memory
 
         shapes = [(self.sizes[q], self.sizes[q - 1]) for q in range(1, self.Q + 1)]
         self.n_weights = sum(r * c for r, c in shapes)
         n_normed = sum(N for N, on in zip(self.sizes, self.normalized, strict=True) if on)
+        n_stats = sum(N for N, on in zip(self.sizes, kept_stats, strict=True) if on)
         self.n_params = self.n_weights + sum(self.sizes[1:]) + 2 * n_normed
         self.params = np.zeros(self.n_params, dtype=self.dtype)
         self.grads = np.zeros(self.n_params, dtype=self.dtype)
         self.W, self.b, self.gamma, self.shift = self.layer_views(self.params)
         self.dW, self.db, self.dgamma, self.dshift = self.layer_views(self.grads)
-        self.stats = np.zeros(2 * n_normed, dtype=self.dtype)
+        self.stats = np.zeros(2 * n_stats, dtype=self.dtype)
         self.running_mean, self.running_var = layout.normalized_views(
-            self.stats, self.sizes, self.normalized
+            self.stats, self.sizes, kept_stats
         )
         self.dropout_rng = np.random.default_rng(None if seed is None else [seed, 1])
         self.initialize(seed)
@@ -177,6 +183,15 @@ class Network:
         self.batch_sum: BatchSum | None = None
 
     # ----------------------------------------------------------------- parameters
+    def _buffer_kinds(self) -> dict[str, list[str | None]]:
+        """The work buffers the layers' operations ask for: name -> kind per layer q."""
+        kinds: dict[str, list[str | None]] = {}
+        for q, ops in enumerate(self.ops):
+            for op in ops:
+                for key, kind in op.buffers.items():
+                    kinds.setdefault(key, [None] * (self.Q + 1))[q] = kind
+        return kinds
+
     def layer_views(self, flat: Array) -> tuple[list, list, list, list]:
         """Per-layer views W[q], b[q], gamma[q], shift[q] of a flat array shaped like params."""
         return layout.layer_views(flat, self.sizes, self.normalized)
@@ -190,9 +205,8 @@ class Network:
         rules = [None] + [self.init or f.init for f in self.f[1:]]
         initialize(self.W, self.b, rules, np.random.default_rng(seed))
         for q in range(1, self.Q + 1):
-            if self.normalized[q]:
-                self.gamma[q][...], self.shift[q][...] = 1.0, 0.0
-                self.running_mean[q][...], self.running_var[q][...] = 0.0, 1.0
+            for op in self.ops[q]:
+                op.init(self, q)
 
     def training_lock(self) -> _TrainingLock:
         """A context manager held while a thread trains this network (``fit``, ``train_step``,
@@ -253,7 +267,7 @@ class Network:
     def _forward_in(self, ws: Workspace, x: Array, training: bool, new_masks: bool) -> Array:
         """``forward_columns`` in the work buffers ``ws`` (predict's: examples as rows)."""
         if training and self._modal:
-            if ws.n == 1 and any(self.normalized):
+            if ws.n < self._min_batch:
                 raise ValueError(
                     "batch normalisation needs more than 1 example per batch in training, got 1"
                 )
@@ -268,37 +282,16 @@ class Network:
         return ws.y[self.Q]
 
     def _forward_layers(self, ws: Workspace, first: int, last: int, update: bool) -> None:
-        """Step 2 for layers q = first..last, from y^{first-1} (``update``: running stats)."""
-        f, W, b, s, y, a, fy = self.f, self.W, self.b, ws.s, ws.y, ws.a, ws.fy
-        normalized, p = self.normalized, self.p
-        for q in range(first, last + 1):
-            if q == 1 and ws.sparse:  # y^0 sparse: the columns of W^1 its values pick
-                sparse.product(W[1], y[0], out=s[1])
-            elif ws.rows:  # the same product, transposed: (s^q)^T = (y^{q-1})^T (W^q)^T
-                np.dot(y[q - 1].T, W[q].T, out=s[q].T)
-            else:
-                np.dot(W[q], y[q - 1], out=s[q])  # s^q = W^q y^{q-1} + b^q
-            s[q] += b[q]
-            if normalized[q]:  # u^q = gamma^q ⊙ (s^q - mu^q) / sigma^q + shift^q
-                self._normalize(ws, q, update)
-            f[q].forward(a[q], out=fy[q], lse=ws.lse, row=ws.row)  # y^q = f_q(u^q)
-            if p[q]:  # dropout: y^q ⊙ m^q / (1 - p) in training, y^q at inference
-                if ws.training:
-                    np.multiply(fy[q], ws.mask[q], out=y[q])
-                else:
-                    np.copyto(y[q], fy[q])
+        """Step 2 for layers q = first..last, from y^{first-1} (``update``: running stats).
 
-    def _normalize(self, ws: Workspace, q: int, update: bool) -> None:
-        """Batch normalisation of layer q: batch statistics in training, else running ones."""
-        gamma, shift, mean, var = self.gamma[q], self.shift[q], self.running_mean, self.running_var
-        if ws.training:
-            running = (mean[q], var[q]) if update else None
-            normalize_batch(
-                ws.s[q], gamma, shift, ws.xhat[q], ws.u[q], ws.mean[q], ws.inv_std[q], running,
-                self.batch_sum,
-            )  # fmt: skip
-        else:
-            normalize_running(ws.s[q], gamma, shift, ws.u[q], mean[q], var[q], ws.column[q])
+        Each layer's operations in order (``engine.layers``): s^q = W^q y^{q-1} + b^q,
+        [u^q = norm(s^q)], y^q = f_q(u^q), [dropout's mask]; a layer without normalisation
+        has u^q = s^q.
+        """
+        ops = self.ops
+        for q in range(first, last + 1):
+            for op in ops[q]:
+                op.forward(self, ws, q, update)
 
     def loss_value(self, d: Array, w: Array | None = None) -> float:
         """The mean loss of the last forward pass against targets d (N_Q, n).
@@ -323,7 +316,7 @@ class Network:
         """
         ws, Q, f, W = self._pass("backward"), self.Q, self.f, self.W
         s, y, beta, tmp, kept = ws.s, ws.y, ws.beta, ws.tmp, self._buffers.kept
-        normalized, p = self.normalized, self.p
+        ops, back, skips = self.ops, self._back, self._skips
         if self._modal and not ws.training:
             raise RuntimeError("backward needs a training pass: forward_columns(x, training=True)")
         if ws.rows:
@@ -336,24 +329,17 @@ class Network:
         for q in range(Q, 0, -1):
             if q < Q:
                 # Step 4: beta^q = f'(s^q) ⊙ (W^{q+1})^T beta^{q+1},  q = Q-1 down to 1
-                # (f' at u^q, the input of f, where the layer is normalised)
                 np.dot(W[q + 1].T, beta[q + 1], out=beta[q])
-                if p[q]:
-                    beta[q] *= ws.mask[q]  # the same m^q / (1 - p) as step 2 (dropout)
-                f[q].multiply_derivative(ws.a[q], ws.fy[q], beta[q], tmp[q], ws.row)
-                if normalized[q]:  # from the error at u^q to the error at s^q
-                    normalize_backward(
-                        beta[q], ws.xhat[q], self.gamma[q], ws.inv_std[q],
-                        self.dgamma[q], self.dshift[q], tmp[q], ws.column[q], self.batch_sum,
-                    )  # fmt: skip
+                for op in skips[q + 1]:  # + g^{q+1} where layer q+1 is residual
+                    op.skip(self, ws, q + 1)
+                # then layer q's operations backwards: [dropout's mask], f'(u^q) ⊙ (the
+                # activation), [from the error at u^q to the error at s^q (normalisation)]
+                for op in back[q]:
+                    op.backward(self, ws, q)
             if not kept[q - 1]:
                 self._recompute(ws, q - 1)
-            # Step 5: dE/dW^q = beta^q (y^{q-1})^T,  dE/db^q = beta^q 1_n (sum over the batch)
-            if q == 1 and ws.sparse:  # y^0 sparse: SciPy's product
-                sparse.gradient(beta[1], y[0], out=self.dW[1])
-            else:
-                np.dot(beta[q], y[q - 1].T, out=self.dW[q])
-            np.dot(beta[q], ws.ones, out=self.db[q])
+            # Step 5: dE/dW^q = beta^q (y^{q-1})^T,  dE/db^q = beta^q 1_n (the affine map's)
+            ops[q][0].backward(self, ws, q)
 
     def _recompute(self, ws: Workspace, p: int) -> None:
         """memory="recompute": step 2 again for the segment of layers that holds y^p.

@@ -122,7 +122,7 @@ def gradients(
     with batch normalisation or dropout goes through ``batch_pass`` (a training pass; the
     dropout ``masks`` are then required).
     """
-    if any(net.normalized) or any(net.p):
+    if any(len(ops) > 2 for ops in net.ops):  # more than s^q = W^q y^{q-1} + b^q, y^q = f(s^q)
         result = batch_pass(net, X, D, masks)
         return result.dW, result.db, result.loss
     Q, n = net.Q, len(X)
@@ -169,128 +169,74 @@ class BatchPass:
 def batch_pass(net: Network, X: np.ndarray, D: np.ndarray, masks: list | None = None) -> BatchPass:
     """Steps 2-5 of a training pass over the batch X (n, N_0), D (n, N_Q), layer by layer.
 
-    Batch normalisation uses the batch's mu and sigma (the running statistics are neither
-    used nor changed); ``masks[q]`` (N_q, n) holds dropout's m / (1 - p) for every layer
-    with a rate p > 0 (required there).
+    Each layer's operations (``net.ops[q]``, ``engine.layers``) in their literal form, one
+    loop per formula. Batch normalisation uses the batch's mu and sigma (the running
+    statistics are neither used nor changed); ``masks[q]`` (N_q, n) holds dropout's
+    m / (1 - p) for every layer with a rate p > 0 (required there).
     """
     n = len(X)
-    if n < 2 and any(net.normalized):
+    if n < 2 and any(op.min_batch > 1 for ops in net.ops for op in ops):
         raise ValueError(f"batch normalisation needs more than 1 example per batch, got {n}")
     for q in range(1, net.Q):
         if net.p[q] and (masks is None or masks[q] is None):
             raise ValueError(f"masks[{q}] must be given: layer {q} has dropout {net.p[q]}")
-    s, mu, sigma, xhat, u, fy, y = _batch_forward(net, X, masks)
-    beta, dgamma, dshift, loss = _batch_backward(net, D, masks, (s, sigma, xhat, u, fy, y))
+    records = _batch_forward(net, X, masks)
+    beta, loss = _batch_backward(net, D, records)
+    y = [record["y"] for record in records]
     dW, db = _batch_gradients(net, beta, y)
+
+    def each(key: str) -> list:
+        return [record.get(key) for record in records]
+
+    s, mu, sigma, xhat, u = each("s"), each("mu"), each("sigma"), each("xhat"), each("u")
+    dgamma, dshift = each("dgamma"), each("dshift")
     return BatchPass(s, mu, sigma, xhat, u, y, beta, dW, db, dgamma, dshift, loss)
 
 
-def _batch_forward(net: Network, X: np.ndarray, masks: list | None) -> tuple[list, ...]:
-    """Step 2 for every neuron j and example i: s, mu, sigma, xhat, u, f's output, y."""
-    Q, n, sizes = net.Q, len(X), net.sizes
-    s: list = [None]
-    y: list = [[[float(X[i][r]) for i in range(n)] for r in range(sizes[0])]]
-    mu: list = [None] * (Q + 1)
-    sigma: list = [None] * (Q + 1)
-    xhat: list = [None] * (Q + 1)
-    u: list = [None] * (Q + 1)
-    fy: list = [None]  # f's output before the mask: what f' reads
-    for q in range(1, Q + 1):
-        W, b = net.W[q], net.b[q]
-        # Step 2: s_ji = sum_r w_jr y_ri + b_j, for every neuron j and example i
-        s_q = [[0.0] * n for _ in range(sizes[q])]
-        for j in range(sizes[q]):
-            for i in range(n):
-                total = float(b[j, 0])
-                for r in range(sizes[q - 1]):
-                    total += float(W[j, r]) * y[q - 1][r][i]
-                s_q[j][i] = total
-        s.append(s_q)
-        a_q = s_q  # the input of f: u where normalised, else s
-        if net.normalized[q]:
-            gamma, shift = net.gamma[q], net.shift[q]
-            mu[q], sigma[q] = [], []
-            xhat[q] = [[0.0] * n for _ in range(sizes[q])]
-            u[q] = [[0.0] * n for _ in range(sizes[q])]
-            for j in range(sizes[q]):
-                mean = sum(s_q[j][i] for i in range(n)) / n  # mu_j = (1/n) sum_i s_ji
-                var = sum((s_q[j][i] - mean) ** 2 for i in range(n)) / n  # biased
-                sd = math.sqrt(var + EPS)  # sigma_j
-                mu[q].append(mean)
-                sigma[q].append(sd)
-                for i in range(n):
-                    xhat[q][j][i] = (s_q[j][i] - mean) / sd  # xhat_ji = (s_ji - mu_j)/sigma_j
-                    u[q][j][i] = float(gamma[j, 0]) * xhat[q][j][i] + float(shift[j, 0])
-            a_q = u[q]
-        # y_ji = f(a_ji) (softmax: per example over the layer), then the mask m_ji
-        y_q = [[0.0] * n for _ in range(sizes[q])]
-        for i in range(n):
-            outputs = _f(net, q, [a_q[j][i] for j in range(sizes[q])])
-            for j in range(sizes[q]):
-                y_q[j][i] = outputs[j]
-        fy.append([row[:] for row in y_q])
-        if net.p[q]:
-            assert masks is not None
-            for j in range(sizes[q]):
-                for i in range(n):
-                    y_q[j][i] *= float(masks[q][j, i])  # dropout: y_ji m_ji / (1 - p)
-        y.append(y_q)
-    return s, mu, sigma, xhat, u, fy, y
+def _batch_forward(net: Network, X: np.ndarray, masks: list | None) -> list[dict]:
+    """Step 2 for every neuron j and example i, layer q's operations in order: per layer a
+    record of its quantities by name (s, mu, sigma, xhat, u, f's input a and output fy, y)."""
+    n = len(X)
+    y0 = [[float(X[i][r]) for i in range(n)] for r in range(net.sizes[0])]
+    records: list[dict] = [{"y": y0}]
+    for q in range(1, net.Q + 1):
+        record = {"below": records[q - 1]["y"], "mask": None if masks is None else masks[q]}
+        values = record["below"]
+        for op in net.ops[q]:
+            values = op.reference_forward(net, q, values, record)
+        record["y"] = values
+        records.append(record)
+    return records
 
 
-def _batch_backward(
-    net: Network, D: np.ndarray, masks: list | None, forward: tuple[list, ...]
-) -> tuple[list, list, list, float]:
-    """Steps 3-4 for every neuron and example: beta, dE/dgamma, dE/dshift, the mean loss."""
-    s, sigma, xhat, u, fy, y = forward
+def _batch_backward(net: Network, D: np.ndarray, records: list[dict]) -> tuple[list, float]:
+    """Steps 3-4 for every neuron and example: beta (per example, no 1/n), the mean loss."""
     Q, n, sizes = net.Q, len(D), net.sizes
+    s, y = records[Q]["s"], records[Q]["y"]
     # Step 3, per example i: delta_ji^Q = (dE/dy_ji) f'(s_ji^Q)  (the seed's, no 1/n)
     beta: list = [None] * (Q + 1)
     beta[Q] = [[0.0] * n for _ in range(sizes[Q])]
     loss = 0.0
     for i in range(n):
-        s_i = [s[Q][j][i] for j in range(sizes[Q])]
-        y_i = [y[Q][j][i] for j in range(sizes[Q])]
+        s_i = [s[j][i] for j in range(sizes[Q])]
+        y_i = [y[j][i] for j in range(sizes[Q])]
         d_i = [float(D[i][j]) for j in range(sizes[Q])]
         beta_i = _output_delta(net, s_i, y_i, d_i)
         for j in range(sizes[Q]):
             beta[Q][j][i] = beta_i[j]
         column = (np.array(s_i)[:, None], np.array(y_i)[:, None], np.array(d_i)[:, None])
         loss += float(net.loss.per_example(*column)[0])
-    dgamma: list = [None] * (Q + 1)
-    dshift: list = [None] * (Q + 1)
     for q in range(Q - 1, 0, -1):
-        W = net.W[q + 1]
-        a_q = s[q] if u[q] is None else u[q]
-        # Step 4: e_ji = f'(a_ji) m_ji sum_r beta_ri^{q+1} w_rj^{q+1}  (the error at u)
-        e = [[0.0] * n for _ in range(sizes[q])]
-        for j in range(sizes[q]):
-            for i in range(n):
-                back = 0.0
-                for r in range(sizes[q + 1]):
-                    back += float(W[r, j]) * beta[q + 1][r][i]
-                if net.p[q]:
-                    assert masks is not None
-                    back *= float(masks[q][j, i])  # the same mask as step 2
-                e[j][i] = back * _f_prime(net, q, a_q[j][i], fy[q][j][i])
-        if not net.normalized[q]:
-            beta[q] = e
-            continue
-        # from the error at u to the error at s; dE/dgamma, dE/dshift of the mean loss
-        gamma = net.gamma[q]
-        beta[q] = [[0.0] * n for _ in range(sizes[q])]
-        dgamma[q] = np.zeros((sizes[q], 1))
-        dshift[q] = np.zeros((sizes[q], 1))
-        for j in range(sizes[q]):
-            mean_e = sum(e[j][k] for k in range(n)) / n
-            mean_ex = sum(e[j][k] * xhat[q][j][k] for k in range(n)) / n
-            dgamma[q][j, 0] = mean_ex  # (1/n) sum_i e_ji xhat_ji
-            dshift[q][j, 0] = mean_e  # (1/n) sum_i e_ji
-            for i in range(n):
-                beta[q][j][i] = (float(gamma[j, 0]) / sigma[q][j]) * (
-                    e[j][i] - mean_e - xhat[q][j][i] * mean_ex
-                )
-    return beta, dgamma, dshift, loss / n
+        above = net.ops[q + 1]
+        # Step 4: the error at y^q, g_ji = sum_r beta_ri^{q+1} w_rj^{q+1} (+ g^{q+1} where
+        # layer q+1 is residual), then layer q's operations backwards
+        e = above[0].reference_backward(net, q + 1, beta[q + 1], records[q + 1])
+        for op in above:
+            e = op.reference_skip(net, q + 1, e, records[q + 1])
+        for op in net.ops[q][:0:-1]:
+            e = op.reference_backward(net, q, e, records[q])
+        beta[q] = e
+    return beta, loss / n
 
 
 def _batch_gradients(net: Network, beta: list, y: list) -> tuple[list, list]:

@@ -8,8 +8,8 @@ Two memory plans (the seed: "for deep nets keep every z^q; if memory is short, r
   a segment when it needs it: O(sqrt(Q)) buffers, about one more forward pass of time, the
   same numbers. beta^q then needs only two slots (step 4 reads beta^{q+1} alone).
 
-With batch normalisation or dropout a layer also has xhat^q and u^q (normalised and shifted
-s^q), or the mask m^q and f_q's output before the mask; these are kept for every such layer
+A layer's operations may ask for more (``engine.layers``: batch normalisation's xhat^q and
+u^q, dropout's mask m^q and f_q's output before it, ...); these are kept for every such layer
 in both plans (a recomputed segment reuses the masks and batch statistics of its pass).
 
 Buffers are scratch: never saved, never read by a call that did not write them. Each thread
@@ -59,7 +59,12 @@ class Workspace:
     """
 
     def __init__(
-        self, flat: dict[str, list[Any]], sizes: Sequence[int], n: int, rows: bool = False
+        self,
+        flat: dict[str, list[Any]],
+        sizes: Sequence[int],
+        n: int,
+        rows: bool = False,
+        kinds: dict[str, list[str | None]] | None = None,
     ) -> None:
         def matrix(a: Any, N: int) -> Any:
             if rows:  # an example's N values side by side in memory: (N, n) views of (n, N)
@@ -73,11 +78,20 @@ class Workspace:
                 if q > 0
             ]
 
-        def columns(key: str) -> list[Any]:
+        def shaped(a: Any, N: int, kind: str | None) -> Any:
+            if a is None:
+                return None
+            if kind == "column":
+                return a[:N].reshape(N, 1)
+            if kind == "row":
+                return a[:n].reshape(1, n)
+            return matrix(a, N)
+
+        def operation_views(key: str) -> list[Any]:  # an operation's buffers, by kind per layer
+            if key not in flat:
+                return [None] * len(sizes)
             return [None] + [
-                None if flat[key][q] is None else flat[key][q][:N].reshape(N, 1)
-                for q, N in enumerate(sizes)
-                if q > 0
+                shaped(flat[key][q], N, (kinds or {})[key][q]) for q, N in enumerate(sizes) if q > 0
             ]
 
         self.n = n
@@ -92,16 +106,17 @@ class Workspace:
         self.ones = flat["ones"][0][:n].reshape(n, 1)
         self.held = 0
         self.xhat, self.u, self.mask, self.out = (
-            views("xhat"),
-            views("u"),
-            views("mask"),
-            views("out"),
+            operation_views("xhat"),
+            operation_views("u"),
+            operation_views("mask"),
+            operation_views("out"),
         )
         self.mean, self.inv_std, self.column = (
-            columns("mean"),
-            columns("inv_std"),
-            columns("column"),
+            operation_views("mean"),
+            operation_views("inv_std"),
+            operation_views("column"),
         )
+        self.g = operation_views("g")  # residual layers: g^q = dE/dy^q, kept for layer q - 1
         self.a = [s if u is None else u for s, u in zip(self.s, self.u, strict=True)]
         self.fy = [y if out is None else out for y, out in zip(self.y, self.out, strict=True)]
         self.training = False
@@ -136,14 +151,14 @@ class Buffers:
         sizes: Sequence[int],
         dtype: str,
         memory: str,
-        normalized: Sequence[bool] | None = None,
-        dropout: Sequence[float] | None = None,
+        kinds: dict[str, list[str | None]] | None = None,
     ) -> None:
         if memory not in MEMORY:
             raise ValueError(f"memory must be one of {list(MEMORY)}, got {memory!r}")
         self.sizes, self.dtype, self.memory = tuple(sizes), dtype, memory
-        self.normalized = list(normalized or [False] * len(self.sizes))
-        self.dropout = list(dropout or [0.0] * len(self.sizes))
+        # the layer operations' buffers: name -> per layer q, its kind ("matrix" (N_q, n),
+        # "column" (N_q, 1), "row" (1, n)) or None where layer q has no such buffer
+        self.kinds = dict(kinds or {})
         Q = len(self.sizes) - 1
         self.k = max(2, math.ceil(math.sqrt(Q)))
         self.kept = [memory == "all" or q % self.k == 0 or q == Q for q in range(Q + 1)]
@@ -158,12 +173,8 @@ class Buffers:
         mine = self._thread
         if n > mine.capacity:
             flat = {key: self._allocate(key, n) for key in ("s", "y", "beta", "tmp")}
-            for key, used in (("xhat", self.normalized), ("u", self.normalized)):
-                flat[key] = self._per_layer(used, n)
-            for key in ("mask", "out"):
-                flat[key] = self._per_layer(self.dropout, n)
-            for key in ("mean", "inv_std", "column"):
-                flat[key] = self._per_layer(self.normalized, 1)
+            for key, kinds in self.kinds.items():
+                flat[key] = self._per_layer(kinds, n)
             flat["spare"] = [np.empty(self.sizes[-1] * n, dtype=self.dtype)]
             flat["rows"] = [np.empty(2 * n, dtype=self.dtype)]
             flat["ones"] = [np.ones(n, dtype=self.dtype)]
@@ -173,7 +184,8 @@ class Buffers:
         if workspace is None:
             if len(mine.cache) >= 4:
                 mine.cache.clear()
-            workspace = mine.cache[n, rows] = Workspace(mine.flat, self.sizes, n, rows)
+            workspace = Workspace(mine.flat, self.sizes, n, rows, self.kinds)
+            mine.cache[n, rows] = workspace
         return workspace
 
     @property
@@ -185,12 +197,15 @@ class Buffers:
     def last(self, workspace: Workspace) -> None:
         self._thread.last = workspace
 
-    def _per_layer(self, used: Sequence[Any], n: int) -> list[Any]:
-        """One array of N_q * n per layer q where ``used[q]``, else None; index 0 is None."""
-        return [None] + [
-            np.empty(self.sizes[q] * n, dtype=self.dtype) if used[q] else None
-            for q in range(1, len(self.sizes))
-        ]
+    def _per_layer(self, kinds: Sequence[str | None], n: int) -> list[Any]:
+        """One array per layer q that has the buffer (N_q * n for a "matrix", N_q for a
+        "column", n for a "row"), else None; index 0 is None."""
+        arrays: list[Any] = [None]
+        for q in range(1, len(self.sizes)):
+            N = self.sizes[q]
+            length = {"matrix": N * n, "column": N, "row": n, None: 0}[kinds[q]]
+            arrays.append(np.empty(length, dtype=self.dtype) if kinds[q] else None)
+        return arrays
 
     def _allocate(self, key: str, n: int) -> list[Any]:
         """Flat arrays behind ``key``'s views for batches of up to n; index 0 is None.

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from ..engine.layers import NORMALIZATIONS
 from ..engine.network import Network
 from .container import Contents, Format, atomic_write, document, read, require_finite, write
 
@@ -118,22 +119,24 @@ def norm_tensor_names(
     return f"{i}.weight", f"{i}.bias", f"{i}.running_mean", f"{i}.running_var"
 
 
-def layer_tensors(net: Network) -> dict[str, np.ndarray]:
-    """Every layer's tensors under their state-dict names, (N_q, 1) columns flattened to (N_q,).
+def named_tensors(net: Network) -> list[tuple[str, np.ndarray, str]]:
+    """(state-dict name, array, role) of every tensor of every layer operation, in order.
 
-    W^q and b^q; and for a normalised layer gamma^q, shift^q and its running statistics.
+    Walks ``net.ops[q]``: each operation that is a module of the torch ``nn.Sequential``
+    (``torch_slot``) takes the next index, and names its own tensors ``"{index}.{suffix}"``
+    (``Operation.tensors``): W^q and b^q, gamma^q, shift^q, running statistics.
     """
-    tensors: dict[str, np.ndarray] = {}
+    named, index = [], 0
     for q in range(1, net.Q + 1):
-        weight, bias = tensor_names(q, net.normalized, net.p)
-        tensors[weight] = net.W[q]
-        tensors[bias] = net.b[q][:, 0]
-        if net.normalized[q]:
-            columns = (net.gamma[q], net.shift[q], net.running_mean[q], net.running_var[q])
-            names = norm_tensor_names(q, net.normalized, net.p)
-            for name, column in zip(names, columns, strict=True):
-                tensors[name] = column[:, 0]
-    return tensors
+        for op in net.ops[q]:
+            named += [(f"{index}.{suffix}", a, role) for suffix, a, role in op.tensors(net, q)]
+            index += op.torch_slot
+    return named
+
+
+def layer_tensors(net: Network) -> dict[str, np.ndarray]:
+    """Every layer's tensors under their state-dict names, (N_q, 1) columns flattened to (N_q,)."""
+    return {name: array for name, array, _ in named_tensors(net)}
 
 
 # ------------------------------------------------------------------------------ saving
@@ -156,7 +159,7 @@ def save(
     fields = document(
         MODEL,
         network=net.spec(),
-        tensor_names=_TENSOR_NAMES_MODULES if any(net.normalized) or any(net.p) else _TENSOR_NAMES,
+        tensor_names=_TENSOR_NAMES_MODULES if _modular(net) else _TENSOR_NAMES,
         metadata=dict(metadata) if metadata is not None else {},
     )
     try:
@@ -204,17 +207,14 @@ def read_network(contents: Contents) -> Network:
         net = Network.from_spec(spec)
     except (TypeError, ValueError, KeyError) as error:
         raise contents.fail(f"the network description is invalid: {error}") from None
-    for q in range(1, net.Q + 1):
-        targets, roles = [net.W[q], net.b[q][:, 0]], [f"W^{q}", f"b^{q}"]
-        names = list(tensor_names(q, net.normalized, net.p))
-        if net.normalized[q]:  # (N_q, 1) columns stored as (N_q,)
-            columns = (net.gamma[q], net.shift[q], net.running_mean[q], net.running_var[q])
-            targets += [column[:, 0] for column in columns]
-            roles += [f"gamma^{q}", f"shift^{q}", f"running mean^{q}", f"running variance^{q}"]
-            names += norm_tensor_names(q, net.normalized, net.p)
-        for name, target, role in zip(names, targets, roles, strict=True):
-            target[...] = contents.tensor(name, target.shape, net.dtype, role=role)
+    for name, target, role in named_tensors(net):  # (N_q, 1) columns stored as (N_q,)
+        target[...] = contents.tensor(name, target.shape, net.dtype, role=role)
     return net
+
+
+def _modular(net: Network) -> bool:
+    """Whether some layer has more torch modules than its Linear layer and activation."""
+    return any(sum(op.torch_slot for op in ops) > 2 for ops in net.ops)
 
 
 def _modules(spec: dict[str, Any], Q: int) -> tuple[list[bool], list[float]]:
@@ -227,7 +227,7 @@ def _modules(spec: dict[str, Any], Q: int) -> tuple[list[bool], list[float]]:
         hidden.append(
             value if isinstance(value, list) and len(value) == Q - 1 else [value] * (Q - 1)
         )
-    normalized = [False] + [m == "batch" for m in hidden[0]] + [False]
+    normalized = [False] + [isinstance(m, str) and m in NORMALIZATIONS for m in hidden[0]] + [False]
     p = (
         [0.0]
         + [

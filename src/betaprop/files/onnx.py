@@ -38,7 +38,6 @@ import numpy as np
 
 from ..engine.activations import get_activation
 from ..engine.network import Network
-from ..engine.normalization import EPS
 from .model import atomic_write
 
 __all__ = [
@@ -111,6 +110,10 @@ class Graph:
             _onnx().helper.make_node(op, list(inputs), [out], name=self.name(f"{op}_"), **attrs)
         )
         return out
+
+    def activation(self, name: str, s: str) -> str:
+        """The nodes of activation ``name`` on s (``ONNX_ACTIVATIONS``); y's name."""
+        return ONNX_ACTIVATIONS[get_activation(name).name](self, s)
 
 
 # ----------------------------------------------------------------------------- activations
@@ -234,23 +237,11 @@ def check_exportable(net: Network) -> None:
 def add_layers(g: Graph, net: Network, y0: str) -> str:
     """Step 2 as ONNX nodes on y^0 = ``y0`` (n, N_0); returns the name of y^Q (n, N_Q)."""
     y = y0
-    for q in range(1, net.Q + 1):
-        W = g.constant(f"W{q}", net.W[q])  # (N_q, N_{q-1}), the engine's layout
-        b = g.constant(f"b{q}", net.b[q][:, 0])  # (N_q,)
-        s = g.node("Gemm", [y, W, b], f"s{q}", transB=1)  # s^q = y^{q-1} (W^q)^T + b^q
-        if net.normalized[q]:  # u^q = gamma (s^q - running mean) / sqrt(running var + eps) + shift
-            inputs = [s] + [
-                g.constant(f"{name}{q}", values[q][:, 0])
-                for name, values in (
-                    ("gamma", net.gamma),
-                    ("shift", net.shift),
-                    ("running_mean", net.running_mean),
-                    ("running_var", net.running_var),
-                )
-            ]
-            s = g.node("BatchNormalization", inputs, f"u{q}", epsilon=EPS)
-        # dropout (net.p[q]) does nothing at inference
-        y = ONNX_ACTIVATIONS[get_activation(net.activations[q - 1]).name](g, s)
+    for q in range(1, net.Q + 1):  # each layer's operations in order (``Operation.onnx``)
+        x = y  # s^q = y^{q-1} (W^q)^T + b^q (Gemm), [u^q], y^q = f(u^q), ...
+        for op in net.ops[q]:
+            x = op.onnx(g, net, q, x, y)
+        y = x
     return y
 
 
