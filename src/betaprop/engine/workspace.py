@@ -116,6 +116,7 @@ class Workspace:
             operation_views("inv_std"),
             operation_views("column"),
         )
+        self.scratch = operation_views("scratch")  # per layer, an operation's own scratch
         self.g = operation_views("g")  # residual layers: g^q = dE/dy^q, kept for layer q - 1
         self.a = [s if u is None else u for s, u in zip(self.s, self.u, strict=True)]
         self.fy = [y if out is None else out for y, out in zip(self.y, self.out, strict=True)]
