@@ -13,13 +13,14 @@ from .affine import Affine
 from .base import Operation
 from .batch_norm import BatchNorm
 from .dropout import Dropout
+from .layer_norm import LayerNorm
 
 __all__ = ["OPERATIONS", "NORMALIZATIONS", "Operation", "pipeline"]
 
 OPERATIONS: dict[str, type[Operation]] = {
-    op.name: op for op in (Affine, BatchNorm, Activation, Dropout)
+    op.name: op for op in (Affine, BatchNorm, LayerNorm, Activation, Dropout)
 }
-NORMALIZATIONS: dict[str, type[Operation]] = {"batch": BatchNorm}
+NORMALIZATIONS: dict[str, type[Operation]] = {"batch": BatchNorm, "layer": LayerNorm}
 
 
 def pipeline(normalization: str | None, p: float) -> list[Operation]:
