@@ -61,10 +61,14 @@ def trace_files(tmp_path: Path, *options: str) -> tuple[Path, dict]:
 
 
 def expected(traced: dict, name: str, q: int, j: int, r: int | None) -> float:
-    if name in ("x", "d", "error"):
+    if name in ("x", "d", "error", "output_gradient"):
         return traced[name][j]
-    if name in ("loss_value", "reference_max_difference"):
+    if name in ("loss_value", "reference_max_difference", "learning_rate", "loss_after"):
         return traced[name]
+    if name == "mask":
+        return traced["dropout"][str(q)]["mask"][j]
+    if name in traced["normalization"].get(str(q), {}):
+        return traced["normalization"][str(q)][name][j]
     value = traced[name][str(q)][j]
     return value if r is None else value[r]
 
@@ -101,10 +105,11 @@ def no_errors(driver) -> None:
 
 
 def seed_order(Q: int) -> list[str]:
-    """The seed's order: step 2 forward, step 3, step 4 for q = Q-1 down to 1, step 5."""
+    """The seed's order: step 2 forward, step 3, step 4 for q = Q-1 down to 1, steps 5, 6."""
     order = ["start"] + [f"step2-{q}" for q in range(1, Q + 1)] + ["step3"]
     order += [f"step4-{q}" for q in range(Q - 1, 0, -1)]
-    return order + [f"step5-{q}" for q in range(1, Q + 1)] + ["check"]
+    order += [f"step5-{q}" for q in range(1, Q + 1)]
+    return order + [f"step6-{q}" for q in range(1, Q + 1)] + ["check"]
 
 
 def screenshot(driver, tmp_path: Path, name: str) -> Path:
@@ -168,7 +173,7 @@ def test_click_through_every_stage_in_the_seeds_order(browser, tmp_path, options
         if visited[-1].startswith("step4-"):
             q = int(visited[-1].split("-")[1])
             assert f"hidden layer {q}" in title
-            assert f"β{q} = f′(s{q}) ⊙ (W{q + 1})ᵀ β{q + 1}" in formulas.replace("\n", "")
+            assert f"β{q} = f′(s{q}) ⊙ (W{q + 1})ᵀβ{q + 1}" in formulas.replace("\n", "")
             assert "β" in formulas and "f′(z" in formulas  # the seed's own formula
             flowing = browser.find_elements(By.CSS_SELECTOR, f'g[data-layer="{q + 1}"] .edge.flow')
             assert len(flowing) == traced["sizes"][q] * traced["sizes"][q + 1]
@@ -274,7 +279,10 @@ def test_russian_page_uses_the_seeds_terms_and_switches_language(browser, tmp_pa
         "производную активации",
         "преактивации",
         "целевое значение",
-        "никогда не меняй порядок",
+        "никогда не меняйте порядок",  # one register: вы
+        "в обратном порядке",
+        "произведение Адамара",
+        "Шаг 6: шаг градиентного спуска, слой 1",
         "Дословная реализация и быстрый движок совпадают",
     ):
         assert term in seen, term

@@ -38,9 +38,10 @@ def add_commands(commands: Any) -> None:
     """The subcommands trace and gradcheck."""
     trace = commands.add_parser(
         "trace",
-        help="steps 2-5 for one example, with the formulas and the numbers",
-        description="Print steps 2-5 of backpropagation for one example through a tiny "
-        "network (default 2-3-2 sigmoid, squared error) or a saved model.",
+        help="steps 2-6 for one example, with the formulas and the numbers",
+        description="Print steps 2-6 of backpropagation for one example through a tiny "
+        "network (default 2-3-2 sigmoid, squared error) or a saved model: the forward pass, "
+        "the local errors, the gradients and one gradient step (learning rate --learning-rate).",
     )
     _add_small_network_options(trace, sizes=[2, 3, 2], activation="sigmoid", output="sigmoid")
     trace.add_argument("--x", type=float_list, help="the example x (default: 1, 0.5, -0.5, ...)")
@@ -48,6 +49,13 @@ def add_commands(commands: Any) -> None:
     trace.add_argument("--model", help="trace a saved model instead")
     trace.add_argument("--example", type=int_at_least(0), help="row of --data to trace")
     trace.add_argument("--data", help="CSV file or bundled dataset for --example")
+    trace.add_argument(
+        "--learning-rate",
+        type=positive_float,
+        default=0.1,
+        metavar="ETA",
+        help="eta of step 6, one plain gradient step W <- W - eta dE/dW (default 0.1)",
+    )
     trace.add_argument("--lang", choices=("en", "ru"), default="en")
     trace.add_argument("--format", choices=("text", "markdown", "json", "html"), default="text")
     trace.add_argument("--max-entries", type=int_at_least(1), default=8)
@@ -147,7 +155,7 @@ def _cmd_trace(args: argparse.Namespace) -> int:
         [("--out", args.out)], [("the model file", args.model), ("the data file", args.data)]
     )
     net, x, d = _model_example(args) if args.model else _given_example(args)
-    result = trace(net, x, d)
+    result = trace(net, x, d, learning_rate=args.learning_rate)
     if args.format == "json":
         text = json.dumps(as_dict(result), indent=1) + "\n"
     elif args.format == "html":  # the page embeds the same as_dict(result)

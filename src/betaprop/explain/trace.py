@@ -1,11 +1,14 @@
-"""Steps 2-5 for one example, with the seed's formulas and the actual numbers.
+"""Steps 2-6 for one example, with the seed's formulas and the actual numbers.
 
 ``trace(net, x, d)`` runs the fast engine on one example (n = 1, so the folded 1/n of the
 batch mean is 1 and beta^q is the seed's beta^q exactly) on a float64 copy of the network,
 and keeps every intermediate: s^q and y^q (step 2), y^Q - d, f'(s^Q) and delta^Q (step 3),
 (W^{q+1})^T beta^{q+1}, f'(s^q) and beta^q for q = Q-1 .. 1 (step 4), dE/dW^q and dE/db^q
-(step 5). It also runs the literal per-neuron transcription ``betaprop.reference`` on the
-same example and records the largest difference between the two.
+(step 5), and step 6: one gradient step W^q <- W^q - eta dE/dW^q, b^q <- b^q - eta dE/db^q
+taken by the engine's ``train_step`` (plain SGD, learning rate eta) on a second copy, with the
+loss E before and after it (the same example, batch and dropout masks). It also runs the
+literal per-neuron transcription ``betaprop.reference`` on the same example and records the
+largest difference between the two.
 
 With batch normalisation (and dropout) the trace is a training pass, as in ``fit``. Dropout
 draws its masks m^q from a copy of the network's generator and shows them in step 2 and
@@ -14,6 +17,10 @@ step 4. Batch normalisation needs a batch: the example becomes column 1 of a sma
 column 1's numbers with the batch's mu^q and sigma^q, xhat^q and u^q in step 2, and the
 error at u^q, its way back to s^q, dE/dgamma^q and dE/dshift^q in step 4; beta^q is then
 per example (n times the engine's), and step 5's gradients are the batch means.
+
+``formulas`` describes each stage's arithmetic as small expression trees over the trace's
+quantities (``as_dict(t)["lines"]``): the page writes each one twice, in symbols and with its
+numbers, so it never needs to know which layer operations a network has.
 
 ``render`` writes the trace as text or Markdown, in English or in Russian (the seed's
 language); ``as_dict`` gives every number at full precision (JSON).
@@ -30,7 +37,7 @@ import numpy as np
 from ..engine import reference
 from ..engine.network import Network
 
-__all__ = ["Trace", "trace", "as_dict", "LANGUAGES", "FORMATS"]
+__all__ = ["Trace", "trace", "as_dict", "formulas", "LANGUAGES", "FORMATS"]
 
 Array = np.ndarray
 LANGUAGES = ("en", "ru")
@@ -61,6 +68,13 @@ class Trace:
     # values; mu, sigma, dgamma, dshift per neuron); per dropout layer: the mask m / (1 - p)
     normalization: dict[int, dict[str, Array]] = field(default_factory=dict)
     mask: dict[int, Array] = field(default_factory=dict)
+    f_value: dict[int, Array] = field(default_factory=dict)  # f(u^q) before the mask
+    output_gradient: Array | None = None  # dE/dy^Q where the loss is not the seed's
+    # step 6: the learning rate eta, W^q and b^q after the step, E after it
+    learning_rate: float = 0.1
+    W_new: list[Any] = field(default_factory=list)
+    b_new: list[Any] = field(default_factory=list)
+    loss_after: float = 0.0
 
     @property
     def agrees(self) -> bool:
@@ -76,12 +90,16 @@ def trace(
     x: Sequence[float] | Array,
     d: Sequence[float] | Array,
     batch: tuple[Array, Array] | None = None,
+    learning_rate: float = 0.1,
 ) -> Trace:
-    """Steps 2-5 of the engine on one example x (N_0,), target d (N_Q,), all kept.
+    """Steps 2-6 of the engine on one example x (N_0,), target d (N_Q,), all kept.
 
     ``batch`` = (X, D), (m, N_0) and (m, N_Q): the other examples of the pass when the
     network has batch normalisation (default: 3 seeded random ones); ignored otherwise.
+    ``learning_rate``: eta of step 6 (plain gradient descent, one step).
     """
+    if not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
+        raise ValueError(f"learning_rate must be a number > 0, got {learning_rate!r}")
     twin = net.astype("float64")
     x = np.asarray(x, dtype=np.float64).reshape(-1)
     d = np.asarray(d, dtype=np.float64).reshape(-1)
@@ -101,7 +119,7 @@ def trace(
         X = np.vstack([X, twin.check_X(batch[0])])
         D = np.vstack([D, twin.check_D(batch[1], len(batch[1]))])
     n = len(X)
-    t = Trace(net=twin, x=x, d=d, n=n)
+    t = Trace(net=twin, x=x, d=d, n=n, learning_rate=float(learning_rate))
     t.loss = twin.loss_and_gradients(X, D)  # a training pass; n = 1: beta is per example
     ws = twin.workspace(n)
     t.s = [None] + [twin.s[q][:, 0].copy() for q in range(1, Q + 1)]
@@ -110,6 +128,9 @@ def trace(
     t.dW = [None] + [twin.dW[q].copy() for q in range(1, Q + 1)]
     t.db = [None] + [twin.db[q][:, 0].copy() for q in range(1, Q + 1)]
     t.error = t.y[Q] - d
+    if not twin.loss.seed_form:
+        t.output_gradient = np.empty_like(t.error)
+        twin.loss.output_gradient_fn(t.y[Q], d, t.output_gradient)
     t.f_prime = [None]
     for q in range(1, Q + 1):
         f = twin.f[q]
@@ -123,6 +144,7 @@ def trace(
     for q in range(1, Q):
         if twin.p[q]:
             t.mask[q] = ws.mask[q][:, 0].copy()
+            t.f_value[q] = ws.fy[q][:, 0].copy()
         if twin.normalized[q]:
             error_u = t.back[q] * t.f_prime[q]  # the error at u^q
             if twin.p[q]:
@@ -139,7 +161,28 @@ def trace(
                 "dshift": twin.dshift[q][:, 0].copy(),
             }
     t.reference_difference = _reference_difference(t, X, D)
+    _step6(t, net, X, D)
     return t
+
+
+def _step6(t: Trace, net: Network, X: Array, D: Array) -> None:
+    """Step 6 by the engine: ``train_step`` with plain SGD on a second float64 copy.
+
+    The copy has the same parameters and the same dropout generator, so its pass draws the
+    trace's masks and its gradient is the trace's; E after the step is the loss of the same
+    pass (same batch, same masks) with the new parameters.
+    """
+    from ..training.loop import train_step
+    from ..training.optimizers import SGD
+
+    after, Q = net.astype("float64"), t.net.Q
+    optimizer = SGD(learning_rate=t.learning_rate)
+    x, d = np.ascontiguousarray(X.T), np.ascontiguousarray(D.T)
+    train_step(after, optimizer, optimizer.init(after.params), x, d)
+    t.W_new = [None] + [after.W[q].copy() for q in range(1, Q + 1)]
+    t.b_new = [None] + [after.b[q][:, 0].copy() for q in range(1, Q + 1)]
+    after.forward_columns(x, training=True, new_masks=False)  # the same masks
+    t.loss_after = after.loss_value(d)
 
 
 def _reference_difference(t: Trace, X: Array, D: Array) -> float:
@@ -175,6 +218,66 @@ def _reference_difference(t: Trace, X: Array, D: Array) -> float:
     return max(differences)
 
 
+# ----------------------------------------------------------------------------- the arithmetic
+# An expression is a nested list: ["v", name, q] is the quantity ``name`` of layer q (a
+# vector, or a number such as the learning rate), ["f", activation, e] applies an activation,
+# [op, a, b] with op one of "⊙" (element-wise product), "+", "−", "/" (element-wise) or "·"
+# (a number times a vector). A line is {"result": ["v", name, q], "expr": e}: result = e.
+Expr = list[Any]
+Line = dict[str, Expr]
+
+
+def _v(name: str, q: int) -> Expr:
+    return ["v", name, q]
+
+
+def _line(name: str, q: int, expr: Expr) -> Line:
+    return {"result": _v(name, q), "expr": expr}
+
+
+def formulas(t: Trace) -> dict[str, Any]:
+    """Each stage's arithmetic: step "2" and "4" and "6" per layer q, step "3" a list."""
+    net, Q = t.net, t.net.Q
+    forward: dict[str, list[Line]] = {}
+    backward: dict[str, list[Line]] = {}
+    for q in range(1, Q + 1):
+        lines, a = [], _v("s", q)
+        if q in t.normalization:  # x̂ = (s - mu) / sigma,  u = gamma ⊙ x̂ + shift
+            lines.append(_line("xhat", q, ["/", ["−", _v("s", q), _v("mu", q)], _v("sigma", q)]))
+            lines.append(_line("u", q, ["+", ["⊙", _v("gamma", q), _v("xhat", q)], _v("shift", q)]))
+            a = _v("u", q)
+        if q in t.mask:  # f(u) first, then the mask
+            lines.append(_line("f_value", q, ["f", net.activations[q - 1], a]))
+            lines.append(_line("y", q, ["⊙", _v("f_value", q), _v("mask", q)]))
+        else:
+            lines.append(_line("y", q, ["f", net.activations[q - 1], a]))
+        forward[str(q)] = lines
+    for q in range(Q - 1, 0, -1):
+        back = _v("back", q)
+        if q in t.mask:
+            back = ["⊙", _v("mask", q), back]
+        if q in t.normalization:  # the error at u^q, then back through the normalisation
+            e = _v("error_u", q)
+            centred = ["−", ["−", e, _v("dshift", q)], ["⊙", _v("xhat", q), _v("dgamma", q)]]
+            backward[str(q)] = [
+                _line("error_u", q, ["⊙", _v("f_prime", q), back]),
+                _line("beta", q, ["⊙", ["/", _v("gamma", q), _v("sigma", q)], centred]),
+            ]
+        else:
+            backward[str(q)] = [_line("beta", q, ["⊙", _v("f_prime", q), back])]
+    output = [_line("error", Q, ["−", _v("y", Q), _v("d", Q)])]
+    if net.loss.fuses(net.f[Q]) and not net.loss.seed_form:  # the fused canonical pair
+        output.append(_line("beta", Q, _v("error", Q)))
+    elif t.f_prime[Q] is not None:  # the seed's chain (a Jacobian otherwise: no line)
+        gradient = _v("error", Q) if net.loss.seed_form else _v("output_gradient", Q)
+        output.append(_line("beta", Q, ["⊙", gradient, _v("f_prime", Q)]))
+    update = {
+        str(q): [_line("b_new", q, ["−", _v("b", q), ["·", _v("learning_rate", 0), _v("db", q)]])]
+        for q in range(1, Q + 1)
+    }
+    return {"2": forward, "3": output, "4": backward, "6": update}
+
+
 def as_dict(t: Trace) -> dict[str, Any]:
     """Every number of the trace at full precision, layers keyed by q (JSON-ready)."""
     Q = t.net.Q
@@ -208,4 +311,12 @@ def as_dict(t: Trace) -> dict[str, Any]:
             for q, values in t.normalization.items()
         },
         "dropout": {str(q): {"p": t.net.p[q], "mask": mask.tolist()} for q, mask in t.mask.items()},
+        "f_value": {str(q): value.tolist() for q, value in t.f_value.items()},
+        "f_argument": {str(q): "u" if q in t.normalization else "s" for q in range(1, Q + 1)},
+        "output_gradient": None if t.output_gradient is None else t.output_gradient.tolist(),
+        "learning_rate": t.learning_rate,
+        "W_new": {str(q): t.W_new[q].tolist() for q in range(1, Q + 1)},
+        "b_new": layers(t.b_new),
+        "loss_after": t.loss_after,
+        "lines": formulas(t),
     }

@@ -14,8 +14,13 @@ two JSON documents embedded in it:
 The page steps through the seed's order: the network and the example; step 2 for
 q = 1..Q (s^q, y^q); step 3 (y^Q - d, f'(s^Q), delta^Q); step 4 for q = Q-1 down to 1
 ((W^{q+1})^T beta^{q+1}, f'(s^q), beta^q, the edges of W^{q+1} carrying the error back);
-step 5 for q = 1..Q (dE/dW^q on the edges, dE/db^q); and the check of the literal reference
-against the fast engine.
+step 5 for q = 1..Q (dE/dW^q on the edges, dE/db^q); step 6 for q = 1..Q (the gradient step
+W^q <- W^q - eta dE/dW^q taken by the engine, the new W^q and b^q, E before and after); and the
+check of the literal reference against the fast engine.
+
+What a stage computes comes from the trace (``as_dict(t)["lines"]``, expression trees over its
+quantities): the page writes each line in symbols and again with its numbers, for whatever layer
+operations the network has (batch normalisation, dropout), without branching on them.
 """
 
 from __future__ import annotations
@@ -53,13 +58,13 @@ WORDS: dict[str, dict[str, str]] = {
         "курсор, чтобы увидеть все числа с полной точностью",
     },
     "step_label": {"en": "Step {n}", "ru": "Шаг {n}"},
-    "seed": {"en": "the seed", "ru": "из документа"},
+    "seed": {"en": "the algorithm", "ru": "алгоритм"},
     "seed_vector": {
-        "en": "the seed, for the whole layer (⊙: element-wise, Hadamard)",
-        "ru": "из документа, векторно (⊙: поэлементное умножение, Hadamard)",
+        "en": "the algorithm, for the whole layer (⊙: element-wise or Hadamard product)",
+        "ru": "алгоритм для всего слоя (⊙: поэлементное произведение, произведение Адамара)",
     },
     "seed_general": {"en": "every layer q", "ru": "для каждого слоя q"},
-    "this_stage": {"en": "here", "ru": "здесь"},
+    "this_stage": {"en": "this layer, this network", "ru": "этот слой этой сети"},
     "start": {"en": "The network and one example", "ru": "Сеть и один обучающий пример"},
     "start_text": {
         "en": "Layers are columns: q = 0 is the input x, q = {Q} the output layer. A line "
@@ -92,8 +97,8 @@ WORDS: dict[str, dict[str, str]] = {
         "product. Keep δ^{{Q}}: it is where step 4 starts.",
         "ru": "Для каждого нейрона j выходного слоя: ошибка предсказания y_{j} − d_{j}, "
         "умноженная на производную активации f′(s_{j}). Для всех нейронов сразу — "
-        "поэлементное умножение. Запомни вектор δ^{{Q}}: это стартовая точка обратного "
-        "распространения на шаге 4.",
+        "поэлементное произведение (произведение Адамара). Запомните вектор δ^{{Q}}: "
+        "это стартовая точка обратного распространения на шаге 4.",
     },
     "fused": {
         "en": "Output {output} with loss {loss} is a canonical pair: f′ cancels against the "
@@ -112,7 +117,7 @@ WORDS: dict[str, dict[str, str]] = {
     "step4": {
         "en": "Step 4: local error of hidden layer {q} (backpropagation, q = Q−1 down to 1)",
         "ru": "Шаг 4: локальная ошибка скрытого слоя {q} (обратное распространение, "
-        "q от Q−1 вниз до 1)",
+        "q = Q−1, …, 1 в обратном порядке)",
     },
     "step4_text": {
         "en": "The error of layer {P} goes back through the transposed weights (W^{{P}})ᵀ: "
@@ -124,7 +129,7 @@ WORDS: dict[str, dict[str, str]] = {
         "нейрон j слоя {q} собирает Σ_{r} w_{rj} β_{r} — взвешенную сумму ошибок следующего слоя "
         "по выходящим из него линиям (подсвечены, текут назад). Это промежуточная ошибка; "
         "затем поэлементно умножаем на производную активации f′(z^{{q}}), z^{{q}} = s^{{q}} — "
-        "преактивации. Сначала матричное умножение, потом поэлементное: никогда не меняй "
+        "преактивации. Сначала матричное умножение, потом поэлементное: никогда не меняйте "
         "порядок!",
     },
     "step5": {"en": "Step 5: gradients of layer {q}", "ru": "Шаг 5: градиенты слоя {q}"},
@@ -134,6 +139,25 @@ WORDS: dict[str, dict[str, str]] = {
         "ru": "Градиент каждого веса — локальная ошибка нейрона, в который он входит, умноженная "
         "на входящий по нему выход: внешнее произведение. Линии теперь показывают ∂E/∂W^{{q}}.",
     },
+    "step6": {
+        "en": "Step 6: gradient step, layer {q}",
+        "ru": "Шаг 6: шаг градиентного спуска, слой {q}",
+    },
+    "step6_text": {
+        "en": "Every weight and bias moves against its gradient, by the learning rate η: "
+        "W^{{q}} ← W^{{q}} − η ∂E/∂W^{{q}}. The engine took this step (betaprop's train_step "
+        "with plain SGD); the lines now show the new weights. E is the loss of the same pass "
+        "before and after the step: it falls when η is small enough.",
+        "ru": "Каждый вес и каждое смещение сдвигаются против своего градиента на величину, "
+        "пропорциональную скорости обучения η: W^{{q}} ← W^{{q}} − η ∂E/∂W^{{q}}. Этот шаг "
+        "сделал движок (train_step из betaprop, обычный SGD); линии теперь показывают новые "
+        "веса. E — потери того же прохода до и после шага: при достаточно малом η они "
+        "уменьшаются.",
+    },
+    "loss_step": {
+        "en": "loss E before → after the step (the same example and pass)",
+        "ru": "потери E до шага → после шага (тот же пример и тот же проход)",
+    },
     "check": {
         "en": "Check: the literal reference and the fast engine",
         "ru": "Проверка: дословная реализация и быстрый движок",
@@ -142,7 +166,7 @@ WORDS: dict[str, dict[str, str]] = {
         "en": "The same example through the literal per-neuron transcription of the seed's "
         "loops (betaprop.engine.reference) and through the fast engine: every s, y, β, "
         "∂E/∂W, ∂E/∂b is compared.",
-        "ru": "Тот же пример через дословную поэлементную реализацию циклов из документа "
+        "ru": "Тот же пример через дословную реализацию алгоритма с циклами по нейронам "
         "(betaprop.engine.reference) и через быстрый движок: сравниваются все s, y, β, "
         "∂E/∂W, ∂E/∂b.",
     },
