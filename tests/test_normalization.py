@@ -189,8 +189,8 @@ def test_dropout_is_off_at_inference_and_masks_come_from_the_seed() -> None:
     ("kwargs", "message"),
     [
         (
-            {"normalization": "layer"},
-            r"normalization must be one of \[None, 'batch'\], got 'layer'",
+            {"normalization": "group"},
+            r"normalization must be one of \[None, 'batch', 'layer'\], got 'group'",
         ),
         ({"dropout": 1.0}, r"dropout must be a rate in \[0, 1\), got 1.0"),
         ({"dropout": [0.1]}, r"dropout must be one value or a list of Q-1 = 2"),
