@@ -6,6 +6,10 @@ the parameters with their gradients and the optimizer's moments, the work buffer
 batch (s, y, beta and a scratch matrix per layer), and the data arrays the command makes.
 It is a lower bound of the real use (Python and NumPy add their own), so a refusal is
 certain, while a command that passes may still be tight.
+
+Under MPI every rank runs the command and holds its own copy (until sharded reading, the
+whole data too): the ranks on one node (a shared-memory split of COMM_WORLD) need that many
+times the estimate from the node's one pool of available memory.
 """
 
 from __future__ import annotations
@@ -60,10 +64,22 @@ def _size(n: float) -> str:
 
 
 def require_memory(what: str, needed: int, detail: str) -> None:
-    """Refuse (UserError) when ``needed`` bytes exceed the memory available now."""
+    """Refuse (UserError) when ``needed`` bytes, times the ranks on this node under MPI,
+    exceed the memory available now. Under MPI every rank calls it (a collective call)."""
+    from ..training.distributed import node_size, world
+
+    comm = world()
+    ranks = 1 if comm is None else node_size(comm)
     available = available_bytes()
-    if available is not None and needed > available:
+    if available is None or ranks * needed <= available:
+        return
+    if ranks == 1:
         raise UserError(
             f"{what} needs about {_size(needed)} of memory ({detail}), more than the "
             f"{_size(available)} available on this machine: choose smaller sizes"
         )
+    raise UserError(
+        f"{what} needs about {_size(needed)} of memory per rank ({detail}); the {ranks} "
+        f"ranks on this node need {_size(ranks * needed)}, more than the "
+        f"{_size(available)} available on it: choose smaller sizes or fewer ranks per node"
+    )

@@ -287,8 +287,12 @@ def rich_console(stderr: bool = False, quiet: bool = False) -> Any:
 
 def fail(message: str) -> None:
     """Print an error as one line on stderr, prefixed ``betaprop: error:`` unless it names
-    the command already."""
+    the command already; under MPI the line names the rank (``betaprop: rank 1: error:``)."""
+    from ..training.distributed import rank_label
+
     text = " ".join(message.split())
     if not text.startswith("betaprop"):
         text = f"betaprop: error: {text}"
+    if text.startswith("betaprop: "):
+        text = f"betaprop: {rank_label()}{text[len('betaprop: ') :]}"
     print(text, file=sys.stderr)

@@ -43,12 +43,32 @@ from .interrupt import SIGNALS, InterruptGuard
 from .loop import Penalty, update_step
 from .optimizers import Optimizer
 
-__all__ = ["DataParallel", "world", "shard", "run_main", "INSTALL"]
+__all__ = [
+    "DataParallel",
+    "world",
+    "shard",
+    "run_main",
+    "INSTALL",
+    "LaunchError",
+    "launched",
+    "rank_label",
+    "blas_threads",
+    "node_size",
+]
 
 Array = np.ndarray
 INSTALL = 'pip install "betaprop[mpi]"  (or: pip install mpich mpi4py)'
-# environment variables an MPI launcher sets: the number of processes it started
-_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "SLURM_NTASKS")
+# environment variables a launcher sets: the number of processes it started (Slurm's srun:
+# the tasks of this job step; SLURM_NTASKS is also set in a batch script run once, alone)
+_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "SLURM_STEP_NUM_TASKS")
+CONNECT = (
+    "under Slurm run srun --mpi=pmix (or --mpi=pmi2; srun --mpi=list shows what the site "
+    "offers), elsewhere the mpiexec of the MPI that mpi4py uses"
+)
+
+
+class LaunchError(RuntimeError):
+    """Started by a launcher as one of K > 1 processes, but MPI sees this process alone."""
 
 
 def mpi() -> Any:
@@ -60,17 +80,81 @@ def mpi() -> Any:
     return MPI
 
 
+def launched() -> tuple[int, str]:
+    """How many processes a launcher says it started (1: none), and the variable saying so."""
+    started, variable = 1, ""
+    for name in _SIZE_VARIABLES:
+        try:
+            value = int(os.environ.get(name) or 1)
+        except ValueError:
+            continue
+        if value > started:
+            started, variable = value, name
+    return started, variable
+
+
+def check_connected(comm: Any) -> None:
+    """LaunchError when a launcher started K > 1 processes but ``comm`` (COMM_WORLD) has one:
+    each would train alone and write the same files (srun without --mpi, a foreign mpiexec)."""
+    started, variable = launched()
+    if started > 1 and comm.Get_size() == 1:
+        raise LaunchError(
+            f"started as one of {started} processes ({variable}={started}), but MPI sees this "
+            f"process alone (MPI.COMM_WORLD has 1): the launcher did not connect them; {CONNECT}"
+        )
+
+
 def world() -> Any | None:
     """MPI.COMM_WORLD when this process is one of several started by mpiexec, else None.
 
     Under a launcher (its size variable > 1) without mpi4py: ImportError, rather than K
-    processes each training alone and writing the same files.
+    processes each training alone and writing the same files; with mpi4py but unconnected
+    (COMM_WORLD of size 1): LaunchError naming the fix.
     """
-    started = max((int(os.environ.get(v, "1") or 1) for v in _SIZE_VARIABLES[:3]), default=1)
-    if "mpi4py.MPI" not in sys.modules and started <= 1:
+    if "mpi4py.MPI" not in sys.modules and launched()[0] <= 1:
         return None
     comm = mpi().COMM_WORLD
+    check_connected(comm)
     return comm if comm.Get_size() > 1 else None
+
+
+def rank_label() -> str:
+    """``"rank r: "`` in a process of K > 1 connected by MPI, else ``""`` (for error lines)."""
+    MPI = sys.modules.get("mpi4py.MPI")
+    if MPI is None or not MPI.Is_initialized() or MPI.Is_finalized():
+        return ""
+    comm = MPI.COMM_WORLD
+    return f"rank {comm.Get_rank()}: " if comm.Get_size() > 1 else ""
+
+
+def blas_threads(mine: set[int], on_node: list[set[int]]) -> int:
+    """BLAS threads for a rank allowed on CPUs ``mine``, beside the ranks of its node
+    (``on_node``: every rank's CPU set, its own included).
+
+    A launcher that pinned each rank to its own CPUs (srun's task binding, mpiexec
+    -bind-to) leaves sets that do not overlap: the rank uses all of its own. Ranks that
+    share CPUs (no binding: each may use the whole node) divide them: len(mine) // the
+    number of ranks whose sets meet it.
+    """
+    sharing = sum(1 for other in on_node if other & mine)
+    return max(1, len(mine) // max(sharing, 1))
+
+
+def cpus() -> set[int]:
+    """The CPUs this process may run on (its affinity), or range(cpu_count) where unknown."""
+    if hasattr(os, "sched_getaffinity"):
+        return set(os.sched_getaffinity(0))
+    return set(range(os.cpu_count() or 1))
+
+
+def node_size(comm: Any) -> int:
+    """How many ranks of ``comm`` share this one's node (memory): a shared-memory split.
+    Collective: every rank of ``comm`` calls it."""
+    node = comm.Split_type(mpi().COMM_TYPE_SHARED)
+    try:
+        return int(node.Get_size())
+    finally:
+        node.Free()
 
 
 def is_lead(comm: Any | None) -> bool:
@@ -212,6 +296,8 @@ class DataParallel:
         self.MPI = mpi()
         if not isinstance(comm, self.MPI.Comm):
             raise TypeError(f"comm must be an mpi4py communicator, got {comm!r}")
+        if comm == self.MPI.COMM_WORLD:
+            check_connected(comm)  # K processes launched, each alone: refused
         self.comm, self.size = comm, comm.Get_size()
         batch_size = min(settings["batch_size"], X.shape[0])
         data = X.data if scipy.sparse.issparse(X) else X
@@ -250,12 +336,14 @@ class DataParallel:
         return self.batches_made
 
     def threads(self) -> int:
-        """This rank's share of its node's cores (ranks on one node: a shared-memory split)."""
+        """BLAS threads for this rank: its CPUs, shared with the ranks of its node whose
+        CPUs meet its own (``blas_threads``; the node's ranks: a shared-memory split)."""
         node = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED)
-        on_node = node.Get_size()
-        node.Free()
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-        return max(1, (cores or os.cpu_count() or 1) // on_node)
+        try:
+            mine = cpus()
+            return blas_threads(mine, node.allgather(mine))
+        finally:
+            node.Free()
 
     @contextlib.contextmanager
     def attached(self, net: Network) -> Iterator[None]:
@@ -344,7 +432,11 @@ def run_main(main: Callable[[], int]) -> int:
     interruption that was not agreed (outside training, or a second signal) may find the
     other ranks anywhere, even inside a collective: it aborts them all, with the same code.
     """
-    comm = world()
+    try:
+        comm = world()
+    except (LaunchError, ImportError) as error:  # started by a launcher, not connected
+        print(f"betaprop: error: {error}", file=sys.stderr, flush=True)
+        return 2
     if comm is None:
         return main()
     rank, size = comm.Get_rank(), comm.Get_size()
