@@ -346,3 +346,30 @@ def test_a_trained_model_with_the_example_chosen_by_row(browser, tmp_path):
         browser.find_element(By.ID, "next").click()
     assert browser.find_element(By.ID, "verdict").get_attribute("data-agrees") == "true"
     no_errors(browser)
+
+
+def test_step6_shows_the_engines_gradient_step(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    page, traced = trace_files(tmp_path, "--sizes", "3,4,2", "--learning-rate", "0.5")
+    open_page(browser, page)
+    browser.find_element(By.CSS_SELECTOR, '#stages li[data-stage="step6-2"] button').click()
+    assert stage(browser) == "step6-2"
+    assert "Step 6: gradient step, layer 2" in browser.find_element(By.ID, "stage-title").text
+    assert "η = 0.5" in browser.find_element(By.ID, "formulas").text
+    shown = check_numbers(browser, traced, '#table [data-name="W_new"]')
+    assert shown == 2 * 4  # W^2 after the step, every entry, equal to the JSON's
+    losses = browser.find_elements(By.CSS_SELECTOR, "#loss-step [data-value]")
+    assert [float(e.get_attribute("data-value")) for e in losses] == [
+        traced["loss_value"],
+        traced["loss_after"],
+    ]
+    assert traced["loss_after"] < traced["loss_value"]
+    assert "→" in browser.find_element(By.ID, "loss-step").text
+    # the lines of W^2 now show the new weights
+    colours = browser.execute_script(
+        "return Array.from(document.querySelectorAll('g[data-layer=\"2\"] .edge'))"
+        ".map(e => e.getAttribute('stroke-width'))"
+    )
+    assert len(colours) == 8
+    no_errors(browser)

@@ -55,7 +55,7 @@ _WORDS: dict[str, dict[str, str]] = {
     },
     "step4": {
         "en": "Step 4: local errors of the hidden layers, q = Q-1 down to 1",
-        "ru": "Шаг 4: локальные ошибки скрытых слоёв, q = Q-1 вниз до 1",
+        "ru": "Шаг 4: локальные ошибки скрытых слоёв, q = Q-1, ..., 1 в обратном порядке",
     },
     "step4_text": {
         "en": "Going backwards, each layer's error is the next layer's error sent back through "
@@ -75,10 +75,29 @@ _WORDS: dict[str, dict[str, str]] = {
         "ru": "dE/dw_jr^q = beta_j^q y_r^{q-1} (внешнее произведение) и dE/db_j^q = beta_j^q.",
     },
     "loss": {"en": "loss E", "ru": "потери E"},
+    "step6": {
+        "en": "Step 6: one gradient step, learning rate eta = {eta:g}",
+        "ru": "Шаг 6: один шаг градиентного спуска, скорость обучения eta = {eta:g}",
+    },
+    "step6_text": {
+        "en": "Every weight and bias moves against its gradient: W^q <- W^q - eta dE/dW^q, "
+        "b^q <- b^q - eta dE/db^q (the engine's train_step with plain SGD). The loss of the "
+        "same pass before and after the step:",
+        "ru": "Каждый вес и каждое смещение сдвигаются против своего градиента: "
+        "W^q <- W^q - eta dE/dW^q, b^q <- b^q - eta dE/db^q (train_step движка, обычный SGD). "
+        "Потери того же прохода до и после шага:",
+    },
+    "loss_before": {"en": "E before", "ru": "E до шага"},
+    "loss_after": {"en": "E after", "ru": "E после шага"},
+    "header": {
+        "en": "{network}: sizes {sizes}, activations {activations}, loss {loss} (float64)",
+        "ru": "{network}: размеры слоёв {sizes}, активации {activations}, функция потерь "
+        "{loss} (float64)",
+    },
     "check": {
         "en": "Check: the literal per-neuron transcription (betaprop.reference) and the fast "
         "engine {verdict}: max |difference| over s, y, beta, dE/dW, dE/db = {diff:.3g}",
-        "ru": "Проверка: дословная поэлементная реализация (betaprop.reference) и быстрый "
+        "ru": "Проверка: дословная реализация с циклами по нейронам (betaprop.reference) и быстрый "
         "движок {verdict}: max |разница| по s, y, beta, dE/dW, dE/db = {diff:.3g}",
     },
     "agree": {"en": "agree", "ru": "совпадают"},
@@ -144,6 +163,7 @@ _SYMBOLS = {
     "\\sigma": "σ",
     "\\gamma": "γ",
     "\\epsilon": "ε",
+    "\\eta": "η",
     "\\hat x": "x̂",
     "\\sqrt": "sqrt",
     "\\sum_i": "Σ_i",
@@ -222,9 +242,11 @@ def render(t: Trace, lang: str = "en", fmt: str = "text", max_entries: int = 8) 
         w.lines.append("=" * len(w.lines[-1]))
     w.lines.append("")
     w.say(
-        f"{_w('network', w.lang)}: sizes {list(net.sizes)}, activations {net.activations}, "
-        f"loss {net.loss.name} (float64)"
-    )
+        _w(
+            "header", w.lang, network=_w("network", w.lang), sizes=list(net.sizes),
+            activations=net.activations, loss=net.loss.name,
+        )
+    )  # fmt: skip
     w.say(f"{_w('example', w.lang)}: x = {_numbers(t.x, w.max_entries, w.lang)}, "
         f"d = {_numbers(t.d, w.max_entries, w.lang)}")  # fmt: skip
 
@@ -232,6 +254,8 @@ def render(t: Trace, lang: str = "en", fmt: str = "text", max_entries: int = 8) 
     _render_step3(w, t)
     _render_step4(w, t)
     _render_step5(w, t)
+    _render_step6(w, t)
+    _render_check(w, t)
     return "\n".join(w.lines).rstrip() + "\n"
 
 
@@ -346,7 +370,7 @@ def _render_step4(w: _Writer, t: Trace) -> None:
 
 
 def _render_step5(w: _Writer, t: Trace) -> None:
-    """Step 5, then whether the literal reference agrees."""
+    """Step 5: dE/dW^q and dE/db^q."""
     Q = t.net.Q
     w.heading(_w("step5", w.lang))
     w.say(_w("step5_text", w.lang))
@@ -358,6 +382,22 @@ def _render_step5(w: _Writer, t: Trace) -> None:
             t.dW[q],
         )
         w.row(f"dE/db^{q}", f"\\partial E/\\partial b^{{{q}}} = {mean}\\beta^{{{q}}}", t.db[q])
+
+
+def _render_step6(w: _Writer, t: Trace) -> None:
+    """Step 6: the new W^q and b^q after one gradient step, and E before and after it."""
+    w.heading(_w("step6", w.lang, eta=t.learning_rate))
+    w.say(_w("step6_text", w.lang))
+    w.row(_w("loss_before", w.lang), "E", np.array([t.loss]))
+    w.row(_w("loss_after", w.lang), "E", np.array([t.loss_after]))
+    for q in range(1, t.net.Q + 1):
+        dW, db = f"\\partial E/\\partial W^{{{q}}}", f"\\partial E/\\partial b^{{{q}}}"
+        w.matrix(f"W^{q} new", f"W^{{{q}}} - \\eta {dW}", t.W_new[q])
+        w.row(f"b^{q} new", f"b^{{{q}}} - \\eta {db}", t.b_new[q])
+
+
+def _render_check(w: _Writer, t: Trace) -> None:
+    """Whether the literal reference agrees with the fast engine."""
     w.lines.append("")
     verdict = _w("agree", w.lang) if t.agrees else _w("disagree", w.lang)
     w.say(_w("check", w.lang, verdict=verdict, diff=t.reference_difference))
