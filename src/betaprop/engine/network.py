@@ -83,12 +83,16 @@ class Network:
         of O(Q), about one more forward pass of time, bit-identical gradients. Layers
         between kept ones then share buffers, so ``s``, ``y`` and ``beta`` are not
         available (inspect ``net.copy()``, which uses memory="all").
-    normalization : None, "batch" (batch normalisation on every hidden layer), or a list of
-        Q-1 entries (None or "batch"), one per hidden layer; see ``engine.normalization``.
+    normalization : None, "batch" (batch normalisation on every hidden layer), "layer" (layer
+        normalisation, ``torch.nn.LayerNorm``), or a list of Q-1 entries (None or a name),
+        one per hidden layer; see ``engine.layers``.
     dropout : the rate p in [0, 1) of inverted dropout on every hidden layer, or a list of
         Q-1 rates; the masks come from ``net.dropout_rng`` (seeded from ``seed``).
     init : None (each layer's activation chooses Glorot or He, uniform) or one rule of
         ``engine.init.RULES`` for every layer (step 1).
+    residual : True: every hidden layer q with N_q = N_{q-1} adds its input to its output,
+        y^q = y^{q-1} + f_q(u^q) (``engine.layers.residual``); or a list of Q-1 booleans,
+        one per hidden layer (True only where N_q = N_{q-1}).
 
     Attributes
     ----------
@@ -123,6 +127,7 @@ class Network:
         normalization: str | None | Sequence[str | None] = None,
         dropout: float | Sequence[float] = 0.0,
         init: str | None = None,
+        residual: bool | Sequence[bool] = False,
     ) -> None:
         self.sizes = check_sizes(sizes)
         self.Q = len(self.sizes) - 1
@@ -143,12 +148,14 @@ class Network:
         )
         self.dropout = per_hidden("dropout", dropout, self.Q, rate("dropout"))
         self.init = None if init is None else check_rule(init)
+        self.residual = self._residual_layers(residual)
         # per layer q = 0..Q: its dropout rate (hidden layers only), its operations in
         # step 2's order (engine.layers), whether it has gamma^q and shift^q
         self.p = [0.0] + [float(rate) for rate in self.dropout] + [0.0]
         norms = [None, *self.normalization, None]
         self.ops: list[list[Operation]] = [[]]
-        self.ops += [pipeline(norms[q], self.p[q]) for q in range(1, self.Q + 1)]
+        skips = [False, *self.residual, False]
+        self.ops += [pipeline(norms[q], self.p[q], skips[q]) for q in range(1, self.Q + 1)]
         self.normalized = [any("gamma" in op.params for op in ops) for ops in self.ops]
         kept_stats = [any(op.state for op in ops) for ops in self.ops]
         self._buffers = Buffers(self.sizes, self.dtype, memory, self._buffer_kinds())
@@ -181,6 +188,20 @@ class Network:
         # Data parallel hook (training/distributed.py sets it while it trains): batch
         # normalisation's sums run over all processes' columns of the batch. None: one process.
         self.batch_sum: BatchSum | None = None
+
+    def _residual_layers(self, residual: Any) -> list[bool]:
+        """Per hidden layer whether it is residual: True alone means where N_q = N_{q-1}."""
+        if isinstance(residual, (bool, np.bool_)):
+            sizes = self.sizes
+            return [bool(residual) and sizes[q] == sizes[q - 1] for q in range(1, self.Q)]
+        flags = per_hidden("residual", residual, self.Q, choice("residual", (False, True)))
+        for q, on in enumerate(flags, start=1):
+            if on and self.sizes[q] != self.sizes[q - 1]:
+                raise ValueError(
+                    f"residual layer {q} needs N_{q} = N_{q - 1}, got N_{q} = {self.sizes[q]} "
+                    f"and N_{q - 1} = {self.sizes[q - 1]}"
+                )
+        return [bool(on) for on in flags]
 
     # ----------------------------------------------------------------- parameters
     def _buffer_kinds(self) -> dict[str, list[str | None]]:
@@ -446,14 +467,15 @@ class Network:
             "normalization": list(self.normalization),
             "dropout": [float(p) for p in self.dropout],
             "init": self.init,
+            "residual": list(self.residual),
         }
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any], memory: str = "all") -> Network:
         """A network of the architecture that ``spec()`` described (initialised from its seed).
 
-        Descriptions written before normalisation, dropout and init existed lack those keys:
-        they mean none, 0 and the activations' rules.
+        Descriptions written before normalisation, dropout, init and residual layers existed
+        lack those keys: they mean none, 0, the activations' rules and no skip.
         """
         activations = list(spec["activations"])
         return cls(
@@ -467,13 +489,14 @@ class Network:
             normalization=spec.get("normalization"),
             dropout=spec.get("dropout", 0.0),
             init=spec.get("init"),
+            residual=spec.get("residual", False),
         )
 
     def __repr__(self) -> str:
         extra = "".join(
             f", {key}={value!r}"
             for key, value in self.spec().items()
-            if key in ("normalization", "dropout", "init") and value and any(value)
+            if key in ("normalization", "dropout", "init", "residual") and value and any(value)
         )
         return (
             f"Network(sizes={list(self.sizes)}, activation={self.activations[:-1]}, "

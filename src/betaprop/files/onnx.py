@@ -58,6 +58,7 @@ ML_OPSET = 3  # ai.onnx.ml's LabelEncoder and OneHotEncoder (onnx_table): opset 
 _OUTPUT_NAMES = ("Y", "label", "probabilities", "prediction")
 # what add_layers knows: dropout does nothing at inference, init only shaped the start
 _SPEC_KEYS = {"sizes", "activations", "loss", "dtype", "seed", "normalization", "dropout", "init"}
+_SPEC_KEYS |= {"residual"}  # each layer operation writes its own nodes (Operation.onnx)
 
 
 class OnnxExportError(ValueError):
