@@ -17,10 +17,12 @@ batch; with batch normalisation a rank takes 2 rows or none): that rank runs sta
 columns of weight 0 and adds zeros to every sum, so batches of any size are allowed.
 
 Every rank passes the whole data set (the same X, D and seed: the same shuffling order) and
-takes its rows of each global batch; rank 0's initial weights are broadcast. Validation,
-schedules and early stopping run on every rank on the same numbers, so every rank takes the
-same decisions. ``python -m betaprop`` under ``mpiexec`` stops every rank when one fails
-(``run_main``). mpi4py is optional: ``pip install "betaprop[mpi]"``.
+takes its rows of each global batch; rank 0's initial weights are broadcast. Validation is
+sharded (``DataParallel.evaluate``: each rank passes its share of the rows forward, the
+losses are summed and the predictions gathered), and schedules and early stopping run on
+every rank on the same numbers, so every rank takes the same decisions. ``python -m
+betaprop`` under ``mpiexec`` stops every rank when one fails (``run_main``). mpi4py is
+optional: ``pip install "betaprop[mpi]"``.
 """
 
 from __future__ import annotations
@@ -393,6 +395,32 @@ class DataParallel:
             self._stop_together()  # every rank stops after this batch
         total = weight if weight is not None else float(x.shape[1])
         return update_step(net, optimizer, state, loss, penalty, total)
+
+    def evaluate(
+        self, net: Network, X: Any, D: Array, batch_size: int = 4096
+    ) -> tuple[float, float]:
+        """``loop.evaluate`` over the ranks: (mean loss, score) of ``net`` on X, D.
+
+        Each rank runs the forward passes of its share of the rows (``shard``); one
+        ``allreduce`` sums the losses, and an ``Allgatherv`` of the predictions (n, N_Q),
+        small next to X, lets every rank compute the loss's own score (accuracy or R²) on
+        all of them: the numbers one process computes, up to the order of the sums, and
+        the same on every rank (early stopping agrees). X, D: checked (``fit``'s).
+        """
+        n, width = X.shape[0], net.sizes[-1]
+        parts = [shard(n, rank, self.size) for rank in range(self.size)]
+        mine = parts[self.comm.Get_rank()]
+        predictions = np.empty((n, width), dtype=net.dtype)
+        total = 0.0
+        for start in range(mine.start, mine.stop, batch_size):
+            stop = min(start + batch_size, mine.stop)
+            x, d = X[start:stop].T, D[start:stop].T
+            predictions[start:stop] = net.forward_columns(x).T
+            total += net.loss_value(d) * (stop - start)
+        total = float(self.comm.allreduce(total))  # the sum over the ranks
+        counts = [(part.stop - part.start) * width for part in parts]
+        self.comm.Allgatherv(self.MPI.IN_PLACE, [predictions, counts])
+        return total / n, net.loss.score(predictions, D)
 
     def _draw_masks(self, net: Network, m: int) -> None:
         """Dropout: the (N_q, B) masks that one process draws for the whole batch, from the

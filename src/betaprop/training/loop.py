@@ -127,6 +127,7 @@ class _Run:
     n: int
     stop: bool = False
     step: Callable[..., float] = train_step  # DataParallel.step under comm=
+    evaluate: Callable[..., tuple[float, float]] = evaluate  # DataParallel.evaluate under comm=
 
 
 def fit(
@@ -204,7 +205,7 @@ def fit(
         examples = batches(net, X, D, w, batch_size)
         run = _start(net, state, examples, validation_data, history, callbacks, penalty)
         if parallel is not None:
-            run.guard, run.step = parallel.guard, parallel.step
+            run.guard, run.step, run.evaluate = parallel.guard, parallel.step, parallel.evaluate
         with parallel.attached(net) if parallel else contextlib.nullcontext():
             _train(net, run, epochs)
         _finish(net, run)
@@ -351,7 +352,7 @@ def _end_epoch(
     history.loss.append(total / run.n)
     history.learning_rate.append(optimizer_state["lr"])
     if run.validation is not None:
-        val_loss, val_score = evaluate(net, *run.validation)
+        val_loss, val_score = run.evaluate(net, *run.validation)
         history.val_loss.append(val_loss)
         history.val_score.append(val_score)
     history.seconds.append(time.perf_counter() - started)
