@@ -116,3 +116,33 @@ def test_ranks_with_rows_take_at_least_the_least(least):
             taken = [n for n in lengths if n]
             assert min(taken) >= least and max(taken) - min(taken) <= 1
             assert len(taken) == min(size, m // least)  # as many ranks as can take rows
+
+
+def test_the_command_line_trains_301_rows_in_batches_of_50_on_3_ranks(tmp_path):
+    """The issue's run through ``betaprop train``: refused before, now equal to one process."""
+    from betaprop.files.model import load
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((301, 3))
+    table = np.c_[X, (X[:, 0] + X[:, 1] > 0).astype(int)]
+    fmt = ["%.6f"] * 3 + ["%d"]
+    np.savetxt(tmp_path / "d.csv", table, delimiter=",", header="a,b,c,label", comments="", fmt=fmt)
+    args = ["-m", "betaprop", "train", "--data", "d.csv", "--target", "label", "--batch-size"]
+    args += ["50", "--epochs", "3", "--hidden", "4", "--val-fraction", "0", "--test-fraction"]
+    args += ["0", "--dtype", "float64", "--seed", "1", "--quiet", "--out"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    assert MPIEXEC is not None
+    runs = {
+        "three": [MPIEXEC, "-n", str(K), sys.executable, "-m", "mpi4py", *args, "three"],
+        "one": [sys.executable, *args, "one"],
+    }
+    for command in runs.values():
+        done = subprocess.run(
+            command, cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT, env=env
+        )
+        assert done.returncode == 0, done.stderr
+    three, one = (
+        load(tmp_path / "three" / "model.safetensors"),
+        load(tmp_path / "one" / "model.safetensors"),
+    )
+    np.testing.assert_allclose(three.params, one.params, rtol=0, atol=1e-10)

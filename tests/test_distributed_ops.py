@@ -62,6 +62,8 @@ def test_an_unconnected_launch_is_refused_with_one_line_naming_the_fix(tmp_path,
     assert lines[0].startswith("betaprop: error: started as one of ")
     assert "MPI sees this process alone" in lines[0] and "srun --mpi=pmix" in lines[0]
     assert not (tmp_path / "run").exists()  # nothing trained, nothing written
+    if "SLURM_STEP_NUM_TASKS" in variables:  # the way out for a sweep of separate runs
+        assert "(separate runs in each task, no MPI: env -u SLURM_STEP_NUM_TASKS" in lines[0]
 
 
 def test_fit_with_comm_world_in_an_unconnected_launch_is_refused(tmp_path):

@@ -100,9 +100,13 @@ def check_connected(comm: Any) -> None:
     each would train alone and write the same files (srun without --mpi, a foreign mpiexec)."""
     started, variable = launched()
     if started > 1 and comm.Get_size() == 1:
+        alone = ""
+        if variable == "SLURM_STEP_NUM_TASKS":  # srun also runs sweeps of separate runs
+            alone = f" (separate runs in each task, no MPI: env -u {variable} python ...)"
         raise LaunchError(
             f"started as one of {started} processes ({variable}={started}), but MPI sees this "
-            f"process alone (MPI.COMM_WORLD has 1): the launcher did not connect them; {CONNECT}"
+            f"process alone (MPI.COMM_WORLD has 1): the launcher did not connect them; "
+            f"{CONNECT}{alone}"
         )
 
 
