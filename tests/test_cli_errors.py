@@ -62,7 +62,10 @@ TRAIN_CASES = [
     (["--data", "header.csv"], "header.csv has a header row but no data rows"),
     (["--data", "text.csv", "--target", "d"], "target column 'd' is not in text.csv"),
     (["--data", "inf.csv"], "inf.csv line 3, column 'b': infinite value 'inf'"),
-    (["--data", "missing.csv"], "missing.csv line 3, column 'b': missing value ''"),
+    (
+        ["--data", "missing.csv", "--impute", "none"],
+        "missing.csv line 3, column 'b': missing value ''",
+    ),  # fmt: skip
     (["--data", "semicolon.csv"], "semicolon.csv looks ';'-separated"),
     (["--data", "absent.csv"], "data file 'absent.csv' does not exist"),
     (["--data", "one_class.csv"], "must have at least 2 classes"),

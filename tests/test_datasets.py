@@ -120,7 +120,7 @@ def test_windows_line_endings(tmp_path):
         ("a,b,c\n1,,3\n", r"line 2, column 'b': missing value ''"),
         ("a,b,c\n1,NA,3\n", r"line 2, column 'b': missing value 'NA'"),
         ("a,b,c\n1,nan,3\n", r"line 2, column 'b': missing value 'nan'"),
-        ("a,b,c\n1,2,\n", r"line 2, column 'c': missing value ''"),
+        ("a,b,c\n1,2,\n", r"target 'c' has no value in any row"),  # else: rows left out
         ("a,b,c\n1,inf,3\n", r"line 2, column 'b': infinite value 'inf'"),
         ("a,b,c\n1,-Infinity,3\n", r"line 2, column 'b': infinite value '-Infinity'"),
         ("a,b,c\n1,2,inf\n", r"line 2, column 'c': infinite value 'inf'"),

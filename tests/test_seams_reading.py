@@ -293,7 +293,7 @@ def test_fit_names_the_row_and_column_of_a_nullable_gap() -> None:
 def test_preprocessing_names_a_nullable_gap_and_imputes_it_when_asked() -> None:
     frame = _nullable(gap=True)
     frame["label"] = ["u", "v"] * 20
-    with pytest.raises(DataError, match=r"line 2, column 'a': missing value"):
+    with pytest.raises(DataError, match=r"row 2, column 'a': missing value"):
         bp.Preprocessing.fit(frame)
     prep = bp.Preprocessing.fit(frame, impute="median")
     assert prep.fill["a"] == 2.0

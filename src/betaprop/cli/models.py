@@ -34,6 +34,50 @@ __all__ = [
 SEP_HELP = "separator of a CSV file, one character or 'tab' (default ',', tab for .tsv)"
 
 
+def add_locale_options(parser: Any) -> None:
+    """--sep, --decimal, --thousands and --na-values: how a file writes its cells."""
+    parser.add_argument("--sep", type=separator, help=SEP_HELP)
+    parser.add_argument(
+        "--decimal", type=_mark, default=".", help="decimal mark of numbers, e.g. ',' (default '.')"
+    )
+    parser.add_argument(
+        "--thousands", type=_mark, help="thousands separator of numbers, e.g. ',' or '.'"
+    )
+    parser.add_argument(
+        "--na-values",
+        metavar="CELLS",
+        help="more cells that mean a missing value, comma-separated (e.g. unknown,-999); "
+        "always: empty, NA, N/A, NaN, null, None, ?, -",
+    )
+
+
+def _mark(text: str) -> str:
+    """--decimal, --thousands: one character that is no digit, sign or quote."""
+    if len(text) != 1 or text.isdigit() or text in "+-\"'\n\r":
+        raise argparse.ArgumentTypeError(f"must be one character such as ',' or '.', got {text!r}")
+    return text
+
+
+def locale_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of ``load_data`` for --sep, --decimal, --thousands, --na-values."""
+    decimal, thousands = getattr(args, "decimal", "."), getattr(args, "thousands", None)
+    if thousands is not None and thousands == decimal:
+        raise UserError(f"--thousands and --decimal must differ, got {decimal!r} for both")
+    na_values = getattr(args, "na_values", None)
+    return {
+        "sep": getattr(args, "sep", None),  # one character: the option type ``separator``
+        "decimal": decimal,
+        "thousands": thousands,
+        "na_values": [c.strip() for c in na_values.split(",")] if na_values else (),
+    }
+
+
+def print_notes(data: Dataset) -> None:
+    """What reading did to the table (rows without a target, dates as numbers), on stderr."""
+    for note in data.notes:
+        print(f"betaprop: note: {note}", file=sys.stderr)
+
+
 def add_commands(commands: Any) -> None:
     """The subcommands info, predict and evaluate."""
     info = commands.add_parser("info", help="describe a model file")
@@ -45,7 +89,7 @@ def add_commands(commands: Any) -> None:
     predict.add_argument("data", help="CSV file (or bundled dataset) with the feature columns")
     predict.add_argument("--proba", action="store_true", help="also write class probabilities")
     predict.add_argument("--out", help="write the predictions to this CSV file")
-    predict.add_argument("--sep", type=separator, help=SEP_HELP)
+    add_locale_options(predict)
     predict.add_argument(
         "--unknown",
         choices=("ignore", "error"),
@@ -58,28 +102,30 @@ def add_commands(commands: Any) -> None:
     evaluate_.add_argument("model")
     evaluate_.add_argument("data")
     evaluate_.add_argument("--target", help="target column (default: the model's)")
-    evaluate_.add_argument("--sep", type=separator, help=SEP_HELP)
+    add_locale_options(evaluate_)
     evaluate_.add_argument("--unknown", choices=("ignore", "error"))
     evaluate_.set_defaults(handler=_cmd_evaluate)
 
 
 # ----------------------------------------------------------------------------- shared
 def add_table_options(parser: Any) -> None:
-    """--sep, --categorical, --impute, --indicator and --drop of ``train``."""
+    """--sep, --decimal, --thousands, --na-values, --categorical, --impute, --indicator and
+    --drop of ``train``."""
     from ..files.preprocessing import IMPUTE
 
-    parser.add_argument("--sep", type=separator, help=SEP_HELP)
+    add_locale_options(parser)
     parser.add_argument(
         "--categorical",
         metavar="COLS",
-        help="columns to one-hot encode, comma-separated (default: every column whose cells "
-        "are text or booleans)",
+        help="more columns to one-hot encode, comma-separated, besides every column whose "
+        "cells are text or booleans (numbers such as codes 1,2,3)",
     )
     parser.add_argument(
         "--impute",
-        choices=IMPUTE,
+        choices=(*IMPUTE, "none"),
         help="fill missing values (scikit-learn's SimpleImputer strategy for numeric columns; "
-        "categories take the most frequent); default: refuse them",
+        "categories take the most frequent); default: median for a table with text or gaps, "
+        "saved in the model so that predict fills gaps alike; none: refuse gaps",
     )
     parser.add_argument(
         "--indicator", action="store_true", help="with --impute: add a 0/1 column per gap column"
@@ -89,15 +135,26 @@ def add_table_options(parser: Any) -> None:
 
 def table_options(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments of ``load_data`` that the table options ask for."""
-    if getattr(args, "indicator", False) and not getattr(args, "impute", None):
-        raise UserError("--indicator needs --impute")
+    if getattr(args, "indicator", False) and getattr(args, "impute", None) == "none":
+        raise UserError("--indicator needs imputation: leave out --impute none")
     categorical = getattr(args, "categorical", None)
     return {
-        "sep": getattr(args, "sep", None),  # one character: the option type ``separator``
+        **locale_options(args),
         "categorical": [c.strip() for c in categorical.split(",")] if categorical else "auto",
         "drop": [c.strip() for c in args.drop.split(",")] if getattr(args, "drop", None) else (),
-        "allow_missing": getattr(args, "impute", None) is not None,
+        "allow_missing": getattr(args, "impute", None) != "none",
     }
+
+
+def impute_strategy(args: argparse.Namespace, data: Dataset) -> str | None:
+    """--impute as ``Preprocessing.fit`` takes it: None for none; by default median for a
+    table that needs encoding (text categories or gaps), None for a table of numbers only."""
+    impute = getattr(args, "impute", None)
+    if impute == "none":
+        return None
+    if impute is None:
+        return "median" if data.frame is not None else None
+    return str(impute)
 
 
 def model_inputs(net: Network, prep: Preprocessing, data: Dataset, args: Any) -> np.ndarray:
@@ -106,12 +163,7 @@ def model_inputs(net: Network, prep: Preprocessing, data: Dataset, args: Any) ->
     if getattr(args, "unknown", None):
         prep.unknown = args.unknown
     Z = prep.transform(prep.columns_of(data), net.dtype)
-    for name, values in prep.unseen.items():
-        print(
-            f"betaprop: note: column {name!r} has categories training did not see "
-            f"({', '.join(values[:5])}): encoded as all zeros (--unknown error refuses them)",
-            file=sys.stderr,
-        )
+    unseen_notes(prep)
     if not np.isfinite(Z).all():
         row, j = (int(k) for k in np.argwhere(~np.isfinite(Z))[0])
         value = float(prep.columns_of(data)[row, j])
@@ -120,6 +172,17 @@ def model_inputs(net: Network, prep: Preprocessing, data: Dataset, args: Any) ->
             f"large for the model's scaling (standardised, it overflows {net.dtype})"
         )
     return Z
+
+
+def unseen_notes(prep: Preprocessing) -> None:
+    """A note on stderr per column with categories that training did not see."""
+    for name, values in prep.unseen.items():
+        print(
+            f"betaprop: note: column {name!r} has categories training did not see "
+            f"({', '.join(values[:5])}{f', ... {len(values)} in all' if len(values) > 5 else ''})"
+            ": encoded as all zeros (--unknown error refuses them)",
+            file=sys.stderr,
+        )
 
 
 def finite_outputs(P: np.ndarray, path: str) -> np.ndarray:
@@ -164,20 +227,27 @@ def model_data(
     target: str | None,
     sep: str | None = None,
     dtype: str = "float64",
+    options: dict[str, Any] | None = None,
 ) -> Dataset:
     """The model's feature columns of a data file, and the ``target`` column unless None
     (then a target column in the file is ignored, even with empty cells); numbers read in
-    ``dtype`` (the network's, as ``train`` read them)."""
-    return load_data(
+    ``dtype`` (the network's, as ``train`` read them); each column of the kind the model
+    gave it; ``options``: ``locale_options``. The notes of reading are printed."""
+    data = load_data(
         data_spec,
         target,
         require_target=target is not None,
         features=prep.columns if prep.columns is not None else prep.feature_names,
         categorical=list(prep.categories) if prep.columns is not None else "auto",
+        detect=prep.columns is None,
         allow_missing=bool(prep.fill),
-        sep=sep,
         dtype=dtype,
+        gaps=f"{path} imputes no gaps (trained with --impute none, or on numbers without "
+        "gaps): fill them in, or train again with --impute median",
+        **{"sep": sep, **(options or {})},
     )
+    print_notes(data)
+    return data
 
 
 def metrics(net: Network, prep: Preprocessing, data: Dataset, rows: np.ndarray) -> dict[str, float]:
@@ -225,7 +295,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     net = model.network
     if args.proba and prep.task != "classification":
         raise UserError("--proba is for classification models; this model does regression")
-    data = model_data(args.model, prep, args.data, None, getattr(args, "sep", None), net.dtype)
+    data = model_data(args.model, prep, args.data, None, None, net.dtype, locale_options(args))
     with np.errstate(all="ignore"):
         P = finite_outputs(net.predict(model_inputs(net, prep, data, args)), args.model)
     predicted = prep.decode(P)
@@ -272,10 +342,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     prep = require_prep(args.model, prep)
     net = model.network
     target = args.target if args.target else prep.target_name
-    data = model_data(args.model, prep, args.data, target, getattr(args, "sep", None), net.dtype)
+    data = model_data(args.model, prep, args.data, target, None, net.dtype, locale_options(args))
     if getattr(args, "unknown", None):
         prep.unknown = args.unknown
     data = Dataset(prep.columns_of(data), data.target, prep.feature_names, target, data.source)
+    unseen_notes(prep)
     with np.errstate(all="ignore"):  # weights of a crafted file: refuse, not print nan
         finite_outputs(net.predict(prep.transform(data.X, net.dtype)), args.model)
     values = metrics(net, prep, data, np.arange(len(data.X)))
@@ -299,16 +370,18 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _layer_table(path: str, net: Network) -> Any:
     """One row per layer q: N_q, f, the sizes of W^q and b^q (and, where the network has
-    them, batch normalisation with its gamma^q, shift^q, and the dropout rate)."""
+    them, the normalisation with its gamma^q, shift^q, the dropout rate, the residual sum)."""
     from rich.table import Table
 
-    extra = any(net.normalized) or any(net.p)
+    extra = any(net.normalized) or any(net.p) or any(net.residual)
     layers = Table(title=f"betaprop model {path}")
     columns = ["layer q", "N_q", "activation", "weights W^q", "biases b^q"]
     columns += ["normalisation", "dropout p"] if extra else []
+    columns += ["residual"] if any(net.residual) else []
     for name in columns:
         layers.add_column(name, justify="right" if name != "activation" else "left")
-    layers.add_row("0 (input)", str(net.sizes[0]), "-", "-", "-", *(["-", "-"] if extra else []))
+    layers.add_row("0 (input)", str(net.sizes[0]), *["-"] * (len(columns) - 2))
+    norms, skips = [None, *net.normalization, None], [False, *net.residual, False]
     for q in range(1, net.Q + 1):
         cells = [
             str(q) + (" (output)" if q == net.Q else ""),
@@ -318,8 +391,10 @@ def _layer_table(path: str, net: Network) -> Any:
             str(net.sizes[q]),
         ]
         if extra:
-            cells.append("batch" if net.normalized[q] else "-")
+            cells.append(norms[q] or "-")  # batch or layer
             cells.append(f"{net.p[q]:g}" if net.p[q] else "-")
+        if any(net.residual):
+            cells.append("y^{q-1} +" if skips[q] else "-")
         layers.add_row(*cells)
     return layers
 

@@ -5,6 +5,7 @@ splits, the memory check, fitting with the command's callbacks, and the training
 from __future__ import annotations
 
 import argparse
+import sys
 import warnings
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ from ..files.preprocessing import Preprocessing
 from ..training.loop import fit
 from ..training.state import Callback, History, InterruptedWarning
 from .memory import network_bytes, require_memory
-from .models import table_options
+from .models import impute_strategy, print_notes, table_options
 from .options import (
     UserError,
 )
@@ -73,16 +74,15 @@ def data_and_splits(
     data = load_data(
         args.data, args.target, seed=args.seed, dtype=args.dtype, **table_options(args)
     )  # in the network's dtype: a float32 run reads a large file in half the memory
+    print_notes(data)
     task = infer_task(data) if args.task == "auto" else args.task
     stratify = class_labels(data.target) if task == "classification" else None
     splits = split_rows(len(data.X), stratify, args.val_fraction, args.test_fraction, args.seed)
+    impute = impute_strategy(args, data)
     prep = Preprocessing.fit(
-        data,
-        task,
-        splits["train"],
-        impute=getattr(args, "impute", None),
-        indicator=getattr(args, "indicator", False),
+        data, task, splits["train"], impute=impute, indicator=getattr(args, "indicator", False)
     )
+    table_notes(data, prep, impute)
     if prep.columns is not None:  # a table: from here on, its encoded features
         data = Dataset(prep.encode_table(data), data.target, list(prep.feature_names),
                        data.target_name, data.source, data.task)  # fmt: skip
@@ -92,6 +92,22 @@ def data_and_splits(
         if lowest < 0:
             raise UserError(f"--loss {args.loss} needs a target >= 0 (counts), got {lowest!r}")
     return data, prep, splits
+
+
+def table_notes(data: Dataset, prep: Preprocessing, impute: str | None) -> None:
+    """One line on stderr saying which gaps were filled, and with what."""
+    if impute is None or data.frame is None:
+        return
+    gaps = data.frame.isna().sum()
+    filled = [(name, int(gaps[name])) for name in data.feature_names if gaps[name]]
+    if filled:
+        shown = ", ".join(f"{name} ({count})" for name, count in filled[:6])
+        more = f" and {len(filled) - 6} more columns" if len(filled) > 6 else ""
+        print(
+            f"betaprop: note: filled {sum(c for _, c in filled)} missing values ({impute}; "
+            f"categories: the most frequent) in {shown}{more}; --impute none refuses them",
+            file=sys.stderr,
+        )
 
 
 def split_arrays(

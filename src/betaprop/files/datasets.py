@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .frames import MAX_MAGNITUDE, MISSING, Dataset, as_number, from_frame
+from .frames import GAPS, MAX_MAGNITUDE, MISSING, Dataset, as_number, from_frame
 from .numbers import read_numbers
 from .reading import DataError, read_table, too_large
 
@@ -107,6 +107,11 @@ def read_csv(
     drop: Sequence[str] = (),
     allow_missing: bool = False,
     dtype: str = "float64",
+    detect: bool = True,
+    na_values: Sequence[str] = (),
+    decimal: str = ".",
+    thousands: str | None = None,
+    gaps: str = GAPS,
 ) -> Dataset:
     """Read a CSV file with a header row (or a TSV, gzip or Parquet file): features, target.
 
@@ -120,7 +125,9 @@ def read_csv(
     features : read only these feature columns, in this order (as ``predict`` needs);
         by default every column but the target and ``drop``.
     sep : the separator (default ',', tab for ``.tsv``).
-    categorical, drop, allow_missing : see ``from_frame``.
+    categorical, drop, allow_missing, detect, na_values, gaps : see ``from_frame``.
+    decimal, thousands : pandas' (numbers written "1.205,37": ``decimal=","``,
+        ``thousands="."``).
     dtype : of ``Dataset.X`` ("float64", or "float32" to read a large table in half the
         memory when training in float32).
 
@@ -136,6 +143,8 @@ def read_csv(
         name = target if target is not None else (header[-1] if require_target else "")
         if (not isinstance(categorical, str) and categorical) or not set(drop) <= set(header):
             return None
+        if na_values or decimal != "." or thousands is not None:
+            return None  # the general reader knows them
         if features is not None:
             names = list(features)
         else:
@@ -145,8 +154,10 @@ def read_csv(
         return names, name if name in header else None
 
     try:
+        options = {"detect": detect, "na_values": na_values, "gaps": gaps, "decimal": decimal,
+                   "thousands": thousands}  # fmt: skip
         return _read_csv(path, target, select, require_target, features, sep, categorical,
-                         drop, allow_missing, dtype)  # fmt: skip
+                         drop, allow_missing, dtype, options)  # fmt: skip
     except MemoryError:
         pass  # leaving this block lets go of what the read held, before the rows are counted
     raise too_large(path, sep, np.dtype(dtype).itemsize)
@@ -163,6 +174,7 @@ def _read_csv(
     drop: Sequence[str],
     allow_missing: bool,
     dtype: str,
+    options: dict[str, Any],
 ) -> Dataset:
     """``read_csv`` past its arguments: the numeric reader, else the general one."""
     simple = read_numbers(path, sep, select, dtype, MAX_MAGNITUDE, MISSING)
@@ -170,7 +182,9 @@ def _read_csv(
         names, target_name, X, labels = simple
         return Dataset(X, labels, names, target_name or (target or ""), path)
     declared = [] if isinstance(categorical, str) else list(categorical)
-    frame = read_table(path, sep, text=declared)  # a declared category as written: "007"
+    frame = read_table(
+        path, sep, text=declared, decimal=options["decimal"], thousands=options["thousands"]
+    )  # a declared category as written: "007"
     return from_frame(
         frame,
         target,
@@ -182,6 +196,7 @@ def _read_csv(
         allow_missing=allow_missing,
         sep=sep if sep is not None or not path.endswith((".tsv", ".tsv.gz")) else "\t",
         dtype=dtype,
+        **options,
     )
 
 
@@ -195,7 +210,8 @@ def load_data(
     **options: Any,
 ) -> Dataset:
     """A bundled dataset by name, or a CSV/TSV/gzip/Parquet file by path (a path wins over a
-    name); ``options`` (sep, categorical, drop, allow_missing) go to ``read_csv``."""
+    name); ``options`` (sep, categorical, drop, allow_missing, na_values, decimal, ...) go to
+    ``read_csv``."""
     if spec in BUNDLED + SYNTHETIC and not os.path.exists(spec):
         data = load_bundled(spec, seed)
         if target is not None and target != data.target_name:

@@ -182,7 +182,10 @@ class Preprocessing:
                 cells = imputer.fit_transform(cells)
                 self.fill[name] = str(imputer.statistics_[0])
             elif absent.any():
-                raise DataError(f"categorical column {name!r} has missing values: give --impute")
+                raise DataError(
+                    f"categorical column {name!r} has missing values and impute is None "
+                    "(--impute none): fill them in, or let them be imputed"
+                )
             encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
             encoder.fit(cells.astype(str))
             self.categories[name] = [str(c) for c in encoder.categories_[0]]
@@ -216,7 +219,10 @@ class Preprocessing:
         parts = [values]
         if gaps.any():
             if not self.fill:
-                raise DataError(f"{data.source} has missing values; the model imputes none")
+                raise DataError(
+                    f"{data.source} has missing values; the model imputes none (trained with "
+                    "--impute none): fill them in, or train again with --impute median"
+                )
             values[gaps] = np.take(np.array([self.fill[c] for c in numeric]), np.nonzero(gaps)[1])
         if self.indicators:
             parts.append(gaps[:, [numeric.index(c) for c in self.indicators]].astype(np.float64))
@@ -228,10 +234,11 @@ class Preprocessing:
             if absent.any():
                 if name not in self.fill:
                     raise DataError(
-                        f"{data.source}: column {name!r} has missing values; the model imputes none"
+                        f"{data.source}: column {name!r} has missing values; the model imputes "
+                        "none for it: fill them in, or train again with --impute median"
                     )
                 cells[absent] = self.fill[name]
-            cells = category_text(cells.astype(str), categories)
+            cells = _old_spelling(category_text(cells.astype(str), categories), categories)
             unseen = sorted(str(c) for c in set(np.unique(cells)) - set(categories))
             if unseen:
                 self.unseen[name] = unseen
@@ -284,6 +291,7 @@ class Preprocessing:
             require_target=False,
             features=self.columns if self.columns is not None else self.feature_names,
             categorical=list(self.categories),
+            detect=self.columns is None,  # the model's columns have their kinds
             allow_missing=bool(self.fill),
             source=source,
         )
@@ -505,6 +513,21 @@ def category_text(cells: Array, categories: Sequence[str]) -> Array:
     if not any(text in spelling for text in np.unique(cells)):
         return cells
     return np.array([spelling.get(c, c) for c in cells.tolist()], dtype=str)
+
+
+def _old_spelling(cells: Array, categories: Sequence[str]) -> Array:
+    """Cells of a declared category as a model file written before whole numbers were read
+    as such spells them: "4" as its "4.0" when that is the category it holds."""
+    import re
+
+    pattern = re.compile(r"[+-]?\d+\.0*")
+    aliases = {c.split(".")[0]: c for c in categories if pattern.fullmatch(c)}
+    aliases = {k: v for k, v in aliases.items() if k not in categories}
+    if not aliases:
+        return cells
+    import pandas as pd
+
+    return pd.Series(cells, dtype=object).replace(aliases).to_numpy(dtype=str)
 
 
 def _sorted_classes(labels: Sequence[str]) -> list[str]:

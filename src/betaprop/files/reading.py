@@ -298,11 +298,19 @@ def _first_record(text: str, path: str, sep: str | None, final: bool) -> list[st
     return cells
 
 
-def parse_csv(stream: Any, sep: str, chunksize: int | None = None, text: Sequence[int] = ()) -> Any:
+def parse_csv(
+    stream: Any,
+    sep: str,
+    chunksize: int | None = None,
+    text: Sequence[int] = (),
+    decimal: str = ".",
+    thousands: str | None = None,
+) -> Any:
     """pandas' C parser on a CSV byte stream: every cell as written (no NaN guessing),
     numbers parsed by the parser itself (exactly: tests/test_faults_files.py) except in the
     columns at positions ``text``, kept as written; a frame, or with ``chunksize`` an
-    iterator of frames."""
+    iterator of frames. ``decimal`` and ``thousands`` are pandas' (a locale's numbers:
+    "1.205,37" with ``decimal=","``, ``thousands="."``)."""
     import pandas as pd
 
     return pd.read_csv(
@@ -315,13 +323,22 @@ def parse_csv(stream: Any, sep: str, chunksize: int | None = None, text: Sequenc
         skipinitialspace=False,
         chunksize=chunksize,
         dtype={position: str for position in text} or None,
+        decimal=decimal,
+        thousands=thousands,
     )
 
 
-def read_table(path: str, sep: str | None = None, text: Sequence[str] = ()) -> Any:
+def read_table(
+    path: str,
+    sep: str | None = None,
+    text: Sequence[str] = (),
+    decimal: str = ".",
+    thousands: str | None = None,
+) -> Any:
     """A CSV (or TSV, ``sep``-separated, gzip-compressed) or Parquet file as a pandas DataFrame
     (CSV: columns of numbers as float or int, any other column and the columns named in
-    ``text`` as text, every cell as written; Parquet: the file's own types).
+    ``text`` as text, every cell as written, numbers in the locale of ``decimal`` and
+    ``thousands``; Parquet: the file's own types, the frame's ``attrs["format"]`` "parquet").
 
     CSV is read by pandas' C parser; Parquet by pyarrow. Only regular files are opened; the
     header is checked (names, separator) before the body is parsed. Raises ``DataError``.
@@ -331,7 +348,7 @@ def read_table(path: str, sep: str | None = None, text: Sequence[str] = ()) -> A
             return _read_parquet(stream, path)
         try:
             positions = [i for i, name in enumerate(header) if name in text]
-            frame = parse_csv(stream, sep, text=positions)
+            frame = parse_csv(stream, sep, text=positions, decimal=decimal, thousands=thousands)
         except MemoryError:
             raise  # the caller words it (too_large), once pandas' buffers are gone
         except UnicodeDecodeError:
@@ -391,11 +408,25 @@ def _read_parquet(handle: Any, path: str) -> Any:
         raise DataError(
             f"{path}: reading Parquet needs pyarrow: pip install 'betaprop[parquet]'"
         ) from None
+    import pyarrow as pa
+
     try:
-        frame = pq.read_table(handle).to_pandas()
+        table = pq.read_table(handle)
     except Exception as error:  # pyarrow's ArrowInvalid, OSError, ...
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DataError(f"{path}: not a readable Parquet file ({first})") from None
+    for column in table.schema:
+        kind = column.type
+        if pa.types.is_dictionary(kind):
+            kind = kind.value_type
+        if pa.types.is_nested(kind) or pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+            raise DataError(
+                f"{path}: column {column.name!r} holds {column.type} values, not numbers or "
+                "text; betaprop reads one value per cell: flatten it into columns, or leave it "
+                "out with --drop"
+            )
+    frame = table.to_pandas()
+    frame.attrs["format"] = "parquet"  # no lines: problems are named by row
     if len(frame.columns) == 0 or len(frame) == 0:
         raise DataError(f"{path} has no rows or no columns")
     names = [str(c).strip() for c in frame.columns]
