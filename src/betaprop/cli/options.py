@@ -164,13 +164,26 @@ def hidden_activations(text: str, n_hidden: int) -> list[str]:
     return names
 
 
-def add_layer_options(parser: argparse.ArgumentParser) -> None:
-    """--batch-norm, --dropout P and --init NAME: the hidden layers' remedies and step 1."""
-    parser.add_argument(
+def add_layer_options(parser: argparse.ArgumentParser, past_seed: bool = False) -> None:
+    """--batch-norm, --dropout P and --init NAME: the hidden layers' remedies and step 1;
+    with ``past_seed`` also --layer-norm and --residual (the trace does not show them yet)."""
+    norm = parser.add_mutually_exclusive_group()
+    norm.add_argument(
         "--batch-norm",
         action="store_true",
         help="batch normalisation on every hidden layer (u = gamma (s - mu) / sigma + shift)",
     )
+    if past_seed:
+        norm.add_argument(
+            "--layer-norm",
+            action="store_true",
+            help="layer normalisation on every hidden layer (mu, sigma per example)",
+        )
+        parser.add_argument(
+            "--residual",
+            action="store_true",
+            help="residual hidden layers: y^q = y^{q-1} + f(u^q) wherever N_q = N_{q-1}",
+        )
     parser.add_argument(
         "--dropout",
         type=fraction,
@@ -187,8 +200,14 @@ def add_layer_options(parser: argparse.ArgumentParser) -> None:
 
 def layer_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments of ``Network`` that ``add_layer_options`` asked for."""
+    normalization = None
+    if getattr(args, "batch_norm", False):
+        normalization = "batch"
+    elif getattr(args, "layer_norm", False):
+        normalization = "layer"
     return {
-        "normalization": "batch" if getattr(args, "batch_norm", False) else None,
+        "normalization": normalization,
+        "residual": getattr(args, "residual", False),
         "dropout": getattr(args, "dropout", 0.0),
         "init": getattr(args, "init", None),
     }

@@ -114,7 +114,7 @@ def add_command(commands: Any) -> None:
         choices=sorted(LOSSES),
         help="default: cross_entropy (classification), squared_error (regression)",
     )
-    add_layer_options(train)  # --batch-norm, --dropout, --init
+    add_layer_options(train, past_seed=True)  # --batch-norm, --layer-norm, --residual, ...
     _add_training_options(train)
     train.set_defaults(handler=_cmd_train)
 

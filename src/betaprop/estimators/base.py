@@ -208,11 +208,15 @@ class BaseMLP(FittedLayers, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                 self.best_validation_score_ = None
 
     def _net_extras(self) -> dict[str, Any]:
-        """batch_norm, dropout, init as the Network's normalization, dropout, init."""
+        """batch_norm, layer_norm, dropout, init, residual as the Network's normalization,
+        dropout, init, residual."""
+        if self.batch_norm and self.layer_norm:
+            raise ValueError("batch_norm and layer_norm must not both be True, got both")
         return {
-            "normalization": "batch" if self.batch_norm else None,
+            "normalization": "batch" if self.batch_norm else "layer" if self.layer_norm else None,
             "dropout": self.dropout,
             "init": self.init,
+            "residual": self.residual,
         }
 
     def _sklearn_init(self, net: Network, hidden: list[str], layer_units: list[int]) -> None:

@@ -34,7 +34,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 
     Extra parameters: ``class_weight`` (dict, "balanced" or None, as in scikit-learn's
     linear models; multiplies ``sample_weight``), ``scoring``, ``callbacks``, ``dtype``,
-    ``batch_norm``, ``dropout``, ``init``.
+    ``batch_norm``, ``dropout``, ``init``, ``layer_norm``, ``residual``.
     """
 
     _parameter_constraints: dict = {
@@ -75,6 +75,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         batch_norm: bool = False,
         dropout: float = 0.0,
         init: Any = None,
+        layer_norm: bool = False,
+        residual: bool = False,
     ) -> None:
         self._keep_parameters(locals())
 

@@ -62,6 +62,8 @@ PARAMETER_CONSTRAINTS: dict = {
     "batch_norm": ["boolean"],
     "dropout": [Interval(Real, 0, 1, closed="left")],
     "init": [None, StrOptions(set(RULES))],
+    "layer_norm": ["boolean"],
+    "residual": ["boolean"],
 }
 
 
@@ -122,7 +124,9 @@ DOC_EXTRA = """
       stdout, ``verbose="progress"`` shows a progress bar on stderr instead.
     - ``batch_norm`` (batch normalisation on every hidden layer), ``dropout`` (inverted
       dropout rate p on every hidden layer), ``init`` (a rule of ``betaprop.engine.init.
-      RULES``; None: scikit-learn's Glorot uniform from ``random_state``).
+      RULES``; None: scikit-learn's Glorot uniform from ``random_state``), ``layer_norm``
+      (layer normalisation on every hidden layer), ``residual`` (y^q = y^{q-1} + f(u^q) on
+      every hidden layer with as many units as the layer below).
     - ``dtype``: "float32" or "float64" to train in that dtype whatever the input's (by
       default as scikit-learn: float32 input trains in float32 with the stochastic solvers,
       lbfgs and any other input in float64).
@@ -158,6 +162,11 @@ EXTRA_PARAMETERS = {
     "init": """init : str or None, default=None
         A rule of ``betaprop.engine.init.RULES``; None: scikit-learn's Glorot uniform from
         ``random_state``.""",
+    "layer_norm": """layer_norm : bool, default=False
+        Layer normalisation on every hidden layer (``torch.nn.LayerNorm``); not with
+        ``batch_norm``.""",
+    "residual": """residual : bool, default=False
+        Residual hidden layers: y^q = y^{q-1} + f(u^q) wherever N_q = N_{q-1}.""",
 }
 
 EXTRA_ATTRIBUTES = """    validation_loss_curve_ : list of float or None

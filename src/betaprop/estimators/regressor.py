@@ -31,7 +31,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     y >= 0).
 
     Extra parameters: ``scoring``, ``callbacks``, ``dtype``,
-    ``batch_norm``, ``dropout``, ``init``.
+    ``batch_norm``, ``dropout``, ``init``, ``layer_norm``, ``residual``.
     """
 
     _parameter_constraints: dict = {
@@ -72,6 +72,8 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         batch_norm: bool = False,
         dropout: float = 0.0,
         init: Any = None,
+        layer_norm: bool = False,
+        residual: bool = False,
     ) -> None:
         self._keep_parameters(locals())
 
