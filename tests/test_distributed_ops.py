@@ -143,3 +143,41 @@ def test_partly_overlapping_sets_divide_among_the_ranks_they_meet():
     a, b, c = set(range(8)), set(range(4, 12)), set(range(16, 24))
     assert blas_threads(a, [a, b, c]) == 4
     assert blas_threads(c, [a, b, c]) == 8
+
+
+def _group(folder: Path, limit: str, usage: int, inactive: int = 0, v1: bool = False) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    names = (
+        ("memory.limit_in_bytes", "memory.usage_in_bytes")
+        if v1
+        else ("memory.max", "memory.current")
+    )
+    (folder / names[0]).write_text(f"{limit}\n")
+    (folder / names[1]).write_text(f"{usage}\n")
+    key = "total_inactive_file" if v1 else "inactive_file"
+    (folder / "memory.stat").write_text(f"anon 5\n{key} {inactive}\n")
+
+
+def test_a_batch_jobs_memory_limit_bounds_the_available_memory(tmp_path):
+    """Slurm confines a job to a control group: its limit, not the machine's free memory,
+    is what the ranks of the node share. The tightest group on the way up counts, and the
+    inactive file cache (which the kernel reclaims first) is not counted as used."""
+    from betaprop.cli.memory import cgroup_bytes
+
+    table = tmp_path / "cgroup"
+    table.write_text("0::/slurm/job_7/step_0\n")
+    _group(tmp_path / "slurm", "max", 10**12)
+    _group(tmp_path / "slurm" / "job_7", str(8 * 2**30), 3 * 2**30, inactive=2**30)  # job
+    _group(tmp_path / "slurm" / "job_7" / "step_0", "max", 2**30)  # step: no limit of its own
+    assert cgroup_bytes(str(tmp_path), str(table)) == 6 * 2**30  # 8 - (3 - 1) GiB
+
+    (tmp_path / "v1").mkdir()
+    table.write_text("4:memory:/job_7\n3:cpuset:/\n")
+    _group(tmp_path / "v1" / "memory", "9223372036854771712", 10**9, v1=True)  # no limit
+    _group(tmp_path / "v1" / "memory" / "job_7", str(2**30), 2**29, inactive=2**28, v1=True)
+    assert cgroup_bytes(str(tmp_path / "v1"), str(table)) == 2**30 - 2**28
+
+    table.write_text("0::/\n")  # no limit anywhere: None, and the machine's figure stands
+    (tmp_path / "memory.max").write_text("max\n")
+    (tmp_path / "memory.current").write_text("5\n")
+    assert cgroup_bytes(str(tmp_path), str(table)) is None
