@@ -226,7 +226,7 @@ def test_no_hidden_layer_fused_pair_and_softmax_jacobian(browser, tmp_path, opti
     no_errors(browser)
 
 
-def test_hovering_shows_full_precision(browser, tmp_path):
+def test_hovering_shows_six_digits(browser, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
@@ -237,7 +237,8 @@ def test_hovering_shows_full_precision(browser, tmp_path):
     ActionChains(browser).move_to_element(neuron).perform()
     assert tip.is_displayed() and "neuron j = 3" in tip.text
     assert check_numbers(browser, traced, "#tip [data-value]") == 7  # s y f' (W)^T beta beta b db
-    assert repr(traced["beta"]["1"][2]) in tip.text  # e.g. -0.023951... to the last digit
+    beta = traced["beta"]["1"][2]  # rounded to 6 digits, not 17 (every digit is in data-value)
+    assert f"{beta:.6g}" in tip.text and repr(beta) not in tip.text
 
     edge = browser.find_element(By.CSS_SELECTOR, 'line.edge[data-q="2"][data-j="0"][data-r="1"]')
     # a fifth of the way along the line: its middle crosses other lines
@@ -252,7 +253,7 @@ def test_hovering_shows_full_precision(browser, tmp_path):
     ActionChains(browser).move_to_element_with_offset(edge, round(dx), round(dy)).perform()
     assert "from neuron 2 of layer 1 to neuron 1 of layer 2" in tip.text
     assert check_numbers(browser, traced, "#tip [data-value]") == 4  # w, dE/dw, beta_j, y_r
-    assert repr(traced["W"]["2"][0][1]) in tip.text
+    assert f"{traced['W']['2'][0][1]:.6g}" in tip.text
     no_errors(browser)
 
 
@@ -372,4 +373,72 @@ def test_step6_shows_the_engines_gradient_step(browser, tmp_path):
         ".map(e => e.getAttribute('stroke-width'))"
     )
     assert len(colours) == 8
+    no_errors(browser)
+
+
+def test_weights_as_numbers_and_the_sum_for_one_neuron(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from tests.test_trace_page_arithmetic import check_line
+
+    page, traced = trace_files(tmp_path, "--sizes", "3,4,5,2")
+    W2 = np.array(traced["W"]["2"])  # (N_2, N_1) = (5, 4)
+    open_page(browser, page)
+    browser.find_element(By.CSS_SELECTOR, '#stages li[data-stage="step4-1"] button').click()
+    for j in (0, 2):
+        if j:  # a click on neuron j of layer 1 chooses the neuron whose sum is written out
+            browser.find_element(
+                By.CSS_SELECTOR, f'circle.neuron[data-q="1"][data-j="{j}"]'
+            ).click()
+        table = browser.find_element(By.CSS_SELECTOR, "table.transposed")
+        assert check_numbers(browser, traced, "table.transposed [data-value]") == 4 * 5 + 5 + 4
+        shown = [  # row i of (W^2)^T is column i of W^2, its entries in order
+            [
+                float(e.get_attribute("data-value"))
+                for e in row.find_elements(By.CSS_SELECTOR, '[data-name="W"]')
+            ]
+            for row in table.find_elements(By.CSS_SELECTOR, "tr[data-row]")
+        ]
+        np.testing.assert_array_equal(shown, W2.T)
+        key = table.find_elements(By.CSS_SELECTOR, 'td.key [data-name="W"]')
+        assert [float(e.get_attribute("data-value")) for e in key] == W2[:, j].tolist()
+        total = browser.find_element(By.ID, "sum")
+        assert len(total.find_elements(By.CSS_SELECTOR, '[data-name="W"]')) == 5  # every term
+        assert check_line(total.text) == []  # the written-out sum holds for its numbers
+        last = total.find_elements(By.CSS_SELECTOR, "[data-value]")[-1]
+        assert float(last.get_attribute("data-value")) == traced["back"]["1"][j]
+        assert f"row {j + 1} of (W2)ᵀ" in browser.find_element(By.ID, "sum-caption").text
+    no_errors(browser)
+
+
+def test_a_common_log_scale_shows_the_error_vanishing(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    page, traced = trace_files(tmp_path, "--sizes", "4,6,6,6,2")  # a deep sigmoid net
+    largest = [max(abs(v) for v in traced["beta"][str(q)]) for q in range(1, 5)]
+    assert largest[0] < largest[2] / 5  # beta shrinks on the way back
+    open_page(browser, page)
+    browser.find_element(By.CSS_SELECTOR, '#stages li[data-stage="step5-1"] button').click()
+
+    def strongest(q: int) -> float:  # layer q's most coloured neuron: 1 is the full colour
+        fills = browser.execute_script(
+            "return Array.from(document.querySelectorAll("
+            "`circle.neuron[data-q='${arguments[0]}']`))"
+            ".map(c => c.getAttribute('fill').match(/\\d+/g).map(Number))",
+            q,
+        )
+        full = {True: 765 - (192 + 57 + 43), False: 765 - (33 + 102 + 172)}  # red, blue
+        return max(sum(255 - c for c in rgb) / full[rgb[0] > rgb[2]] for rgb in fills)
+
+    assert strongest(1) == pytest.approx(strongest(3), abs=0.01)  # per layer: equally strong
+    bars = browser.find_elements(By.CSS_SELECTOR, "#beta-bars .bar-row")
+    assert [float(b.get_attribute("data-largest")) for b in bars] == largest
+    widths = [b.find_element(By.CLASS_NAME, "bar").size["width"] for b in bars]
+    assert np.argsort(widths).tolist() == np.argsort(largest).tolist()  # as |beta^q| grows
+    browser.find_element(By.ID, "scale-mode").click()
+    assert browser.find_element(By.ID, "scale-mode").get_attribute("aria-pressed") == "true"
+    assert "one scale for all layers" in browser.find_element(By.ID, "legend").text
+    assert strongest(1) < strongest(3) - 0.1  # one log scale: the small beta^1 looks faint
+    browser.find_element(By.ID, "scale-mode").click()
+    assert strongest(1) == pytest.approx(strongest(3), abs=0.01)
     no_errors(browser)

@@ -52,10 +52,24 @@ WORDS: dict[str, dict[str, str]] = {
     "positive": {"en": "positive", "ru": "положительные"},
     "negative": {"en": "negative", "ru": "отрицательные"},
     "legend": {
-        "en": "line width and neuron colour: size of the value (per layer); hover for every "
-        "number at full precision",
+        "en": "line width and neuron colour: size of the value (per layer); hover for the "
+        "numbers to 6 digits (every digit is in the JSON)",
         "ru": "толщина линии и цвет нейрона: величина значения (в пределах слоя); наведите "
-        "курсор, чтобы увидеть все числа с полной точностью",
+        "курсор, чтобы увидеть числа с 6 значащими цифрами (все цифры есть в JSON)",
+    },
+    "scale_layer": {"en": "colours: per layer", "ru": "цвета: по слоям"},
+    "scale_log": {"en": "colours: one log scale", "ru": "цвета: общая лог. шкала"},
+    "legend_log": {
+        "en": "line width and neuron colour: log10 of the size, on one scale for all layers "
+        "(a faint layer is small); hover for the numbers to 6 digits",
+        "ru": "толщина линии и цвет нейрона: log10 величины, одна шкала для всех слоёв (бледный "
+        "слой — малые значения); наведите курсор, чтобы увидеть числа с 6 значащими цифрами",
+    },
+    "beta_bars": {
+        "en": "largest |β^{q}| per layer, log scale (shorter and shorter towards q = 1: the "
+        "vanishing gradient)",
+        "ru": "наибольшее |β^{q}| каждого слоя, логарифмическая шкала (всё короче к q = 1 — "
+        "затухание градиента)",
     },
     "step_label": {"en": "Step {n}", "ru": "Шаг {n}"},
     "seed": {"en": "the algorithm", "ru": "алгоритм"},
@@ -177,6 +191,14 @@ WORDS: dict[str, dict[str, str]] = {
     "disagree": {
         "en": "The literal reference and the fast engine DISAGREE.",
         "ru": "Дословная реализация и быстрый движок НЕ СОВПАДАЮТ.",
+    },
+    "sum_for": {
+        "en": "neuron j = {j} of layer {q}: row {j} of (W^{{P}})ᵀ, i.e. column {j} of W^{{P}} "
+        "(the weights that leave it), times β^{{P}}, summed (click a neuron of layer {q} to "
+        "choose j)",
+        "ru": "нейрон j = {j} слоя {q}: строка {j} матрицы (W^{{P}})ᵀ, то есть столбец {j} "
+        "матрицы W^{{P}} (веса, выходящие из нейрона), умножается на β^{{P}} и суммируется "
+        "(щёлкните по нейрону слоя {q}, чтобы выбрать j)",
     },
     "layer_values": {"en": "layer {q}, N = {N} neurons", "ru": "слой {q}, N = {N} нейронов"},
     "more_rows": {"en": "… {n} more (in the JSON)", "ru": "… ещё {n} (в JSON)"},
