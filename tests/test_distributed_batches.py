@@ -43,6 +43,8 @@ CASES = {
     "batch_2_of_3_ranks": (31, 2, "sgd", None, 0.0, False, False),
     "batch_2_of_3_ranks_batch_norm": (31, 2, "sgd", "batch", 0.0, False, False),
     "batch_2_of_3_ranks_batch_norm_dropout": (31, 2, "sgd", "batch", 0.3, False, False),
+    # layer norm works per example: ranks take single rows (shares 1, 1, 0)
+    "batch_2_of_3_ranks_layer_norm": (31, 2, "adam", "layer", 0.0, False, False),
     "301_rows_batch_50_sample_weights": (301, 50, "sgd", None, 0.0, True, False),
     "301_rows_batch_50_sparse": (301, 50, "sgd", None, 0.0, False, True),
 }

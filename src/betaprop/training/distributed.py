@@ -234,9 +234,9 @@ class _ShardBatches(Batches):
         self, net: Network, X: Any, D: Array, w: Array | None, batch_size: int, comm: Any
     ) -> None:
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
-        # A rank's share of a batch of m rows, or its stand-in columns, hold at least this
-        # many: 2 with batch normalisation (the engine refuses a single column in training)
-        self.least = 1 + any(net.normalized)
+        # A rank's share of a batch of m rows, or its stand-in columns, hold at least as
+        # many as the layers' operations need in training (batch norm: 2)
+        self.least = max(op.min_batch for ops in net.ops for op in ops)
         # the largest share: ceil(B / K), or < 2 least when fewer ranks than K take rows
         # (``Batches`` adds the row a last single example brings with batch normalisation)
         share = max(-(-batch_size // self.size), 2 * self.least)
