@@ -56,6 +56,14 @@ def add_commands(commands: Any) -> None:
         metavar="ETA",
         help="eta of step 6, one plain gradient step W <- W - eta dE/dW (default 0.1)",
     )
+    trace.add_argument(
+        "--steps",
+        type=int_at_least(1),
+        default=1,
+        metavar="N",
+        help="trace N consecutive training steps on the example (the page scrubs through "
+        "them; the text shows the first in full and E, |beta^q| for each)",
+    )
     trace.add_argument("--lang", choices=("en", "ru"), default="en")
     trace.add_argument("--format", choices=("text", "markdown", "json", "html"), default="text")
     trace.add_argument("--max-entries", type=int_at_least(1), default=8)
@@ -148,24 +156,28 @@ def _cmd_gradcheck(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- trace
 def _cmd_trace(args: argparse.Namespace) -> int:
-    from ..explain.trace import as_dict, trace
-    from ..explain.trace_text import render
+    from ..explain.trace import trace_steps
+    from ..explain.trace_page import data
+    from ..explain.trace_text import render, render_steps
 
     refuse_overwriting(
         [("--out", args.out)], [("the model file", args.model), ("the data file", args.data)]
     )
     net, x, d = _model_example(args) if args.model else _given_example(args)
-    result = trace(net, x, d, learning_rate=args.learning_rate)
-    if args.format == "json":
-        text = json.dumps(as_dict(result), indent=1) + "\n"
-    elif args.format == "html":  # the page embeds the same as_dict(result)
+    traces = trace_steps(net, x, d, args.steps, learning_rate=args.learning_rate)
+    result = traces[0] if len(traces) == 1 else traces
+    if args.format == "json":  # as_dict(trace), or {"steps": [...]} with --steps N > 1
+        text = json.dumps(data(result), indent=1) + "\n"
+    elif args.format == "html":  # the page embeds the same JSON
         from ..explain.trace_page import page
 
         text = page(result, args.lang)
     else:
-        text = render(result, args.lang, args.format, args.max_entries)
+        text = render(traces[0], args.lang, args.format, args.max_entries)
+        if len(traces) > 1:
+            text += render_steps(traces, args.lang, args.format)
     write_text(args.out, text)
-    return 0 if result.agrees else EXIT_FAILED
+    return 0 if all(t.agrees for t in traces) else EXIT_FAILED
 
 
 def _model_example(args: argparse.Namespace) -> tuple[Network, np.ndarray, np.ndarray]:

@@ -37,7 +37,7 @@ import numpy as np
 from ..engine import reference
 from ..engine.network import Network
 
-__all__ = ["Trace", "trace", "as_dict", "formulas", "LANGUAGES", "FORMATS"]
+__all__ = ["Trace", "trace", "trace_steps", "as_dict", "formulas", "LANGUAGES", "FORMATS"]
 
 Array = np.ndarray
 LANGUAGES = ("en", "ru")
@@ -75,6 +75,7 @@ class Trace:
     W_new: list[Any] = field(default_factory=list)
     b_new: list[Any] = field(default_factory=list)
     loss_after: float = 0.0
+    after: Network | None = None  # the float64 network after step 6 (not part of as_dict)
 
     @property
     def agrees(self) -> bool:
@@ -183,6 +184,34 @@ def _step6(t: Trace, net: Network, X: Array, D: Array) -> None:
     t.b_new = [None] + [after.b[q][:, 0].copy() for q in range(1, Q + 1)]
     after.forward_columns(x, training=True, new_masks=False)  # the same masks
     t.loss_after = after.loss_value(d)
+    t.after = after
+
+
+def trace_steps(
+    net: Network,
+    x: Sequence[float] | Array,
+    d: Sequence[float] | Array,
+    steps: int,
+    batch: tuple[Array, Array] | None = None,
+    learning_rate: float = 0.1,
+) -> list[Trace]:
+    """``steps`` consecutive training steps on the example, each traced (steps 2-6).
+
+    Step k traces the network that step k - 1's gradient step left (the engine's
+    ``train_step``, plain SGD with ``learning_rate``): its W^q are step k - 1's new ones, its
+    dropout masks the generator's next draws, and its E the loss of those parameters. ``net``
+    itself is not changed.
+    """
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    traces: list[Trace] = []
+    current = net
+    for _ in range(steps):
+        traces.append(trace(current, x, d, batch, learning_rate))
+        after = traces[-1].after
+        assert after is not None  # trace() always takes step 6
+        current = after
+    return traces
 
 
 def _reference_difference(t: Trace, X: Array, D: Array) -> float:

@@ -26,12 +26,13 @@ operations the network has (batch normalisation, dropout), without branching on 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
 from .trace import LANGUAGES, Trace, as_dict
 
-__all__ = ["page", "WORDS"]
+__all__ = ["page", "data", "WORDS"]
 
 # Placeholders in braces ({q}, {P} = q + 1, {Q}, ...) are filled in by the page's script;
 # in running text a^{b} and a_{b} become superscripts and subscripts (so s^{{q}} is s^q).
@@ -72,6 +73,14 @@ WORDS: dict[str, dict[str, str]] = {
         "затухание градиента)",
     },
     "step_label": {"en": "Step {n}", "ru": "Шаг {n}"},
+    "training_step": {
+        "en": "training step {k} of {n}",
+        "ru": "шаг обучения {k} из {n}",
+    },
+    "over_steps": {
+        "en": "E and the largest |β^{q}| per layer over the training steps (log scale)",
+        "ru": "E и наибольшее |β^{q}| каждого слоя по шагам обучения (логарифмическая шкала)",
+    },
     "seed": {"en": "the algorithm", "ru": "алгоритм"},
     "seed_vector": {
         "en": "the algorithm, for the whole layer (⊙: element-wise or Hadamard product)",
@@ -220,21 +229,30 @@ WORDS: dict[str, dict[str, str]] = {
 }
 
 
+def data(t: Trace | Sequence[Trace]) -> dict[str, Any]:
+    """What the page embeds: ``as_dict`` of one trace, or {"steps": [...]} of several."""
+    if isinstance(t, Trace):
+        return as_dict(t)
+    return {"steps": [as_dict(one) for one in t]}
+
+
 def _script_json(value: Any) -> str:
     """JSON safe inside <script>: '<' written as \\u003c, so no '</script>' can end it."""
     return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c")
 
 
-def page(t: Trace, lang: str = "en") -> str:
+def page(t: Trace | Sequence[Trace], lang: str = "en") -> str:
     """The trace ``t`` as one self-contained HTML page, opening in ``lang`` ("en" or "ru").
 
     The embedded numbers are ``as_dict(t)``, the same as ``betaprop trace --format json``.
+    Several traces (``trace_steps``: consecutive training steps) are embedded as
+    ``{"steps": [as_dict(t) for each]}``, and the page has a scrubber over them.
     """
     if lang not in LANGUAGES:
         raise ValueError(f"lang must be one of {list(LANGUAGES)}, got {lang!r}")
     template = resources.files(__package__).joinpath("trace_page.html").read_text("utf-8")
     return (
         template.replace("__LANG__", lang)
-        .replace("__TRACE__", _script_json(as_dict(t)))
+        .replace("__TRACE__", _script_json(data(t)))
         .replace("__WORDS__", _script_json(WORDS))
     )

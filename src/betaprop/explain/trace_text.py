@@ -12,7 +12,7 @@ import numpy as np
 
 from .trace import LANGUAGES, Trace
 
-__all__ = ["render"]
+__all__ = ["render", "render_steps"]
 
 Array = np.ndarray
 
@@ -89,6 +89,12 @@ _WORDS: dict[str, dict[str, str]] = {
     },
     "loss_before": {"en": "E before", "ru": "E до шага"},
     "loss_after": {"en": "E after", "ru": "E после шага"},
+    "steps": {
+        "en": "Training steps on this example: E before each step and the largest |beta^q| "
+        "per layer",
+        "ru": "Шаги обучения на этом примере: E перед каждым шагом и наибольшее |beta^q| "
+        "каждого слоя",
+    },
     "header": {
         "en": "{network}: sizes {sizes}, activations {activations}, loss {loss} (float64)",
         "ru": "{network}: размеры слоёв {sizes}, активации {activations}, функция потерь "
@@ -401,3 +407,26 @@ def _render_check(w: _Writer, t: Trace) -> None:
     w.lines.append("")
     verdict = _w("agree", w.lang) if t.agrees else _w("disagree", w.lang)
     w.say(_w("check", w.lang, verdict=verdict, diff=t.reference_difference))
+
+
+def render_steps(traces: list[Trace], lang: str = "en", fmt: str = "text") -> str:
+    """Consecutive training steps (``trace_steps``): one row per step, E and max |beta^q|."""
+    if lang not in LANGUAGES:
+        raise ValueError(f"lang must be one of {list(LANGUAGES)}, got {lang!r}")
+    w = _Writer(lang, fmt == "markdown", 8)
+    w.heading(_w("steps", lang))
+    Q = traces[0].net.Q
+    header = ["k", "E", "E after"] + [f"|beta^{q}|" for q in range(1, Q + 1)]
+    rows = [
+        [str(k), f"{t.loss:.6g}", f"{t.loss_after:.6g}"]
+        + [f"{float(np.abs(t.beta[q]).max()):.3g}" for q in range(1, Q + 1)]
+        for k, t in enumerate(traces, 1)
+    ]
+    if w.md:
+        w.lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        w.lines += ["| " + " | ".join(row) + " |" for row in rows]
+    else:
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        for row in [header, *rows]:
+            w.lines.append("  " + "  ".join(c.rjust(n) for c, n in zip(row, widths, strict=True)))
+    return "\n".join(w.lines).rstrip() + "\n"
