@@ -64,6 +64,14 @@ def add_commands(commands: Any) -> None:
         help="trace N consecutive training steps on the example (the page scrubs through "
         "them; the text shows the first in full and E, |beta^q| for each)",
     )
+    trace.add_argument(
+        "--exercise",
+        type=_exercise,
+        default=[],
+        metavar="NAME:Q,...",
+        help="--format html: hide these quantities for the class to compute (e.g. beta:1,db:2; "
+        f"NAME one of {', '.join(EXERCISE_NAMES)}); the page checks typed answers",
+    )
     trace.add_argument("--lang", choices=("en", "ru"), default="en")
     trace.add_argument("--format", choices=("text", "markdown", "json", "html"), default="text")
     trace.add_argument("--max-entries", type=int_at_least(1), default=8)
@@ -81,6 +89,24 @@ def add_commands(commands: Any) -> None:
     check.add_argument("--tolerance", type=positive_float, default=1e-6)
     check.add_argument("--model", help="check a saved model (random inputs of its size)")
     check.set_defaults(handler=_cmd_gradcheck)
+
+
+# the per-layer vectors a page can hide for an exercise (the names of the trace's JSON)
+EXERCISE_NAMES = ("s", "y", "f_prime", "back", "beta", "db", "b_new")
+
+
+def _exercise(text: str) -> list[tuple[str, int]]:
+    """--exercise beta:1,db:2 -> [("beta", 1), ("db", 2)] (layers checked against the net)."""
+    pairs = []
+    for part in text.split(","):
+        name, _, q = part.strip().partition(":")
+        if name not in EXERCISE_NAMES or not q.isdigit() or int(q) < 1:
+            raise argparse.ArgumentTypeError(
+                f"must be NAME:Q,... with NAME one of {list(EXERCISE_NAMES)} and Q a layer "
+                f">= 1, got {part.strip()!r}"
+            )
+        pairs.append((name, int(q)))
+    return pairs
 
 
 def _add_small_network_options(
@@ -164,6 +190,10 @@ def _cmd_trace(args: argparse.Namespace) -> int:
         [("--out", args.out)], [("the model file", args.model), ("the data file", args.data)]
     )
     net, x, d = _model_example(args) if args.model else _given_example(args)
+    for name, q in args.exercise:
+        last = net.Q - 1 if name == "back" else net.Q
+        if q > last:
+            raise UserError(f"--exercise {name}:{q}: the layer must be in 1..{last}, got {q}")
     traces = trace_steps(net, x, d, args.steps, learning_rate=args.learning_rate)
     result = traces[0] if len(traces) == 1 else traces
     if args.format == "json":  # as_dict(trace), or {"steps": [...]} with --steps N > 1
@@ -171,7 +201,7 @@ def _cmd_trace(args: argparse.Namespace) -> int:
     elif args.format == "html":  # the page embeds the same JSON
         from ..explain.trace_page import page
 
-        text = page(result, args.lang)
+        text = page(result, args.lang, args.exercise)
     else:
         text = render(traces[0], args.lang, args.format, args.max_entries)
         if len(traces) > 1:

@@ -73,6 +73,15 @@ WORDS: dict[str, dict[str, str]] = {
         "затухание градиента)",
     },
     "step_label": {"en": "Step {n}", "ru": "Шаг {n}"},
+    "exercise_note": {
+        "en": "Exercise: type the hidden values to 4 significant digits, Enter to check",
+        "ru": "Упражнение: введите скрытые значения с 4 значащими цифрами и нажмите Enter",
+    },
+    "reveal": {"en": "Show the answers", "ru": "Показать ответы"},
+    "wrong": {
+        "en": "{value} is not right to 4 significant digits: try again",
+        "ru": "{value} — неверно с точностью до 4 значащих цифр; попробуйте ещё раз",
+    },
     "training_step": {
         "en": "training step {k} of {n}",
         "ru": "шаг обучения {k} из {n}",
@@ -241,12 +250,19 @@ def _script_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c")
 
 
-def page(t: Trace | Sequence[Trace], lang: str = "en") -> str:
+def page(
+    t: Trace | Sequence[Trace], lang: str = "en", exercise: Sequence[tuple[str, int]] = ()
+) -> str:
     """The trace ``t`` as one self-contained HTML page, opening in ``lang`` ("en" or "ru").
 
     The embedded numbers are ``as_dict(t)``, the same as ``betaprop trace --format json``.
     Several traces (``trace_steps``: consecutive training steps) are embedded as
     ``{"steps": [as_dict(t) for each]}``, and the page has a scrubber over them.
+
+    ``exercise``: (name, q) pairs of the quantities the page hides for a class (e.g.
+    ("beta", 1), ("db", 2)); their table cells become inputs, checked to the 4 significant
+    digits the page shows, with a button that reveals the answers. The numbers stay in the
+    embedded JSON (a student who reads the source finds them).
     """
     if lang not in LANGUAGES:
         raise ValueError(f"lang must be one of {list(LANGUAGES)}, got {lang!r}")
@@ -255,4 +271,5 @@ def page(t: Trace | Sequence[Trace], lang: str = "en") -> str:
         template.replace("__LANG__", lang)
         .replace("__TRACE__", _script_json(data(t)))
         .replace("__WORDS__", _script_json(WORDS))
+        .replace("__EXERCISE__", _script_json([[name, int(q)] for name, q in exercise]))
     )
