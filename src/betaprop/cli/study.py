@@ -28,6 +28,8 @@ from .options import (
 
 __all__ = ["add_command", "FIGURE_FILE", "TABLE_FILE", "BETA_FILE"]
 
+# explain.study.DEFAULT_CONFIGURATIONS (a test checks they agree; not imported: CLI start-up)
+CONFIGURATIONS = ("sigmoid", "tanh", "relu", "relu+bn", "relu+res+ln", "relu+res+bn")
 FIGURE_FILE = "study-depth.png"
 TABLE_FILE = "study-depth.csv"
 BETA_FILE = "beta.csv"
@@ -45,16 +47,19 @@ def add_command(commands: Any) -> None:
     depth = kinds.add_parser(
         "depth",
         help="RMS of the local errors beta^q per layer at several depths (vanishing gradient)",
-        description="Train the same data at several depths Q with sigmoid, tanh, ReLU and "
-        "ReLU + batch norm; measure the RMS of beta^q per layer q at initialisation and "
-        "after training; write a figure (PNG) and a table (CSV).",
+        description="Train the same data at several depths Q with sigmoid, tanh, ReLU, "
+        "ReLU + batch norm and residual ReLU layers with layer or batch norm; measure the "
+        "RMS of beta^q per layer q at initialisation and after training; write a figure "
+        "(PNG) and a table (CSV).",
     )
-    depth.add_argument("--depths", type=int_list_at_least(2, "5,20,50"), default=[5, 20, 50],
-                       help="depths Q, comma-separated (default 5,20,50)")  # fmt: skip
+    depth.add_argument("--depths", type=int_list_at_least(2, "5,20,50,100"),
+                       default=[5, 20, 50, 100],
+                       help="depths Q, comma-separated (default 5,20,50,100)")  # fmt: skip
     depth.add_argument("--activations", type=_configurations,
-                       default=["sigmoid", "tanh", "relu", "relu+bn"],
-                       help="hidden activations, NAME+bn for batch normalisation "
-                       "(default sigmoid,tanh,relu,relu+bn)")  # fmt: skip
+                       default=list(CONFIGURATIONS),
+                       help="hidden activations, NAME+bn (batch norm) or NAME+ln (layer "
+                       "norm), +res for residual layers (default "
+                       f"{','.join(CONFIGURATIONS)})")  # fmt: skip
     depth.add_argument("--epochs", type=int_at_least(1), default=10)
     depth.add_argument("--data", default="digits", help="bundled dataset or CSV file")
     depth.add_argument("--width", type=int_at_least(1), default=32, help="hidden layer size")
@@ -69,7 +74,7 @@ def add_command(commands: Any) -> None:
 
 
 def _configurations(text: str) -> list[str]:
-    """--activations: hidden activation names, each optionally with +bn."""
+    """--activations: hidden activation names, each optionally with +bn or +ln and +res."""
     from ..explain.study import check_configuration
 
     names = [part.strip() for part in text.split(",")]

@@ -40,6 +40,7 @@ __all__ = [
     "Run",
     "Study",
     "check_configuration",
+    "configuration_settings",
     "study_data",
     "depth_study",
     "table",
@@ -50,8 +51,14 @@ __all__ = [
 Array = np.ndarray
 
 DEFAULT_DEPTHS = (5, 20, 50)
-DEFAULT_CONFIGURATIONS = ("sigmoid", "tanh", "relu", "relu+bn")
+DEFAULT_CONFIGURATIONS = ("sigmoid", "tanh", "relu", "relu+bn", "relu+res+ln", "relu+res+bn")
 BATCH_NORM_SUFFIX = "+bn"  # "relu+bn": ReLU hidden layers with batch normalisation
+# what may follow the activation in a configuration's name, and the Network setting it means
+SUFFIXES = {
+    "bn": ("normalization", "batch"),  # batch normalisation
+    "ln": ("normalization", "layer"),  # layer normalisation
+    "res": ("residual", True),  # y^q = y^{q-1} + f(u^q) (hidden layers with N_q = N_{q-1})
+}
 PROBE_EXAMPLES = 512  # rows of the data on which beta is measured
 
 Progress = Callable[[str, int, int], None]  # (configuration, Q, epoch done)
@@ -105,16 +112,30 @@ class Study:
 
 
 def check_configuration(name: str) -> tuple[str, str | None]:
-    """(hidden activation, normalization) of a configuration name such as "tanh" or
-    "relu+bn"; a ValueError listing the accepted names otherwise."""
-    activation = name.removesuffix(BATCH_NORM_SUFFIX)
+    """(hidden activation, normalization) of a configuration name such as "tanh",
+    "relu+bn" or "relu+res+ln"; a ValueError listing the accepted names otherwise."""
+    settings = configuration_settings(name)
+    return settings["activation"], settings["normalization"]
+
+
+def configuration_settings(name: str) -> dict[str, Any]:
+    """The ``Network`` settings (activation, normalization, residual) of a configuration:
+    a hidden activation, then optionally "+bn" or "+ln" and "+res", e.g. "relu+res+ln"."""
+    activation, *parts = name.split("+")
     accepted = activation_names(hidden_only=True)
-    if activation not in accepted:
+    known = all(part in SUFFIXES for part in parts) and len(set(parts)) == len(parts)
+    if activation not in accepted or not known or {"bn", "ln"} <= set(parts):
         raise ValueError(
             f"configuration must be a hidden activation {accepted}, optionally with "
-            f"'{BATCH_NORM_SUFFIX}' (batch normalisation), got {name!r}"
+            "'+bn' (batch normalisation) or '+ln' (layer normalisation) and '+res' "
+            f"(residual layers), got {name!r}"
         )
-    return activation, ("batch" if name.endswith(BATCH_NORM_SUFFIX) else None)
+    settings: dict[str, Any] = {"activation": activation, "normalization": None}
+    settings["residual"] = False
+    for part in parts:
+        key, value = SUFFIXES[part]
+        settings[key] = value
+    return settings
 
 
 def study_data(spec: str, seed: int = 0) -> tuple[Array, Array, str]:
@@ -145,11 +166,10 @@ def _one_run(
     progress: Progress | None,
 ) -> Run:  # fmt: skip
     """Build the network of ``configuration`` at depth Q, measure beta, train, measure."""
-    activation, normalization = check_configuration(configuration)
     sizes = [X.shape[1]] + [study.width] * (Q - 1) + [D.shape[1]]
     net = Network(
-        sizes, activation, loss=study.loss, dtype="float64", seed=study.seed,
-        normalization=normalization,
+        sizes, loss=study.loss, dtype="float64", seed=study.seed,
+        **configuration_settings(configuration),
     )  # fmt: skip
     probe = Diagnostics(X, D, max_examples=PROBE_EXAMPLES)
     start = _beta_rms(probe, net)
