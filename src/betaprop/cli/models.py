@@ -394,7 +394,7 @@ def _layer_table(path: str, net: Network) -> Any:
             cells.append(norms[q] or "-")  # batch or layer
             cells.append(f"{net.p[q]:g}" if net.p[q] else "-")
         if any(net.residual):
-            cells.append("y^{q-1} +" if skips[q] else "-")
+            cells.append("yes" if skips[q] else "-")  # y^q = y^{q-1} + f(u^q)
         layers.add_row(*cells)
     return layers
 
