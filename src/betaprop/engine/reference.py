@@ -27,6 +27,10 @@ layer by layer over all n examples i, with one extra loop per formula (see
              beta_ji = (gamma_j / sigma_j) (e_ji - (1/n) sum_k e_jk
                                              - xhat_ji (1/n) sum_k e_jk xhat_jk)
 
+Each layer's operations (``net.ops[q]``, ``engine.layers``) write their own literal form
+(``reference_forward`` / ``reference_backward``), so layer normalisation and residual layers
+are transcribed the same way (see those modules for their formulas).
+
 beta here is per example (the seed's scale, no 1/n), as in ``backward_example``; step 5
 divides by n. The masks are given (``masks[q]``, (N_q, n)), e.g. the fast engine's
 ``net.workspace(n).mask[q]`` after its training pass, so that both use the same ones.
@@ -148,7 +152,8 @@ class BatchPass:
     """Every number of a literal training pass over a batch; per-layer lists (q = 0..Q).
 
     ``s[q][j][i]``, ``xhat``, ``u``, ``y``, ``beta`` (per example, no 1/n): neuron j,
-    example i; ``mu[q][j]``, ``sigma[q][j]`` for normalised layers (else None); ``dW``,
+    example i; ``mu[q][j]``, ``sigma[q][j]`` for batch-normalised layers (per example,
+    ``mu[q][i]``, for layer-normalised ones; else None); ``dW``,
     ``db``, ``dgamma``, ``dshift`` as NumPy arrays shaped like the engine's; ``loss`` the mean.
     """
 
