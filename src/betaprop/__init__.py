@@ -9,6 +9,7 @@ from .engine import activations, losses, reference
 from .engine.gradcheck import GradcheckReport, gradcheck
 from .engine.network import Network
 from .explain.diagnostics import Diagnostics
+from .explain.trace_page import show as trace
 from .files.model import ModelFileError, load, save
 from .files.onnx import to_onnx
 from .training import (
@@ -41,6 +42,7 @@ __all__ = [
     "gradcheck",
     "GradcheckReport",
     "Diagnostics",
+    "trace",
     "save",
     "load",
     "ModelFileError",

@@ -25,14 +25,17 @@ operations the network has (batch normalisation, dropout), without branching on 
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
-from .trace import LANGUAGES, Trace, as_dict
+from ..engine.network import Network
+from .trace import LANGUAGES, Trace, as_dict, trace_steps
+from .trace_text import render, render_steps
 
-__all__ = ["page", "data", "WORDS"]
+__all__ = ["page", "data", "show", "TraceView", "WORDS"]
 
 # Placeholders in braces ({q}, {P} = q + 1, {Q}, ...) are filled in by the page's script;
 # in running text a^{b} and a_{b} become superscripts and subscripts (so s^{{q}} is s^q).
@@ -273,3 +276,72 @@ def page(
         .replace("__WORDS__", _script_json(WORDS))
         .replace("__EXERCISE__", _script_json([[name, int(q)] for name, q in exercise]))
     )
+
+
+class TraceView:
+    """What ``betaprop.trace`` returns: the page in a notebook, the text trace as a string.
+
+    In Jupyter (JupyterLab, VS Code, Colab) its rich display is the page itself, in an
+    ``<iframe srcdoc>``: self-contained, no server, nothing fetched; ``str(view)`` is the text
+    trace; ``view.traces`` the traced steps; ``view.save(path)`` writes the page.
+    """
+
+    def __init__(
+        self, traces: list[Trace], lang: str = "en", exercise: Sequence[tuple[str, int]] = ()
+    ) -> None:
+        self.traces, self.lang, self.exercise = traces, lang, list(exercise)
+
+    @property
+    def html(self) -> str:
+        """The page, as ``betaprop trace --format html`` writes it."""
+        one: Trace | list[Trace] = self.traces[0] if len(self.traces) == 1 else self.traces
+        return page(one, self.lang, self.exercise)
+
+    def save(self, path: str) -> None:
+        """Write the page to ``path`` (UTF-8)."""
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(self.html)
+
+    def _repr_html_(self) -> str:
+        # the page is a whole document with its own styles: an iframe keeps the notebook's
+        # styles and the page's apart (srcdoc: nothing to serve, works offline)
+        return (
+            f'<iframe srcdoc="{html.escape(self.html, quote=True)}" '
+            'style="width: 100%; height: 760px; border: 1px solid #d9dde5; border-radius: 8px" '
+            'title="betaprop trace"></iframe>'
+        )
+
+    def __str__(self) -> str:
+        text = render(self.traces[0], self.lang)
+        if len(self.traces) > 1:
+            text += render_steps(self.traces, self.lang)
+        return text
+
+    def __repr__(self) -> str:
+        t = self.traces[0]
+        return (
+            f"<betaprop trace: sizes {list(t.net.sizes)}, {len(self.traces)} step(s), "
+            f"E {t.loss:.6g} -> {self.traces[-1].loss_after:.6g}; print() for the text>"
+        )
+
+
+def show(
+    net: Network,
+    x: Sequence[float] | Any,
+    d: Sequence[float] | Any,
+    *,
+    steps: int = 1,
+    learning_rate: float = 0.1,
+    batch: tuple[Any, Any] | None = None,
+    lang: str = "en",
+    exercise: Sequence[tuple[str, int]] = (),
+) -> TraceView:
+    """Steps 2-6 for one example (``steps`` consecutive training steps), for a notebook.
+
+    ``betaprop.trace(net, x, d)``: the options of ``betaprop trace`` (``steps``,
+    ``learning_rate``, ``batch`` for batch normalisation, ``lang``, ``exercise``). The result
+    displays as the interactive page in Jupyter and prints as the text trace.
+    """
+    if lang not in LANGUAGES:
+        raise ValueError(f"lang must be one of {list(LANGUAGES)}, got {lang!r}")
+    return TraceView(trace_steps(net, x, d, steps, batch, learning_rate), lang, exercise)
