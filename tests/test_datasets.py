@@ -117,9 +117,9 @@ def test_windows_line_endings(tmp_path):
         ("a,b,c\n1,2,3\n4,5,6,7\n", r"line 3 has 4 fields, but the header has 3"),
         ("a,b,c\n1,2,3\n4,five,6\n", r"line 3, column 'b': 'five' is not a number"),
         ("a,b,c\n1,2,3\n4,1_000,6\n", r"line 3, column 'b': '1_000' is not a number"),
-        ("a,b,c\n1,,3\n", r"line 2, column 'b': missing value ''"),
-        ("a,b,c\n1,NA,3\n", r"line 2, column 'b': missing value 'NA'"),
-        ("a,b,c\n1,nan,3\n", r"line 2, column 'b': missing value 'nan'"),
+        ("a,b,c\n1,,3\n2,5,6\n", r"line 2, column 'b': missing value ''"),
+        ("a,b,c\n1,NA,3\n2,5,6\n", r"line 2, column 'b': missing value 'NA'"),
+        ("a,b,c\n1,nan,3\n2,5,6\n", r"line 2, column 'b': missing value 'nan'"),
         ("a,b,c\n1,2,\n", r"target 'c' has no value in any row"),  # else: rows left out
         ("a,b,c\n1,inf,3\n", r"line 2, column 'b': infinite value 'inf'"),
         ("a,b,c\n1,-Infinity,3\n", r"line 2, column 'b': infinite value '-Infinity'"),

@@ -17,7 +17,7 @@ from betaprop import cli
 from betaprop.files.datasets import DataError, from_frame, read_csv
 from betaprop.files.model import read_model
 
-QUICK = ["--epochs", "3", "--hidden", "4", "--quiet"]
+QUICK = ["--epochs", "3", "--hidden", "4"]  # not --quiet: the notes are what is tested
 
 
 def _penguins(n: int = 120, seed: int = 0) -> pd.DataFrame:
@@ -223,3 +223,68 @@ def test_evaluate_reports_unseen_categories(tmp_path, capsys):
     assert "column 'island' has categories training did not see (Atlantis)" in (
         capsys.readouterr().err
     )
+
+
+def test_notes_on_many_levels_empty_columns_and_the_task(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    n = 80
+    frame = pd.DataFrame({
+        "name": [f"car_{i}" for i in range(n)],  # an identifier: 80 levels
+        "empty": [None] * n,
+        "x": rng.random(n),
+        "count": rng.integers(0, 5, n),
+    })  # fmt: skip
+    path = tmp_path / "cars.csv"
+    frame.to_csv(path, index=False)
+    data = read_csv(str(path))
+    assert "empty" not in data.feature_names and data.feature_names == ["name", "x"]
+    assert any("columns ['empty'] have no value in any row: left out" in n for n in data.notes)
+    assert any("warning: column 'name' has 80 distinct values" in n for n in data.notes)
+    assert _train(tmp_path, path) == 0
+    err = capsys.readouterr().err
+    assert "--drop name" in err
+    assert "task classification (target 'count': its 5 distinct values are integers" in err
+    assert "--task regression chooses the other" in err
+
+
+def test_class_weight_balanced_and_the_minority_warning(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    n = 400
+    x = rng.normal(size=(n, 2))
+    y = np.where(np.arange(n) % 50 == 0, "rare", "common")  # 2 % of the rows
+    path = tmp_path / "rare.csv"
+    pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": y}).to_csv(path, index=False)
+    assert _train(tmp_path, path, "--test-fraction", "0", "--val-fraction", "0") == 0
+    assert "a class is rare and mostly missed; --class-weight balanced" in capsys.readouterr().err
+    assert _train(tmp_path, path, "--class-weight", "balanced", "--force") == 0
+    from betaprop.cli.training import class_weights
+    from betaprop.files.preprocessing import Preprocessing
+
+    class Args:
+        class_weight = "balanced"
+
+    data = read_csv(str(path))
+    rows = np.arange(n)
+    w = class_weights(Args(), Preprocessing.fit(data, rows=rows), data, rows)
+    assert w is not None
+    np.testing.assert_allclose(w[y == "rare"], n / (2 * 8))
+    np.testing.assert_allclose(w[y == "common"], n / (2 * 392))
+
+
+def test_predict_reads_a_pipe(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    path = tmp_path / "penguins.csv"
+    frame = _penguins()
+    frame.to_csv(path, index=False)
+    assert _train(tmp_path, path) == 0
+    capsys.readouterr()
+    assert cli.main(["predict", _model(tmp_path), str(path)]) == 0
+    expected = capsys.readouterr().out
+    script = Path(sys.executable).with_name("betaprop")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "betaprop.cli"]
+    piped = subprocess.run([*command, "predict", _model(tmp_path), "-"], input=path.read_bytes(),
+                           capture_output=True, timeout=300)  # fmt: skip
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.decode() == expected

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import math
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -86,7 +88,9 @@ def add_commands(commands: Any) -> None:
 
     predict = commands.add_parser("predict", help="predict with a model file")
     predict.add_argument("model")
-    predict.add_argument("data", help="CSV file (or bundled dataset) with the feature columns")
+    predict.add_argument(
+        "data", help="CSV or Parquet file (or bundled dataset, or - for stdin) with the features"
+    )
     predict.add_argument("--proba", action="store_true", help="also write class probabilities")
     predict.add_argument("--out", help="write the predictions to this CSV file")
     add_locale_options(predict)
@@ -183,6 +187,21 @@ def unseen_notes(prep: Preprocessing) -> None:
             ": encoded as all zeros (--unknown error refuses them)",
             file=sys.stderr,
         )
+
+
+def minority_warning(scores: dict[str, dict[str, float]]) -> None:
+    """A warning on stderr when accuracy hides a class the model misses: macro F1 (the mean
+    of the classes' F1) more than 0.2 below accuracy on some split."""
+    for split, values in scores.items():
+        accuracy, f1 = values.get("accuracy"), values.get("f1_macro")
+        if accuracy is not None and f1 is not None and f1 < accuracy - 0.2:
+            print(
+                f"betaprop: warning: on the {split} rows accuracy is {accuracy:.3g} but macro F1 "
+                f"only {f1:.3g}: a class is rare and mostly missed; --class-weight balanced "
+                "weighs the classes equally",
+                file=sys.stderr,
+            )
+            return
 
 
 def finite_outputs(P: np.ndarray, path: str) -> np.ndarray:
@@ -295,7 +314,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     net = model.network
     if args.proba and prep.task != "classification":
         raise UserError("--proba is for classification models; this model does regression")
-    data = model_data(args.model, prep, args.data, None, None, net.dtype, locale_options(args))
+    with from_pipe(args.data) as spec:
+        data = model_data(args.model, prep, spec, None, None, net.dtype, locale_options(args))
     with np.errstate(all="ignore"):
         P = finite_outputs(net.predict(model_inputs(net, prep, data, args)), args.model)
     predicted = prep.decode(P)
@@ -315,6 +335,24 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         writer.writerow(row)
     write_text(args.out, buffer.getvalue())
     return 0
+
+
+@contextlib.contextmanager
+def from_pipe(spec: str) -> Iterator[str]:
+    """The data file, or for ``-`` standard input copied to a file named ``stdin`` in a
+    temporary folder (removed on leaving), so that it is read as any file is: in bounded
+    pieces, by its first bytes (CSV, gzip, Parquet), its problems named by line."""
+    if spec != "-":
+        yield spec
+        return
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="betaprop-") as folder:
+        path = os.path.join(folder, "stdin")
+        with open(path, "wb") as copy:
+            shutil.copyfileobj(sys.stdin.buffer, copy, 1 << 20)
+        yield path
 
 
 def write_text(out: str | None, text: str) -> None:
@@ -350,6 +388,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     with np.errstate(all="ignore"):  # weights of a crafted file: refuse, not print nan
         finite_outputs(net.predict(prep.transform(data.X, net.dtype)), args.model)
     values = metrics(net, prep, data, np.arange(len(data.X)))
+    minority_warning({"evaluated": values})
     table = Table(title="betaprop evaluate", caption=f"{args.model} on {args.data}")
     table.add_column("metric")
     table.add_column("value", justify="right")

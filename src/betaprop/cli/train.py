@@ -35,7 +35,7 @@ from ..training.distributed import is_lead, world
 from ..training.optimizers import OPTIMIZERS
 from ..training.schedules import SCHEDULES
 from ..training.state import DivergenceError
-from .models import add_table_options, metrics
+from .models import add_table_options, metrics, minority_warning
 from .options import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -66,6 +66,7 @@ from .runs import (
 )
 from .settings import build_network, optimizer_and_schedule
 from .training import (
+    class_weights,
     confusion_matrix,
     confusion_split,
     data_and_splits,
@@ -95,6 +96,12 @@ def add_command(commands: Any) -> None:
     train.add_argument("--target", help="target column of a CSV file (default: the last)")
     add_table_options(train)
     train.add_argument("--task", choices=("auto", "classification", "regression"), default="auto")
+    train.add_argument(
+        "--class-weight",
+        choices=("balanced",),
+        help="balanced: weigh each class n / (k n_c) in the loss, as scikit-learn's "
+        "class_weight (a rare class counts as much as a frequent one)",
+    )
     train.add_argument(
         "--hidden",
         type=hidden_sizes,
@@ -197,6 +204,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.quiet:
         return code
     print_train_table(run)
+    minority_warning(run.metrics)
     if run.history.interrupted:
         by = run.history.stop_signal
         who = "by user" if by in (None, signal.SIGINT) else f"by {signal.Signals(by).name}"
@@ -272,6 +280,7 @@ def _train_in(
     if comm is not None:
         settings["comm"] = comm
     settings["batch_size"] = min(args.batch_size, len(X))
+    settings["sample_weight"] = class_weights(args, prep, data, splits["train"])
     rows = splits["validation"]
     settings["validation_data"] = split_arrays(net, prep, data, rows) if len(rows) else None
     diagnostics = Diagnostics(X, D, max_examples=256)

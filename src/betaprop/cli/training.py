@@ -74,7 +74,6 @@ def data_and_splits(
     data = load_data(
         args.data, args.target, seed=args.seed, dtype=args.dtype, **table_options(args)
     )  # in the network's dtype: a float32 run reads a large file in half the memory
-    print_notes(data)
     task = infer_task(data) if args.task == "auto" else args.task
     stratify = class_labels(data.target) if task == "classification" else None
     splits = split_rows(len(data.X), stratify, args.val_fraction, args.test_fraction, args.seed)
@@ -82,7 +81,11 @@ def data_and_splits(
     prep = Preprocessing.fit(
         data, task, splits["train"], impute=impute, indicator=getattr(args, "indicator", False)
     )
-    table_notes(data, prep, impute)
+    if not getattr(args, "quiet", False):  # --quiet prints nothing; an error its line alone
+        print_notes(data)
+        if args.task == "auto" and data.task is None:
+            task_note(data, task)
+        table_notes(data, prep, impute)
     if prep.columns is not None:  # a table: from here on, its encoded features
         data = Dataset(prep.encode_table(data), data.target, list(prep.feature_names),
                        data.target_name, data.source, data.task)  # fmt: skip
@@ -92,6 +95,26 @@ def data_and_splits(
         if lowest < 0:
             raise UserError(f"--loss {args.loss} needs a target >= 0 (counts), got {lowest!r}")
     return data, prep, splits
+
+
+def task_note(data: Dataset, task: str) -> None:
+    """One line on stderr saying which task a numeric target made, and how to choose the other."""
+    from ..files.datasets import MAX_INTEGER_CLASSES, numeric_labels
+
+    other = "regression" if task == "classification" else "classification"
+    numbers = numeric_labels(data.target)
+    if numbers is None:
+        return  # text labels: classification, no other choice
+    if task == "classification":
+        count = len(np.unique(numbers))
+        why = f"its {count} distinct values are integers (at most {MAX_INTEGER_CLASSES})"
+    else:
+        why = "its values are numbers"
+    print(
+        f"betaprop: note: task {task} (target {data.target_name!r}: {why}); --task {other} "
+        "chooses the other",
+        file=sys.stderr,
+    )
 
 
 def table_notes(data: Dataset, prep: Preprocessing, impute: str | None) -> None:
@@ -108,6 +131,20 @@ def table_notes(data: Dataset, prep: Preprocessing, impute: str | None) -> None:
             f"categories: the most frequent) in {shown}{more}; --impute none refuses them",
             file=sys.stderr,
         )
+
+
+def class_weights(
+    args: argparse.Namespace, prep: Preprocessing, data: Dataset, rows: np.ndarray
+) -> np.ndarray | None:
+    """--class-weight balanced: each training row weighs n / (k n_c), its class c's share
+    (scikit-learn's "balanced"), so that every class weighs the same in the loss."""
+    if getattr(args, "class_weight", None) is None:
+        return None
+    if prep.task != "classification":
+        raise UserError("--class-weight is for classification; this run does regression")
+    labels = np.array(class_labels(data.target[rows]), dtype=object)
+    classes, index, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    return len(labels) / (len(classes) * counts[index])
 
 
 def split_arrays(

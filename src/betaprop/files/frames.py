@@ -165,6 +165,11 @@ def from_frame(
                 f"{source} lacks the feature columns {lacking[:5]} that the model was trained on"
             )
         names = list(features)
+    if features is None:  # a column without any value teaches nothing: left out (as
+        empty = [name for name in names if _missing_mask(frame[name], missing_cells).all()]
+        if empty:  # scikit-learn's SimpleImputer does)
+            names = [name for name in names if name not in empty]
+            notes.append(f"columns {empty[:10]} have no value in any row: left out")
     if not names:
         raise DataError(f"{source} has no feature column besides the target {target_name!r}")
     declared = set(categorical) if not isinstance(categorical, str) else set()
@@ -305,6 +310,7 @@ def _feature_kinds(
             stamps = _text_dates(cells) if bad.any() and not detect else None
             if detect and present.any() and bad[present].all():
                 kinds[name] = "categorical"  # no present cell is a number
+                _many_levels(cells, name, notes)
             elif stamps is not None:  # a model's date column (from Parquet), in a text file
                 values[present] = stamps
                 kinds[name] = "numeric"
@@ -335,6 +341,27 @@ def _locale_number(decimal: str, thousands: str | None) -> Any:
         return as_number(text.replace(decimal, ".") if decimal != "." else text)
 
     return number
+
+
+MANY_LEVELS = 50  # a text column with more levels, or more than half its cells distinct
+
+
+def _many_levels(cells: Any, name: str, notes: list[str]) -> None:
+    """A note for a text column of many levels (an identifier, a name): each level is one
+    one-hot input, and a level seen once teaches nothing."""
+    levels = len(_unique(cells))
+    if levels > MANY_LEVELS or (len(cells) >= 20 and levels > len(cells) / 2):
+        notes.append(
+            f"warning: column {name!r} has {levels} distinct values in {len(cells)} rows "
+            f"(one-hot: {levels} inputs); an identifier or free text teaches little: leave it "
+            f"out with --drop {name}, unless its values recur"
+        )
+
+
+def _unique(cells: Any) -> Array:
+    import pandas as pd
+
+    return pd.unique(cells.to_numpy(dtype=object))
 
 
 def _present_text(column: Any, present: Array) -> Any:
