@@ -64,3 +64,64 @@ def test_a_given_batch_and_dropout_alone() -> None:
     assert t.n == 1 and t.agrees and 1 in t.mask and not t.normalization
     with pytest.raises(ValueError, match="X must have shape"):
         trace(net, [1.0, 0.0, 0.0], [0.0, 0.0], batch=(np.ones((2, 4)), np.ones((2, 2))))
+
+
+def _value(data: dict, name: str, q: int) -> np.ndarray:
+    if name in ("x", "d", "error", "output_gradient"):
+        return np.array(data[name])
+    if name in ("learning_rate", "loss_value"):
+        return np.array([data[name]])
+    if name == "mask":
+        return np.array(data["dropout"][str(q)]["mask"])
+    if name in data["normalization"].get(str(q), {}):
+        return np.array(data["normalization"][str(q)][name])
+    return np.array(data[name][str(q)])
+
+
+ACT = {"tanh": np.tanh, "sigmoid": lambda s: 1 / (1 + np.exp(-s)), "identity": lambda s: s}
+OPS = {"⊙": np.multiply, "+": np.add, "−": np.subtract, "/": np.divide, "·": np.multiply}
+
+
+def _evaluate(data: dict, e: list) -> np.ndarray:
+    if e[0] == "v":
+        return _value(data, e[1], e[2])
+    if e[0] == "f":
+        return ACT[e[1]](_evaluate(data, e[2]))
+    return OPS[e[0]](_evaluate(data, e[1]), _evaluate(data, e[2]))
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"normalization": "batch"},
+        {"dropout": 0.5},
+        {"normalization": "batch", "dropout": 0.3},
+        {"normalization": "layer"},
+        {"residual": True},
+        {"residual": True, "normalization": "layer", "dropout": 0.3},
+        {"residual": True, "normalization": "batch"},
+    ],
+)
+def test_every_line_the_trace_claims_holds_at_full_precision(settings) -> None:
+    """The lines the page writes (as_dict's "lines"), evaluated in float64 from the trace's
+    own numbers: layer norm, residual layers, batch norm and dropout alike."""
+    net = bp.Network([3, 4, 4, 4, 2], "tanh", dtype="float64", seed=1, **settings)
+    t = trace(net, [1.0, -0.5, 0.25], [0.0, 1.0])
+    assert t.agrees, settings  # the literal reference, every operation's own form
+    data = json.loads(json.dumps(as_dict(t)))
+    lines = [*data["lines"]["3"]] + [
+        line for step in ("2", "4", "6") for q in data["lines"][step].values() for line in q
+    ]
+    assert len(lines) >= 3 * 4
+    for line in lines:
+        result = _evaluate(data, line["result"])
+        np.testing.assert_allclose(
+            np.broadcast_to(_evaluate(data, line["expr"]), result.shape), result,
+            rtol=1e-9, atol=1e-12, err_msg=str((settings, line)),
+        )  # fmt: skip
+    text = render(t)
+    if settings.get("residual"):
+        assert "g^1 = (W^2)^T β^2 + g^2" in text and "y^2 = y^1 + f_2(" in text
+    if settings.get("normalization") == "layer":
+        assert "Layer normalisation of layer 1" in text and "mean_j(γ^1 ⊙ e^1)" in text

@@ -257,6 +257,11 @@ NETWORKS = {
     "relu_softmax_cross_entropy": ["--sizes", "4,5,3", "--activation", "relu"]
     + ["--output", "softmax", "--loss", "cross_entropy", "--batch-norm"],
     "gelu_identity_output": ["--sizes", "2,3,2", "--activation", "gelu", "--output", "identity"],
+    "layer_norm": ["--sizes", "3,4,4,2", "--activation", "tanh", "--layer-norm"],
+    "residual": ["--sizes", "3,4,4,4,2", "--activation", "tanh", "--residual"],
+    "residual+layer_norm+dropout": ["--sizes", "3,4,4,4,2", "--residual", "--layer-norm"]
+    + ["--dropout", "0.3"],
+    "residual+batch_norm": ["--sizes", "3,4,4,2", "--residual", "--batch-norm"],
 }
 
 

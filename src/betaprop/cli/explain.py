@@ -43,7 +43,9 @@ def add_commands(commands: Any) -> None:
         "network (default 2-3-2 sigmoid, squared error) or a saved model: the forward pass, "
         "the local errors, the gradients and one gradient step (learning rate --learning-rate).",
     )
-    _add_small_network_options(trace, sizes=[2, 3, 2], activation="sigmoid", output="sigmoid")
+    _add_small_network_options(
+        trace, sizes=[2, 3, 2], activation="sigmoid", output="sigmoid", past_seed=True
+    )
     trace.add_argument("--x", type=float_list, help="the example x (default: 1, 0.5, -0.5, ...)")
     trace.add_argument("--d", type=float_list, help="the target d (default: 1, 0, 0, ...)")
     trace.add_argument("--model", help="trace a saved model instead")
@@ -110,7 +112,11 @@ def _exercise(text: str) -> list[tuple[str, int]]:
 
 
 def _add_small_network_options(
-    parser: argparse.ArgumentParser, sizes: list[int], activation: str, output: str | None
+    parser: argparse.ArgumentParser,
+    sizes: list[int],
+    activation: str,
+    output: str | None,
+    past_seed: bool = False,
 ) -> None:
     """--sizes, --activation, --output, --loss, --seed (and --batch-norm, --dropout, --init)
     of the small random network that ``trace`` and ``gradcheck`` build (``_small_network``)
@@ -120,7 +126,7 @@ def _add_small_network_options(
     parser.add_argument("--output", choices=sorted(ACTIVATIONS), default=output)
     parser.add_argument("--loss", choices=sorted(LOSSES), default="squared_error")
     parser.add_argument("--seed", type=int_at_least(0), default=0)
-    add_layer_options(parser)
+    add_layer_options(parser, past_seed)  # the trace shows layer norm and residual layers
 
 
 def _small_network(args: argparse.Namespace) -> Network:

@@ -68,7 +68,8 @@ class Trace:
     # values; mu, sigma, dgamma, dshift per neuron); per dropout layer: the mask m / (1 - p)
     normalization: dict[int, dict[str, Array]] = field(default_factory=dict)
     mask: dict[int, Array] = field(default_factory=dict)
-    f_value: dict[int, Array] = field(default_factory=dict)  # f(u^q) before the mask
+    f_value: dict[int, Array] = field(default_factory=dict)  # f(u^q) before mask and skip
+    g: list[Any] = field(default_factory=list)  # dE/dy^q, q < Q (with residual layers)
     output_gradient: Array | None = None  # dE/dy^Q where the loss is not the seed's
     # step 6: the learning rate eta, W^q and b^q after the step, E after it
     learning_rate: float = 0.1
@@ -110,7 +111,7 @@ def trace(
         raise ValueError(f"d must have N_Q = {net.sizes[-1]} values, got {d.shape[0]}")
     Q = twin.Q
     X, D = x[None, :], d[None, :]
-    if any(twin.normalized):
+    if any(_kind(twin, q) == "batch" for q in range(1, Q + 1)):  # a batch for its statistics
         if batch is None:
             rng = np.random.default_rng(0)
             batch = (
@@ -142,12 +143,17 @@ def trace(
         f.derivative(ws.a[q][:, :1], ws.fy[q][:, :1], out)  # f'(u^q) where normalised
         t.f_prime.append(out[:, 0])
     t.back = [None] + [twin.W[q + 1].T @ t.beta[q + 1] for q in range(1, Q)] + [None]
+    # g^q = dE/dy^q: (W^{q+1})^T beta^{q+1}, plus g^{q+1} where layer q+1 is residual
+    t.g = [None] * (Q + 1)
+    for q in range(Q - 1, 0, -1):
+        t.g[q] = t.back[q] + t.g[q + 1] if _residual(twin, q + 1) else t.back[q]
     for q in range(1, Q):
+        if twin.p[q] or _residual(twin, q):
+            t.f_value[q] = ws.fy[q][:, 0].copy()  # f(u^q), before the mask and the skip
         if twin.p[q]:
             t.mask[q] = ws.mask[q][:, 0].copy()
-            t.f_value[q] = ws.fy[q][:, 0].copy()
         if twin.normalized[q]:
-            error_u = t.back[q] * t.f_prime[q]  # the error at u^q
+            error_u = t.g[q] * t.f_prime[q]  # the error at u^q
             if twin.p[q]:
                 error_u = error_u * t.mask[q]
             t.normalization[q] = {
@@ -161,6 +167,11 @@ def trace(
                 "dgamma": twin.dgamma[q][:, 0].copy(),
                 "dshift": twin.dshift[q][:, 0].copy(),
             }
+            if _kind(twin, q) == "layer":  # means over the N_q units of this example
+                norm = t.normalization[q]
+                norm["gamma_e"] = norm["gamma"] * error_u
+                norm["mean_ge"] = np.array([norm["gamma_e"].mean()])
+                norm["mean_gex"] = np.array([(norm["gamma_e"] * norm["xhat"]).mean()])
     t.reference_difference = _reference_difference(t, X, D)
     _step6(t, net, X, D)
     return t
@@ -218,7 +229,8 @@ def _reference_difference(t: Trace, X: Array, D: Array) -> float:
     """The largest difference between the trace and the literal transcription."""
     twin, Q = t.net, t.net.Q
     differences = [0.0]
-    if any(twin.normalized) or any(twin.p):  # the batch transcription, with the same masks
+    if any(len(ops) > 2 for ops in twin.ops):  # more than the seed's two lines: the batch
+        # transcription (every layer operation's literal form), with the same masks
         masks = [None] + [twin.workspace(t.n).mask[q] for q in range(1, Q + 1)]
         ref = reference.batch_pass(twin, X, D, masks)
         s_ref = [None] + [[row[0] for row in ref.s[q]] for q in range(1, Q + 1)]
@@ -256,6 +268,17 @@ Expr = list[Any]
 Line = dict[str, Expr]
 
 
+def _kind(net: Network, q: int) -> str | None:
+    """Layer q's normalisation: "batch", "layer" or None (its operations' names)."""
+    names = [op.name for op in net.ops[q]] if q < len(net.ops) else []
+    return next((name for name in names if name in ("batch", "layer")), None)
+
+
+def _residual(net: Network, q: int) -> bool:
+    """Whether layer q adds its input to its output (y^q = y^{q-1} + f(u^q))."""
+    return any(op.name == "residual" for op in net.ops[q]) if 0 < q < len(net.ops) else False
+
+
 def _v(name: str, q: int) -> Expr:
     return ["v", name, q]
 
@@ -275,25 +298,35 @@ def formulas(t: Trace) -> dict[str, Any]:
             lines.append(_line("xhat", q, ["/", ["−", _v("s", q), _v("mu", q)], _v("sigma", q)]))
             lines.append(_line("u", q, ["+", ["⊙", _v("gamma", q), _v("xhat", q)], _v("shift", q)]))
             a = _v("u", q)
-        if q in t.mask:  # f(u) first, then the mask
-            lines.append(_line("f_value", q, ["f", net.activations[q - 1], a]))
-            lines.append(_line("y", q, ["⊙", _v("f_value", q), _v("mask", q)]))
-        else:
-            lines.append(_line("y", q, ["f", net.activations[q - 1], a]))
+        f = ["f", net.activations[q - 1], a]
+        if q in t.f_value:  # f(u) first, then the mask, then the skip y^{q-1} + ...
+            lines.append(_line("f_value", q, f))
+            f = _v("f_value", q)
+        if q in t.mask:
+            f = ["⊙", f, _v("mask", q)]
+        lines.append(_line("y", q, ["+", _v("y", q - 1), f] if _residual(net, q) else f))
         forward[str(q)] = lines
     for q in range(Q - 1, 0, -1):
-        back = _v("back", q)
+        back, lines = _v("back", q), []
+        if _residual(net, q + 1):  # g^q = (W^{q+1})^T beta^{q+1} + g^{q+1}
+            lines.append(_line("g", q, ["+", back, _v("g", q + 1)]))
+            back = _v("g", q)
         if q in t.mask:
             back = ["⊙", _v("mask", q), back]
-        if q in t.normalization:  # the error at u^q, then back through the normalisation
-            e = _v("error_u", q)
+        if _kind(net, q) == "batch":  # the error at u^q, then back through the batch's mean
+            e = _v("error_u", q)  # and sigma: means over the batch, per neuron
             centred = ["−", ["−", e, _v("dshift", q)], ["⊙", _v("xhat", q), _v("dgamma", q)]]
-            backward[str(q)] = [
-                _line("error_u", q, ["⊙", _v("f_prime", q), back]),
-                _line("beta", q, ["⊙", ["/", _v("gamma", q), _v("sigma", q)], centred]),
-            ]
+            lines.append(_line("error_u", q, ["⊙", _v("f_prime", q), back]))
+            lines.append(_line("beta", q, ["⊙", ["/", _v("gamma", q), _v("sigma", q)], centred]))
+        elif _kind(net, q) == "layer":  # means over the layer's units, for this example
+            ge = _v("gamma_e", q)
+            centred = ["−", ["−", ge, _v("mean_ge", q)], ["⊙", _v("xhat", q), _v("mean_gex", q)]]
+            lines.append(_line("error_u", q, ["⊙", _v("f_prime", q), back]))
+            lines.append(_line("gamma_e", q, ["⊙", _v("gamma", q), _v("error_u", q)]))
+            lines.append(_line("beta", q, ["/", centred, _v("sigma", q)]))
         else:
-            backward[str(q)] = [_line("beta", q, ["⊙", _v("f_prime", q), back])]
+            lines.append(_line("beta", q, ["⊙", _v("f_prime", q), back]))
+        backward[str(q)] = lines
     output = [_line("error", Q, ["−", _v("y", Q), _v("d", Q)])]
     if net.loss.fuses(net.f[Q]) and not net.loss.seed_form:  # the fused canonical pair
         output.append(_line("beta", Q, _v("error", Q)))
@@ -328,6 +361,7 @@ def as_dict(t: Trace) -> dict[str, Any]:
         "error": t.error.tolist() if t.error is not None else None,
         "f_prime": layers(t.f_prime),
         "back": layers(t.back, 1, Q - 1),
+        "g": layers(t.g, 1, Q - 1),
         "beta": layers(t.beta),
         "dW": layers(t.dW),
         "db": layers(t.db),

@@ -10,7 +10,7 @@ import textwrap
 
 import numpy as np
 
-from .trace import LANGUAGES, Trace
+from .trace import LANGUAGES, Trace, _kind, _residual
 
 __all__ = ["render", "render_steps"]
 
@@ -127,6 +127,24 @@ _WORDS: dict[str, dict[str, str]] = {
         "центрируется средним по пакету mu^q и делится на стандартное отклонение по пакету "
         "sigma^q (xhat^q), затем масштабируется и сдвигается, u^q = gamma^q xhat^q + shift^q, "
         "и f применяется к u^q.",
+    },
+    "lnorm2": {
+        "en": "Layer normalisation of layer {q}: for this example, s^q is centred by the mean "
+        "mu^q of its N_q values and divided by their standard deviation sigma^q (xhat^q), then "
+        "scaled and shifted, u^q = gamma^q xhat^q + shift^q, and f takes u^q.",
+        "ru": "Послойная нормализация слоя {q}: для этого примера s^q центрируется средним mu^q "
+        "по N_q значениям слоя и делится на их стандартное отклонение sigma^q (xhat^q), затем "
+        "масштабируется и сдвигается, u^q = gamma^q xhat^q + shift^q, и f применяется к u^q.",
+    },
+    "residual2": {
+        "en": "Layer {q} is residual: its input y^{{q-1}} is added to its output.",
+        "ru": "Слой {q} остаточный: его вход y^{{q-1}} прибавляется к его выходу.",
+    },
+    "residual4": {
+        "en": "Layer {P} is residual: the error g^{P} = dE/dy^{P} also reaches layer {q} "
+        "directly, g^{q} = (W^{P})^T beta^{P} + g^{P}.",
+        "ru": "Слой {P} остаточный: ошибка g^{P} = dE/dy^{P} приходит в слой {q} и напрямую, "
+        "g^{q} = (W^{P})^T beta^{P} + g^{P}.",
     },
     "drop2": {
         "en": "Dropout on layer {q} (p = {p}): each output is kept with probability 1 - p and "
@@ -276,9 +294,10 @@ def _render_step2(w: _Writer, t: Trace) -> None:
         w.row(f"s^{q}", f"s^{{{q}}} = W^{{{q}}} y^{{{q - 1}}} + b^{{{q}}}", t.s[q])
         a = f"s^{{{q}}}"
         if q in t.normalization:
-            norm = t.normalization[q]
-            w.say(_w("norm2", w.lang, q=q))
-            w.row(f"mu^{q}", f"\\mu^{{{q}}} = (1/n) \\sum_i s_i^{{{q}}}", norm["mu"])
+            norm, layer = t.normalization[q], _kind(net, q) == "layer"
+            w.say(_w("lnorm2" if layer else "norm2", w.lang, q=q))
+            mean = "(1/N_q) \\sum_j s_j" if layer else "(1/n) \\sum_i s_i"
+            w.row(f"mu^{q}", f"\\mu^{{{q}}} = {mean}^{{{q}}}", norm["mu"])
             w.row(
                 f"sigma^{q}",
                 f"\\sigma^{{{q}}} = \\sqrt{{(var(s^{{{q}}}) + \\epsilon)}}",
@@ -298,9 +317,13 @@ def _render_step2(w: _Writer, t: Trace) -> None:
         if q in t.mask:
             w.say(_w("drop2", w.lang, q=q, p=f"{net.p[q]:g}"))
             w.row(f"m^{q}/(1-p)", f"m^{{{q}}} / (1 - p)", t.mask[q])
-            formula = f"y^{{{q}}} = f_{{{q}}}({a}) \\odot m^{{{q}}}"
+            formula = f"f_{{{q}}}({a}) \\odot m^{{{q}}}"
         else:
-            formula = f"y^{{{q}}} = f_{{{q}}}({a})"
+            formula = f"f_{{{q}}}({a})"
+        if _residual(net, q):
+            w.say(_w("residual2", w.lang, q=q))
+            formula = f"y^{{{q - 1}}} + {formula}"
+        formula = f"y^{{{q}}} = {formula}"
         w.row(f"y^{q}", formula, t.y[q], net.activations[q - 1])
     w.row(_w("loss", w.lang), "E", np.array([t.loss]))
 
@@ -345,6 +368,10 @@ def _render_step4(w: _Writer, t: Trace) -> None:
             t.back[q],
         )
         back = f"(W^{{{q + 1}}})^T \\beta^{{{q + 1}}}"
+        if _residual(t.net, q + 1):
+            w.say(_w("residual4", w.lang, q=q, P=q + 1))
+            w.row(f"g^{q}", f"g^{{{q}}} = {back} + g^{{{q + 1}}}", t.g[q])
+            back = f"g^{{{q}}}"
         if q in t.mask:
             w.say(_w("drop4", w.lang, q=q))
             w.row(f"m^{q}/(1-p)", f"m^{{{q}}} / (1 - p)", t.mask[q])
@@ -356,6 +383,15 @@ def _render_step4(w: _Writer, t: Trace) -> None:
             continue
         norm = t.normalization[q]
         w.row(f"e^{q}", f"e^{{{q}}} = f'(u^{{{q}}}) \\odot {back}", norm["error_u"])
+        if _kind(t.net, q) == "layer":  # means over the layer's units, for this example
+            ge = f"\\gamma^{{{q}}} \\odot e^{{{q}}}"
+            w.row(
+                f"beta^{q}",
+                f"\\beta^{{{q}}} = ({ge} - mean_j({ge}) - \\hat x^{{{q}}} \\odot "
+                f"mean_j({ge} \\odot \\hat x^{{{q}}})) / \\sigma^{{{q}}}",
+                t.beta[q],
+            )
+            continue
         w.say(_w("norm4", w.lang, q=q))
         w.row(
             f"beta^{q}",
