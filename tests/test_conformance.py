@@ -272,3 +272,61 @@ def test_estimators(case: str) -> None:
     with torch.no_grad():
         probabilities = twin(torch.from_numpy(X)).numpy()
     np.testing.assert_allclose(model.predict_proba(X), probabilities, rtol=0, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------ explain
+def _claims_affine(e: dict, net: Network, ws: Any, q: int, i: int) -> None:
+    below = dense(ws.y[q - 1])[:, i] if q > 1 or not ws.sparse else dense(ws.y[0].T).T[:, i]
+    np.testing.assert_allclose(e["s"], net.W[q] @ below + e["b"], rtol=0, atol=1e-12)
+
+
+def _claims_activation(e: dict, net: Network, ws: Any, q: int, i: int) -> None:
+    f = ACTIVATIONS[net.activations[q - 1]]()
+    np.testing.assert_allclose(e["y"], f(torch.from_numpy(e["a"][None, :]))[0], atol=1e-12)
+
+
+def _claims_norm(e: dict, net: Network, ws: Any, q: int, i: int) -> None:
+    s = ws.s[q][:, i]
+    np.testing.assert_allclose(e["xhat"], (s - e["mu"]) / e["sigma"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(e["u"], e["gamma"] * e["xhat"] + e["shift"], atol=1e-12)
+
+
+def _claims_dropout(e: dict, net: Network, ws: Any, q: int, i: int) -> None:
+    assert set(np.unique(e["mask"])) <= {0.0, 1.0 / (1.0 - e["p"])}
+
+
+def _claims_residual(e: dict, net: Network, ws: Any, q: int, i: int) -> None:
+    branch = ws.fy[q][:, i] * (ws.mask[q][:, i] if net.p[q] else 1.0)
+    np.testing.assert_allclose(e["y"], e["below"] + branch, rtol=0, atol=1e-12)
+
+
+# operation name -> the relations its ``explain`` numbers must satisfy (recomputed here)
+CLAIMS = {
+    "affine": _claims_affine,
+    "activation": _claims_activation,
+    "batch": _claims_norm,
+    "layer": _claims_norm,
+    "dropout": _claims_dropout,
+    "residual": _claims_residual,
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPERATIONS))
+def test_every_operation_has_explain_claims(name: str) -> None:
+    assert name in CLAIMS, f"operation {name!r} has no check of its explain() in CLAIMS"
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c != "sparse_first_layer"])
+def test_explain_numbers_hold(case: str) -> None:
+    """What an operation says it computed (for example 1 of a training pass) holds when
+    recomputed from the numbers it shows (and, for f, by torch). memory="recompute" shares
+    s^q, y^q between layers, so explain reads a copy's pass (as the trace does)."""
+    net = network(case).copy()  # memory="all"
+    X, D = data(case, n=9)
+    net.loss_and_gradients(X, D)
+    ws = net.workspace(9)
+    for q in range(1, net.Q + 1):
+        for op in net.ops[q]:
+            shown = op.explain(net, ws, q, i=1)
+            assert shown["formula"]
+            CLAIMS[op.name](shown, net, ws, q, 1)

@@ -112,7 +112,10 @@ class Operation:
         return e
 
     def explain(self, net: Network, ws: Workspace, q: int, i: int = 0) -> dict[str, Any]:
-        """What the trace shows for example (column) i: {"formula": ..., quantities...}."""
+        """What the trace shows for example (column) i: {"formula": ..., quantities...}.
+
+        Reads the last pass's buffers: run it with memory="all" (``net.copy()``), since
+        memory="recompute" lets layers share s^q and y^q."""
         raise NotImplementedError(f"{self.name}: explain")
 
     def __repr__(self) -> str:
