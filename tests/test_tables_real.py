@@ -288,3 +288,26 @@ def test_predict_reads_a_pipe(tmp_path, capsys):
                            capture_output=True, timeout=300)  # fmt: skip
     assert piped.returncode == 0, piped.stderr
     assert piped.stdout.decode() == expected
+
+
+@pytest.mark.parametrize("chunk", [3, 4 * 1024**2])
+def test_gaps_need_no_pure_python_rescan_unless_a_row_may_be_short(tmp_path, monkeypatch, chunk):
+    import betaprop.files.reading as reading
+
+    monkeypatch.setattr(reading, "RAGGED_CHUNK", chunk)
+    path = tmp_path / "gaps.csv"
+    path.write_text("a,b,c,y\n1,,x,u\n2,5,,v\n\n3,NA,z,u\r\n4,6,x,v")
+    strict = reading.read_rows
+
+    def no_rescan(*args, **kwargs):
+        raise AssertionError("the strict reader re-read a file without short rows")
+
+    monkeypatch.setattr(reading, "read_rows", no_rescan)
+    data = read_csv(str(path), allow_missing=True)
+    assert np.isnan(data.X[:, 1]).tolist() == [True, False, True, False]
+    assert len(data.X) == 4
+    monkeypatch.setattr(reading, "read_rows", strict)
+    for text, line in [("a,b,c,y\n1,,x,u\n2,5\n", 3), ('a,b,c,y\n"1",,x,u\n2,5,x\n', 3)]:
+        path.write_text(text)
+        with pytest.raises(DataError, match=rf"line {line} has \d fields, but the header has 4"):
+            read_csv(str(path), allow_missing=True)

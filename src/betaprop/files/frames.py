@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .numbers import faithful, target_cells
-from .reading import DataError, refuse
+from .reading import DataError, maybe_ragged, refuse
 
 __all__ = [
     "Dataset",
@@ -201,8 +201,8 @@ def from_frame(
         _problem(frame, source, lines, sep, names, kinds, target_name if has_target else None,
                  allow_missing, missing_cells, untargeted, dates, gaps,
                  _locale_number(decimal, thousands))  # fmt: skip
-    elif (ragged or untargeted) and lines:  # a short row reads as a missing target too
-        refuse(source, sep, lambda *cells: None, None)
+    elif (ragged or untargeted) and lines and maybe_ragged(source, sep):
+        refuse(source, sep, lambda *cells: None, None)  # a short row reads as gaps
     if has_target and labels is None:  # what the strict pass found no words for
         raise DataError(f"{source}: target {target_name!r} has a missing or too large value")
     numeric_names = [name for name in names if kinds[name] == "numeric"]

@@ -365,6 +365,49 @@ def read_table(
     return frame
 
 
+RAGGED_CHUNK = 4 * 1024**2  # bytes counted at a time by ``maybe_ragged``
+
+
+def maybe_ragged(path: str, sep: str | None) -> bool:
+    """False when every non-blank line of the (decompressed) file has as many separators as
+    its header, counted with NumPy in pieces of ``RAGGED_CHUNK`` bytes (memory: a few times
+    that); True when some line has not, or when the file holds a quote (a quoted field may hold
+    a separator or a line break: only the strict reader can tell). A gap in a CSV file may be
+    a short row; this is what decides whether the strict reader must read it all again."""
+    counted: list[int] = []  # the header's separators
+    carry = length = 0  # separators and bytes of the line cut by a piece's end
+    with open_table(path, sep) as (stream, header, separator):
+        if header is None:
+            return False  # Parquet: no lines
+        mark = ord(separator)
+        while piece := stream.read(RAGGED_CHUNK):
+            buffer = np.frombuffer(piece, dtype=np.uint8)
+            if (buffer == ord('"')).any():
+                return True
+            ends = np.flatnonzero(buffer == ord("\n"))
+            seps = np.cumsum(buffer == mark, dtype=np.int64)
+            before = np.concatenate(([0], seps[ends[:-1]])) if len(ends) else np.array([0])
+            per_line = seps[ends] - before[: len(ends)] if len(ends) else seps[:0]
+            if len(ends):
+                per_line[0] += carry
+                sizes = np.diff(np.concatenate(([-1], ends)))
+                sizes[0] += length
+                if not counted:
+                    counted.append(int(per_line[0]))  # the header's
+                # a line of at most "\r" with no separator is blank: pandas skips it
+                real = (per_line > 0) | (sizes > 2)
+                if (per_line[real] != counted[0]).any():
+                    return True
+                carry = int(seps[-1] - seps[ends[-1]])
+                length = len(buffer) - 1 - int(ends[-1])
+            else:
+                carry += int(seps[-1]) if len(seps) else 0
+                length += len(buffer)
+        if counted and (carry > 0 or length > 1) and carry != counted[0]:
+            return True  # the last line, without a line end
+    return False
+
+
 def too_large(path: str, sep: str | None, itemsize: int) -> DataError:
     """The refusal of a table that does not fit in memory, with the estimate of what its
     matrix alone needs: rows x columns x ``itemsize``. The rows are counted (line ends, in
