@@ -32,11 +32,23 @@ EXTRAS = {
         "batch_norm",
         "dropout",
         "init",
+        "layer_norm",
+        "residual",
     ],
-    MLPRegressor: ["scoring", "callbacks", "dtype", "batch_norm", "dropout", "init"],
+    MLPRegressor: [
+        "scoring",
+        "callbacks",
+        "dtype",
+        "batch_norm",
+        "dropout",
+        "init",
+        "layer_norm",
+        "residual",
+    ],  # fmt: skip
 }
-# issue 12's switches default to "off" in their own type (False, 0.0), the others to None
-OFF = {"batch_norm": False, "dropout": 0.0}
+# issues 12's and 23's switches default to "off" in their own type (False, 0.0), the others
+# to None
+OFF = {"batch_norm": False, "dropout": 0.0, "layer_norm": False, "residual": False}
 
 
 def _quiet(estimator, *args, **kwargs):
