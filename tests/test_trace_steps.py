@@ -71,3 +71,18 @@ def test_the_scrubber_shows_each_steps_numbers(browser, tmp_path):  # noqa: F811
         assert check_numbers(browser, steps[k]) > 10  # every number is step k's own
         assert browser.execute_script("return document.body.dataset.stage") == "step6-1"
     no_errors(browser)
+
+
+def test_the_deep_sigmoid_preset_shows_vanishing_step_after_step(tmp_path):
+    out = tmp_path / "deep.json"
+    assert (
+        cli.main(["trace", "--preset", "deep-sigmoid", "--format", "json", "--out", str(out)]) == 0
+    )
+    steps = json.loads(out.read_text(encoding="utf-8"))["steps"]
+    assert len(steps) == 20 and steps[0]["sizes"] == [4, 8, 8, 8, 8, 8, 2]
+    assert steps[0]["learning_rate"] == 1.0 and set(steps[0]["activations"]) == {"sigmoid"}
+    for step in steps:  # beta^1 a hundred times smaller than delta^Q, at every step
+        largest = [max(abs(v) for v in step["beta"][str(q)]) for q in range(1, 7)]
+        assert largest[0] < largest[5] / 100
+    assert steps[-1]["loss_after"] < steps[0]["loss_value"]
+    assert cli.main(["trace", "--preset", "deep-sigmoid", "--model", "m.safetensors"]) != 0

@@ -54,14 +54,19 @@ def add_commands(commands: Any) -> None:
     trace.add_argument(
         "--learning-rate",
         type=positive_float,
-        default=0.1,
         metavar="ETA",
-        help="eta of step 6, one plain gradient step W <- W - eta dE/dW (default 0.1)",
+        help="eta of step 6, one plain gradient step W <- W - eta dE/dW (default 0.1; 1 with "
+        "--preset deep-sigmoid)",
+    )
+    trace.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="a ready network: deep-sigmoid = sizes 4,8,8,8,8,8,2, sigmoid everywhere, "
+        "--steps 20, eta 1 (the error vanishing on its way back, step after step)",
     )
     trace.add_argument(
         "--steps",
         type=int_at_least(1),
-        default=1,
         metavar="N",
         help="trace N consecutive training steps on the example (the page scrubs through "
         "them; the text shows the first in full and E, |beta^q| for each)",
@@ -92,6 +97,17 @@ def add_commands(commands: Any) -> None:
     check.add_argument("--model", help="check a saved model (random inputs of its size)")
     check.set_defaults(handler=_cmd_gradcheck)
 
+
+# --preset: the options it sets (sizes, activation, output) and its defaults (steps, eta)
+PRESETS: dict[str, dict[str, Any]] = {
+    "deep-sigmoid": {
+        "sizes": [4, 8, 8, 8, 8, 8, 2],
+        "activation": "sigmoid",
+        "output": "sigmoid",
+        "steps": 20,
+        "learning_rate": 1.0,
+    },  # fmt: skip
+}
 
 # the per-layer vectors a page can hide for an exercise (the names of the trace's JSON)
 EXERCISE_NAMES = ("s", "y", "f_prime", "back", "beta", "db", "b_new")
@@ -195,12 +211,20 @@ def _cmd_trace(args: argparse.Namespace) -> int:
     refuse_overwriting(
         [("--out", args.out)], [("the model file", args.model), ("the data file", args.data)]
     )
+    preset = PRESETS.get(args.preset or "", {})
+    if preset and args.model:
+        raise UserError("--preset builds its own network; it cannot be used with --model")
+    for key in ("sizes", "activation", "output"):
+        if key in preset:
+            setattr(args, key, preset[key])
+    steps = args.steps or preset.get("steps", 1)
+    learning_rate = args.learning_rate or preset.get("learning_rate", 0.1)
     net, x, d = _model_example(args) if args.model else _given_example(args)
     for name, q in args.exercise:
         last = net.Q - 1 if name == "back" else net.Q
         if q > last:
             raise UserError(f"--exercise {name}:{q}: the layer must be in 1..{last}, got {q}")
-    traces = trace_steps(net, x, d, args.steps, learning_rate=args.learning_rate)
+    traces = trace_steps(net, x, d, steps, learning_rate=learning_rate)
     result = traces[0] if len(traces) == 1 else traces
     if args.format == "json":  # as_dict(trace), or {"steps": [...]} with --steps N > 1
         text = json.dumps(data(result), indent=1) + "\n"

@@ -48,6 +48,13 @@ WORDS: dict[str, dict[str, str]] = {
         "en": "network {sizes} · {activations} · loss {loss} · float64",
         "ru": "сеть {sizes} · {activations} · функция потерь {loss} · float64",
     },
+    "loss_squared_error": {"en": "squared error", "ru": "квадратичная ошибка"},
+    "loss_cross_entropy": {"en": "cross-entropy", "ru": "перекрёстная энтропия"},
+    "loss_binary_cross_entropy": {
+        "en": "binary cross-entropy",
+        "ru": "бинарная перекрёстная энтропия",
+    },
+    "loss_poisson": {"en": "Poisson deviance", "ru": "пуассоновское отклонение"},
     "input": {"en": "input", "ru": "вход"},
     "output": {"en": "output", "ru": "выход"},
     "back": {"en": "Back", "ru": "Назад"},
