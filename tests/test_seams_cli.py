@@ -439,3 +439,38 @@ def test_a_report_that_runs_out_of_memory_leaves_the_model_and_history(tmp_path)
     assert sorted(os.listdir(out)) == ["history.csv", "model.safetensors"]
     info = run("info", str(out / "model.safetensors"))
     assert info.returncode == 0, info.stderr
+
+
+def test_the_metrics_of_many_classes_are_computed_in_bounded_chunks(tmp_path, monkeypatch):
+    """train's metrics (before the model is written) hold at most METRICS_CELLS targets and
+    outputs at a time, not rows x classes (a 10 000-class target lost the model under a
+    4 GiB limit), and equal the metrics of all rows at once, recomputed with scikit-learn."""
+    import tracemalloc
+
+    from sklearn.metrics import accuracy_score, f1_score, log_loss
+
+    from betaprop import cli
+    from betaprop.cli import models
+
+    data = _many_classes(tmp_path / "many.csv", 600)  # 600 classes, 3000 rows
+    args = cli.build_parser().parse_args(
+        ["train", "--quiet", "--data", str(data), "--hidden", "none", "--epochs", "1",
+         "--dtype", "float64", "--test-fraction", "0.5", "--out", str(tmp_path / "run")]
+    )  # fmt: skip
+    run_ = cli.train_run(args, None)
+    net, prep, rows = run_.net, run_.prep, run_.splits["test"]
+    monkeypatch.setattr(models, "METRICS_CELLS", 6000)  # 10 rows of 600 outputs a chunk
+    tracemalloc.start()
+    chunked = models.metrics(net, prep, run_.data, rows)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    whole = len(rows) * 600 * 8  # one rows x classes float64 matrix (all rows at once: two)
+    assert peak < whole, (peak, whole)
+    truth = prep.labels(run_.data.target[rows])
+    P = net.predict(prep.transform(run_.data.X[rows], net.dtype))
+    predicted = prep.decode(P)
+    assert chunked["accuracy"] == pytest.approx(accuracy_score(truth, predicted), abs=1e-12)
+    expected_f1 = f1_score(truth, predicted, average="macro", zero_division=0)
+    assert chunked["f1_macro"] == pytest.approx(expected_f1, abs=1e-12)
+    expected_loss = log_loss(truth, P, labels=prep.classes)
+    assert chunked["loss"] == pytest.approx(expected_loss, rel=1e-9)

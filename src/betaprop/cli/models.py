@@ -269,15 +269,25 @@ def model_data(
     return data
 
 
+METRICS_CELLS = 2**22  # targets or outputs per chunk of rows in metrics: 32 MiB in float64
+
+
 def metrics(net: Network, prep: Preprocessing, data: Dataset, rows: np.ndarray) -> dict[str, float]:
     """Loss and scores on some rows: accuracy and macro F1, or R², MAE and RMSE."""
     from sklearn import metrics as sklearn_metrics
 
-    Z = prep.transform(data.X[rows], net.dtype)
-    D = prep.encode(data.target[rows], net.sizes[-1], net.dtype)
-    loss, _ = evaluate(net, Z, D)
-    predicted = prep.decode(net.predict(Z))
-    result = {"loss": float(loss)}
+    # rows in chunks of at most METRICS_CELLS targets and outputs each: a one-hot target of
+    # 10 000 classes is 10 000 numbers a row, never held for every row at once
+    step = max(1, METRICS_CELLS // net.sizes[-1])
+    total, predicted = 0.0, list[Any]()
+    for start in range(0, len(rows), step):
+        part = rows[start : start + step]
+        Z = prep.transform(data.X[part], net.dtype)
+        D = prep.encode(data.target[part], net.sizes[-1], net.dtype)
+        loss, _ = evaluate(net, Z, D)
+        total += float(loss) * len(part)
+        predicted.extend(prep.decode(net.predict(Z)))
+    result = {"loss": total / len(rows)}
     if prep.task == "classification":
         truth = prep.labels(data.target[rows])
         result["accuracy"] = float(sklearn_metrics.accuracy_score(truth, predicted))
