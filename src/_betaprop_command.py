@@ -17,39 +17,53 @@ from __future__ import annotations
 
 import signal
 import sys
-from typing import Any
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
+# what stops the command, as Ctrl-C does: kill, timeout, Slurm, container runtimes; a closed
+# terminal. Training puts its own handler in while it runs (it finishes the mini-batch).
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 
 def main() -> int:
     """Run the ``betaprop`` command (arguments from ``sys.argv``); returns the exit code."""
-    interrupted = False
+    stopped_by: list[int] = []  # the stop signal that arrived outside training, if one did
 
-    def on_interrupt(signum: int, frame: Any) -> None:
-        nonlocal interrupted
-        interrupted = True
+    def on_stop(signum: int, frame: object) -> None:
+        stopped_by.append(signum)
         raise KeyboardInterrupt
 
-    def unraisable(report: Any) -> None:  # an interrupt in a __del__: counted, not printed
-        if not isinstance(report.exc_value, KeyboardInterrupt):
-            sys.__unraisablehook__(report)
+    def unraisable(report: object) -> None:  # an interrupt in a __del__: counted, not printed
+        if not isinstance(getattr(report, "exc_value", None), KeyboardInterrupt):
+            sys.__unraisablehook__(report)  # type: ignore[arg-type]
 
-    # a shell that starts a job in the background ignores SIGINT for it: so do we
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, on_interrupt)
-        sys.unraisablehook = unraisable
+    # a signal the shell ignores for us (SIGINT for a background job, SIGHUP under nohup) or
+    # handles otherwise stays as it is
+    defaults = {signal.SIGINT: signal.default_int_handler}
+    installed = []
+    for number in STOP_SIGNALS:
+        if signal.getsignal(number) is defaults.get(number, signal.SIG_DFL):
+            signal.signal(number, on_stop)
+            installed.append(number)
+    sys.unraisablehook = unraisable
     code: int | None = None
     try:
         try:
             from betaprop.cli import main as command
 
             code = command()
-        finally:  # the command is over: a late Ctrl-C changes nothing
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        finally:  # the command is over: a late signal changes nothing
+            for number in installed:
+                signal.signal(number, signal.SIG_IGN)
     except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if code is None or (interrupted and code < 128):  # betaprop.cli.main said it otherwise
+        for number in installed:
+            signal.signal(number, signal.SIG_IGN)
+    if stopped_by and stopped_by[0] != signal.SIGINT:
+        if code is None:
+            print(f"betaprop: stopped by {signal.Signals(stopped_by[0]).name}", file=sys.stderr)
+        return 128 + stopped_by[0]
+    if code is None or (stopped_by and code < 128):  # betaprop.cli.main said it otherwise
         print("betaprop: interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED
     return code

@@ -308,6 +308,41 @@ def test_python_m_betaprop_cli_runs_the_console_scripts_entry(trained):
     assert "betaprop model" in result.stdout
 
 
+# SIGTERM (kill, timeout, Slurm) where no training handler is in place: after the model is
+# written, while the report loads matplotlib (the same import hook, another signal)
+STOP_PROGRAM = CTRL_C_PROGRAM.replace("signal.SIGINT", "signal.SIGTERM")
+
+
+@pytest.mark.parametrize("command", ["train", "info"])
+def test_sigterm_outside_training_is_one_line_143_and_leaves_no_lock(tmp_path, trained, command):
+    model, data = trained
+    if command == "train":
+        when = "matplotlib.figure"  # the report, drawn after the model and history are written
+        args = ["train", "--data", str(data), "--hidden", "4", "--epochs", "1",
+                "--out", str(tmp_path / "run"), "--quiet"]  # fmt: skip
+    else:
+        when, args = "rich.table", ["info", str(model)]
+    result = subprocess.run(
+        [sys.executable, "-c", STOP_PROGRAM, when, "directly", *args],
+        capture_output=True, text=True, timeout=300, env=ENV,
+    )  # fmt: skip
+    assert result.returncode == 143, result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+    if command == "train":
+        assert (tmp_path / "run" / "model.safetensors").exists()
+        assert not (tmp_path / "run" / ".betaprop.lock").exists()
+
+
+def test_a_full_standard_output_is_one_line_and_1(trained):
+    model, data = trained
+    for args in (["info", str(model)], ["predict", str(model), str(data)]):
+        with open("/dev/full", "w") as full:
+            result = subprocess.run([*COMMAND, *args], stdout=full, stderr=subprocess.PIPE,
+                                    text=True, timeout=300, env=ENV)  # fmt: skip
+        assert result.returncode == 1, result.stderr
+        assert result.stderr == "betaprop: error: No space left on device (writing the output)\n"
+
+
 # ------------------------------------------------------------ 2. the model first, figures bounded
 def _many_classes(path: Path, n_classes: int) -> Path:
     """Class k has 3 + k % 5 rows (so the most frequent are well defined), two features."""

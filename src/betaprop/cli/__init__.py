@@ -21,7 +21,7 @@ from .. import __version__
 from ..files.datasets import DataError
 from ..files.model import ModelFileError
 from . import bench, explain, export, models, study, train
-from .options import EXIT_INTERRUPTED, EXIT_USER_ERROR, Parser, UserError, fail
+from .options import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USER_ERROR, Parser, UserError, fail
 from .runs import TrainRun, write_run
 from .train import train_run
 
@@ -69,6 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `betaprop predict ... | head`: the reader has what it wanted
         _quiet_stdout()
         return 0
+    except OSError as error:  # a full disk or device under stdout (`> /dev/full`), an I/O error
+        _quiet_stdout()
+        where = f": {error.filename}" if error.filename else " (writing the output)"
+        fail(f"{error.strerror or error}{where}")
+        return EXIT_FAILED
 
 
 def _run(args_list: list[str]) -> int:
