@@ -289,3 +289,11 @@ def test_sparse_input_trains_data_parallel_as_in_one_process() -> None:
     bp.fit(alone, X, D, epochs=2, batch_size=16, seed=0)
     bp.fit(parallel, X, D, epochs=2, batch_size=16, seed=0, comm=MPI.COMM_SELF)
     np.testing.assert_allclose(parallel.params, alone.params, rtol=0, atol=1e-12)
+
+
+def test_a_softmax_over_one_output_is_refused_by_the_library() -> None:
+    """softmax over one output is e^s / e^s = 1 whatever the input: fit would run and the
+    network would predict 1 for everything (the command refused it; the library did not)."""
+    with pytest.raises(ValueError, match=r"^output activation softmax needs at least 2 outputs"):
+        bp.Network([3, 4, 1], output="softmax", loss="cross_entropy")
+    assert bp.Network([3, 4, 1], output="sigmoid", loss="binary_cross_entropy").sizes[-1] == 1

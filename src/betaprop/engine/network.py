@@ -138,6 +138,11 @@ class Network:
             self.loss.canonical_output if output is None else output, "output activation"
         )
         check_pair(self.loss, out_f.name)
+        if self.sizes[-1] == 1 and not out_f.elementwise:  # e^s / e^s = 1: nothing to learn
+            raise ValueError(
+                f"output activation {out_f.name} needs at least 2 outputs, got sizes[-1] = 1 "
+                "(over one output it is the constant 1)"
+            )
         self.activations: list[str] = [get_activation(a).name for a in hidden] + [out_f.name]
         # f[0]: layer 0 is the input, y^0 = x (the identity); it is never called
         self.f: list[Activation] = [get_activation("identity")]
