@@ -299,3 +299,23 @@ def test_preprocessing_names_a_nullable_gap_and_imputes_it_when_asked() -> None:
     assert prep.fill["a"] == 2.0
     Z = prep.transform(frame.drop(columns="label"))
     assert Z.shape[0] == 40 and np.isfinite(Z).all()
+
+
+def test_fit_takes_a_frame_of_floats_and_numpy_booleans_and_names_a_gap_by_its_index() -> None:
+    """A float column beside a NumPy bool column (object dtype through NumPy) trains as the
+    float64 matrix does; a pd.NA gap under a non-default index is named by position and label."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=40), "b": rng.random(40) > 0.5})
+    D = np.eye(2)[rng.integers(0, 2, 40)]
+    nets = [bp.Network([2, 4, 2], output="softmax", loss="cross_entropy", seed=0) for _ in "ab"]
+    bp.fit(nets[0], frame, D, epochs=2, seed=0)
+    bp.fit(nets[1], frame.to_numpy(dtype=np.float64), D, epochs=2, seed=0)
+    np.testing.assert_array_equal(nets[0].params, nets[1].params)
+    gap = pd.DataFrame(
+        {"x": pd.array([1.0, None, 2.0], dtype="Float64"), "b": [True, False, True]},
+        index=[100, 101, 102],
+    )
+    with pytest.raises(ValueError, match=r"at row 1 \(index 101\), column 'x'"):
+        bp.fit(nets[0], gap, D[:3], epochs=1)

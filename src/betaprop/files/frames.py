@@ -236,15 +236,19 @@ def frame_numbers(frame: Any, name: str) -> Any:
     import pandas as pd
 
     dtypes = list(frame.dtypes)
-    if all(isinstance(d, np.dtype) for d in dtypes) or not all(
+    numpy_numbers = all(isinstance(d, np.dtype) and d.kind in "iuf" for d in dtypes)
+    if numpy_numbers or not all(
         pd.api.types.is_numeric_dtype(d) or pd.api.types.is_bool_dtype(d) for d in dtypes
     ):
-        return frame
+        return frame  # NumPy's own conversion keeps their dtype (a bool column among them not)
     gaps = frame.isna().to_numpy()
     if gaps.any():
         row, column = (int(i) for i in np.argwhere(gaps)[0])
+        label = frame.index[row]
+        shown = repr(label) if isinstance(label, str) else str(label)
+        where = f"row {row}" if label == row else f"row {row} (index {shown})"
         raise ValueError(
-            f"{name} must be finite, got a missing value (pd.NA) at row {row}, column "
+            f"{name} must be finite, got a missing value (pd.NA) at {where}, column "
             f"{frame.columns[column]!r}; fill it in or drop the row"
         )
     return frame.to_numpy(dtype=np.float64)
