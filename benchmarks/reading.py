@@ -1,6 +1,13 @@
-"""Reading a 200 000 x 51 numeric table: betaprop's reader against pandas.read_csv (issue 18).
+"""Reading a 200 000 x 51 numeric table: betaprop's reader against pandas.read_csv (issue 18);
+with ``--mixed``, a mixed table read and encoded against pandas + scikit-learn (issue 24).
 
-Run: ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m benchmarks.reading``.
+Run: ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m benchmarks.reading [--mixed]``.
+
+The mixed table (issue 24): 200 000 rows, 40 numeric columns, 8 text columns of 3 to 100
+levels, gaps in two of them (one numeric, one text), a text target. betaprop: ``read_csv``
+then ``Preprocessing.fit`` (median imputation, one-hot) and the standardised matrix, as
+``train`` does; against ``pandas.read_csv`` then scikit-learn's ``ColumnTransformer``
+(SimpleImputer + StandardScaler, SimpleImputer + OneHotEncoder) ``fit_transform``.
 
 Every reading runs in a fresh process, the readers alternating (``--repeats`` rounds), so a
 change of load touches all alike; printed are the median time and its ratio to pandas'.
@@ -48,6 +55,88 @@ print(seconds, status("VmHWM:") - before)
 """
 
 
+MIXED_CHILD = r"""
+import sys, time
+import numpy as np, pandas as pd
+
+def status(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field))
+
+path, how = sys.argv[1], sys.argv[2]
+from betaprop.files.datasets import read_csv
+from betaprop.files.preprocessing import Preprocessing
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+before = status("VmRSS:")
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+start = time.perf_counter()
+if how == "pandas":
+    frame = pd.read_csv(path)
+    text = [c for c in frame.columns[:-1] if not pd.api.types.is_numeric_dtype(frame[c])]
+    numbers = [c for c in frame.columns[:-1] if c not in text]
+    encoder = ColumnTransformer([
+        ("num", Pipeline([("i", SimpleImputer(strategy="median")), ("s", StandardScaler())]),
+         numbers),
+        ("cat", Pipeline([("i", SimpleImputer(strategy="most_frequent")),
+                          ("o", OneHotEncoder(handle_unknown="ignore", sparse_output=False))]),
+         text)])
+    X = encoder.fit_transform(frame.iloc[:, :-1])
+    labels = frame.iloc[:, -1].to_numpy()
+else:
+    data = read_csv(path, allow_missing=True)
+    prep = Preprocessing.fit(data, impute="median")
+    X = prep.transform(prep.encode_table(data))
+seconds = time.perf_counter() - start
+print(seconds, status("VmHWM:") - before, X.shape[1])
+"""
+
+
+def mixed_table(path: str) -> None:
+    """The mixed table of issue 24, written as CSV."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    columns = {f"x{i}": rng.normal(size=ROWS).round(6) for i in range(40)}
+    for j, levels in enumerate((3, 5, 8, 12, 20, 40, 70, 100)):
+        names = np.array([f"level_{k}" for k in range(levels)], dtype=object)
+        columns[f"c{j}"] = names[rng.integers(0, levels, ROWS)]
+    frame = pd.DataFrame(columns)
+    frame.loc[rng.random(ROWS) < 0.05, "x0"] = np.nan
+    frame.loc[rng.random(ROWS) < 0.05, "c1"] = None
+    frame["target"] = np.where(frame["x1"] + (frame["c0"] == "level_1") > 0.5, "yes", "no")
+    frame.to_csv(path, index=False)
+
+
+def mixed(repeats: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "mixed.csv")
+        mixed_table(path)
+        size = os.path.getsize(path) / 1e6
+        print(f"mixed {ROWS} x 49 table (40 numeric, 8 text, gaps in 2), CSV {size:.0f} MB; "
+              f"{repeats} rounds, load before {os.getloadavg()[0]:.1f}")  # fmt: skip
+        samples: dict[str, list[tuple[float, float, int]]] = {"pandas+sklearn": [], "betaprop": []}
+        for _ in range(repeats):
+            for name, how in (("pandas+sklearn", "pandas"), ("betaprop", "betaprop")):
+                out = subprocess.run([sys.executable, "-c", MIXED_CHILD, path, how],
+                                     capture_output=True, text=True)  # fmt: skip
+                if out.returncode:
+                    raise SystemExit(f"{name}: {out.stderr.strip().splitlines()[-1]}")
+                seconds, peak, width = out.stdout.split()
+                samples[name].append((float(seconds), float(peak), int(width)))
+    reference = statistics.median(s for s, _, _ in samples["pandas+sklearn"])
+    print(f"{'read + encode':<16} {'median s':>9} {'x pandas':>9} {'peak MB':>8} {'inputs':>7}")
+    for name, runs in samples.items():
+        seconds = statistics.median(s for s, _, _ in runs)
+        peak = max(p for _, p, _ in runs)
+        print(f"{name:<16} {seconds:9.2f} {seconds / reference:9.2f} {peak / 1e6:8.0f} "
+              f"{runs[0][2]:7d}")  # fmt: skip
+    print(f"load after {os.getloadavg()[0]:.1f}")
+
+
 def measure(path: str, how: str) -> tuple[float, float]:
     out = subprocess.run([sys.executable, "-c", CHILD, path, how], capture_output=True,
                          text=True, check=True)  # fmt: skip
@@ -58,7 +147,11 @@ def measure(path: str, how: str) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--mixed", action="store_true", help="the mixed table of issue 24")
     args = parser.parse_args(argv)
+    if args.mixed:
+        mixed(args.repeats)
+        return
     rng = np.random.default_rng(0)
     table = rng.normal(size=(ROWS, COLUMNS))
     matrix = ROWS * (COLUMNS - 1) * 4  # the final float32 feature matrix

@@ -232,6 +232,8 @@ def numeric_labels(target: Array) -> Array | None:
     """The target as float64 if every value is a number, else None."""
     if target.dtype.kind in "biuf":
         return np.asarray(target, dtype=np.float64)
+    if len(target) and as_number(str(target[0])) is None:
+        return None  # text labels, known from the first: no pass over every cell
     values = [as_number(str(v)) for v in target]
     if any(v is None for v in values):
         return None

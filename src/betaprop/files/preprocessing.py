@@ -201,7 +201,6 @@ class Preprocessing:
         one-hot columns (scikit-learn's OneHotEncoder with the stored categories); the raw
         columns are found by name, in any order. Before the standardisation."""
         import pandas as pd
-        from sklearn.preprocessing import OneHotEncoder
 
         assert self.columns is not None
         frame = _table(data)
@@ -214,9 +213,12 @@ class Preprocessing:
                 "trained on"
             )
         numeric = [c for c in self.columns if c not in self.categories]
-        values = frame[numeric].to_numpy(np.float64, copy=True)
+        # one matrix written in place: numbers, indicators, one-hot blocks (no dense parts
+        # made and then stacked)
+        encoded = np.zeros((len(frame), len(self.feature_names)))
+        values = encoded[:, : len(numeric)]
+        values[...] = frame[numeric].to_numpy(np.float64)
         gaps = np.isnan(values)
-        parts = [values]
         if gaps.any():
             if not self.fill:
                 raise DataError(
@@ -224,8 +226,11 @@ class Preprocessing:
                     "--impute none): fill them in, or train again with --impute median"
                 )
             values[gaps] = np.take(np.array([self.fill[c] for c in numeric]), np.nonzero(gaps)[1])
+        offset = len(numeric)
         if self.indicators:
-            parts.append(gaps[:, [numeric.index(c) for c in self.indicators]].astype(np.float64))
+            where = [numeric.index(c) for c in self.indicators]
+            encoded[:, offset : offset + len(where)] = gaps[:, where]
+            offset += len(where)
         self.unseen = {}
         for name in [c for c in self.columns if c in self.categories]:  # the columns' order
             categories = self.categories[name]
@@ -239,7 +244,10 @@ class Preprocessing:
                     )
                 cells[absent] = self.fill[name]
             cells = _old_spelling(category_text(cells.astype(str), categories), categories)
-            unseen = sorted(str(c) for c in set(np.unique(cells)) - set(categories))
+            # OneHotEncoder(categories=[categories], handle_unknown="ignore"): the position
+            # of each cell's category, -1 (a row of zeros) for one training did not see
+            codes = pd.Index(categories, dtype=object).get_indexer(cells.astype(object))
+            unseen = sorted(str(c) for c in pd.unique(cells[codes < 0]))
             if unseen:
                 self.unseen[name] = unseen
                 if self.unknown == "error":
@@ -248,11 +256,10 @@ class Preprocessing:
                         f"training did not see (its categories are {categories[:10]}); give "
                         "--unknown ignore to encode them as all zeros"
                     )
-            encoder = OneHotEncoder(categories=[np.array(categories, dtype=object)],
-                                    handle_unknown="ignore", sparse_output=False)  # fmt: skip
-            encoder.fit(np.array(categories, dtype=object).reshape(-1, 1))
-            parts.append(encoder.transform(cells.astype(object).reshape(-1, 1)))
-        return np.hstack(parts) if len(parts) > 1 else parts[0]
+            seen = np.flatnonzero(codes >= 0)
+            encoded[seen, offset + codes[seen]] = 1.0
+            offset += len(categories)
+        return encoded
 
     @property
     def n_classes(self) -> int:
@@ -413,6 +420,9 @@ class Preprocessing:
                 f"preprocessing target scale must be finite and >= {_TINY:g}, got "
                 f"{self.target_scale!r} (mean {self.target_mean!r})"
             )
+        for name, levels in self.categories.items():
+            if len(set(levels)) != len(levels):
+                raise ValueError(f"preprocessing categories of {name!r} must be distinct")
         for what, names in (("feature names", self.feature_names), ("columns", self.columns)):
             if names is not None and len(set(names)) != len(names):
                 raise ValueError(f"preprocessing {what} must be distinct, got {names[:10]}")

@@ -385,9 +385,10 @@ def maybe_ragged(path: str, sep: str | None) -> bool:
             if (buffer == ord('"')).any():
                 return True
             ends = np.flatnonzero(buffer == ord("\n"))
-            seps = np.cumsum(buffer == mark, dtype=np.int64)
-            before = np.concatenate(([0], seps[ends[:-1]])) if len(ends) else np.array([0])
-            per_line = seps[ends] - before[: len(ends)] if len(ends) else seps[:0]
+            # the line of each separator: how many line ends come before it
+            lines = np.searchsorted(ends, np.flatnonzero(buffer == mark))
+            counts = np.bincount(lines, minlength=len(ends) + 1)
+            per_line, tail = counts[: len(ends)], int(counts[len(ends)])
             if len(ends):
                 per_line[0] += carry
                 sizes = np.diff(np.concatenate(([-1], ends)))
@@ -398,10 +399,10 @@ def maybe_ragged(path: str, sep: str | None) -> bool:
                 real = (per_line > 0) | (sizes > 2)
                 if (per_line[real] != counted[0]).any():
                     return True
-                carry = int(seps[-1] - seps[ends[-1]])
+                carry = tail
                 length = len(buffer) - 1 - int(ends[-1])
             else:
-                carry += int(seps[-1]) if len(seps) else 0
+                carry += tail
                 length += len(buffer)
         if counted and (carry > 0 or length > 1) and carry != counted[0]:
             return True  # the last line, without a line end
