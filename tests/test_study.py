@@ -15,6 +15,7 @@ from betaprop.explain.study import (
     check_configuration,
     depth_study,
     figure,
+    split_rows,
     study_data,
     table,
 )
@@ -25,7 +26,7 @@ PNG_HEADER = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def digits() -> tuple[np.ndarray, np.ndarray, str]:
     X, D, loss = study_data("digits")
-    return X[:300], D[:300], loss  # a slice: the test takes a fraction of a second
+    return X[:400], D[:400], loss  # a slice (300 training rows): the test takes seconds
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +108,10 @@ def test_command_writes_the_png_and_the_csv(tmp_path: Path, capsys) -> None:  # 
     assert float(rows[2]["ratio_start"]) < float(rows[3]["ratio_start"])
     with open(out / "beta.csv", newline="") as file:
         assert len(list(csv.DictReader(file))) == 2 * 2 * (3 + 6)
+    assert all(0.0 <= float(row["test_score"]) <= 1.0 for row in rows)
     captured = capsys.readouterr()
     assert "sigmoid" in captured.out and "wrote" in captured.out
+    assert "held-out rows" in captured.out
 
 
 @pytest.mark.parametrize(
@@ -120,6 +123,7 @@ def test_command_writes_the_png_and_the_csv(tmp_path: Path, capsys) -> None:  # 
         (["--epochs", "0"], "--epochs must be an integer >= 1"),
         (["--width", "-3"], "--width must be an integer >= 1"),
         (["--lang", "de"], "invalid choice"),
+        (["--test-fraction", "0"], "--test-fraction must be a number in (0, 1)"),
         (["--data", "no_such_set"], "data must be a CSV file or one of"),
     ],
 )
@@ -165,10 +169,10 @@ def test_residual_configuration_names() -> None:
 
 
 def test_the_skip_with_layer_norm_trains_where_plain_relu_does_not_at_q_50(digits) -> None:  # type: ignore[no-untyped-def]
-    """Past the seed's remedy: at Q = 50 (width 16, 300 examples, 8 epochs) plain ReLU's
+    """Past the seed's remedy: at Q = 50 (width 16, 300 training rows, 8 epochs) plain ReLU's
     loss stays near chance (ln 10 = 2.30) while the residual network with layer norm, which
     starts far above it (the identity path adds up 49 layers' outputs), falls by more than
-    10x and classifies more than twice as many examples right."""
+    10x and classifies more held-out rows right (measured 0.40 against 0.20)."""
     X, D, loss = digits
     study = depth_study(
         X, D, depths=[50], configurations=["relu", "relu+res+ln"], epochs=8, width=16,
@@ -177,4 +181,32 @@ def test_the_skip_with_layer_norm_trains_where_plain_relu_does_not_at_q_50(digit
     plain, skip = study.run("relu", 50), study.run("relu+res+ln", 50)
     assert plain.loss[-1] > 1.9  # near chance
     assert skip.loss[-1] < 0.1 * skip.loss[0]
-    assert skip.score > 2 * plain.score
+    assert skip.test_score > 1.5 * plain.test_score
+
+
+def test_the_split_is_seeded_stratified_and_disjoint(digits) -> None:  # type: ignore[no-untyped-def]
+    """The study trains on the training rows and scores on held-out test rows: a quarter of
+    every class, the same rows for the same seed."""
+    X, D, loss = digits
+    train, test = split_rows(D, 0.25, seed=3)
+    assert len(np.intersect1d(train, test)) == 0 and len(train) + len(test) == len(D)
+    classes = np.argmax(D, axis=1)
+    for label in np.unique(classes):
+        rows = np.flatnonzero(classes == label)
+        assert np.isin(rows, test).sum() == round(0.25 * len(rows))
+    again = split_rows(D, 0.25, seed=3)
+    assert np.array_equal(train, again[0]) and np.array_equal(test, again[1])
+    assert not np.array_equal(test, split_rows(D, 0.25, seed=4)[1])
+    one_row = np.eye(2)[[0, 1, 1, 1]]  # a class with one row keeps it for training
+    assert 0 in split_rows(one_row, 0.5, seed=0)[0]
+
+
+def test_the_test_score_is_on_held_out_rows(deep, digits) -> None:  # type: ignore[no-untyped-def]
+    X, D, loss = digits
+    train, test = split_rows(D, 0.25, seed=0)
+    assert (deep.n_train, deep.n_test) == (len(train), len(test))
+    rows = table(deep)
+    assert all(0.0 <= row["test_score"] <= 1.0 and 0.0 <= row["train_score"] <= 1.0
+               for row in rows)  # fmt: skip
+    with pytest.raises(ValueError, match=r"test_fraction must be in \(0, 1\), got 1.0"):
+        depth_study(X, D, depths=[3], configurations=["relu"], test_fraction=1.0)

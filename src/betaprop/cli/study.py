@@ -1,6 +1,7 @@
 """``betaprop study depth``: the vanishing-gradient study (``betaprop.explain.study``).
 
-Trains the same data at several depths Q with several hidden configurations and writes, to
+Trains the same data (a seeded, stratified training split; the rest held out for the test
+accuracy) at several depths Q with several hidden configurations and writes, to
 ``--out``, ``study-depth.png`` (RMS beta^q against q at initialisation and after training,
 and the training curves), ``study-depth.csv`` (one row per run) and ``beta.csv`` (every
 measured RMS beta^q); the table is printed too. Progress goes to stderr.
@@ -47,10 +48,11 @@ def add_command(commands: Any) -> None:
     depth = kinds.add_parser(
         "depth",
         help="RMS of the local errors beta^q per layer at several depths (vanishing gradient)",
-        description="Train the same data at several depths Q with sigmoid, tanh, ReLU, "
-        "ReLU + batch norm and residual ReLU layers with layer or batch norm; measure the "
-        "RMS of beta^q per layer q at initialisation and after training; write a figure "
-        "(PNG) and a table (CSV).",
+        description="Train the same data (a seeded stratified training split) at several "
+        "depths Q with sigmoid, tanh, ReLU, ReLU + batch norm and residual ReLU layers with "
+        "layer or batch norm; measure the RMS of beta^q per layer q at initialisation and "
+        "after training and the accuracy on the held-out test rows; write a figure (PNG) "
+        "and a table (CSV).",
     )
     depth.add_argument("--depths", type=int_list_at_least(2, "5,20,50,100"),
                        default=[5, 20, 50, 100],
@@ -65,7 +67,14 @@ def add_command(commands: Any) -> None:
     depth.add_argument("--width", type=int_at_least(1), default=32, help="hidden layer size")
     depth.add_argument("--batch-size", type=int_at_least(2), default=32)
     depth.add_argument("--lr", type=positive_float, default=1e-3, help="Adam's learning rate")
-    depth.add_argument("--seed", type=int_at_least(0), default=0)
+    depth.add_argument(
+        "--test-fraction",
+        type=_fraction,
+        default=0.25,
+        help="rows held out (stratified) for the test score (default 0.25)",
+    )
+    depth.add_argument("--seed", type=int_at_least(0), default=0,
+                       help="weights, shuffles and the split")  # fmt: skip
     depth.add_argument("--out", help="folder for the figure and tables "
                        "(default: runs/study-depth-<timestamp>/)")  # fmt: skip
     depth.add_argument("--lang", choices=("en", "ru"), default="en", help="figure language")
@@ -88,6 +97,17 @@ def _configurations(text: str) -> list[str]:
     return names
 
 
+def _fraction(text: str) -> float:
+    """--test-fraction: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}")
+    return value
+
+
 def _cmd_depth(args: argparse.Namespace) -> int:
     from ..explain.study import beta_table, depth_study, figure, study_data, table
 
@@ -106,7 +126,8 @@ def _cmd_depth(args: argparse.Namespace) -> int:
         study = depth_study(
             X, D, depths=args.depths, configurations=args.activations, epochs=args.epochs,
             width=args.width, seed=args.seed, loss=loss, learning_rate=args.lr,
-            batch_size=args.batch_size, data=os.path.basename(args.data), progress=report,
+            batch_size=args.batch_size, data=os.path.basename(args.data),
+            test_fraction=args.test_fraction, progress=report,
         )  # fmt: skip
     os.makedirs(out, exist_ok=True)
     rows = table(study)
@@ -161,10 +182,11 @@ def _print_table(rows: list[dict[str, Any]], study: Any, out: str) -> None:
     """The measured ratios: RMS beta^1 / RMS beta^{Q-1} at the start and after training."""
     from rich.table import Table
 
-    title = f"betaprop study depth: {study.data}, width {study.width}, {study.epochs} epochs"
+    title = (f"betaprop study depth: {study.data}, width {study.width}, {study.epochs} epochs; "
+             f"{study.n_train} training rows, score on {study.n_test} held-out rows")  # fmt: skip
     table = Table(title=title)
     headings = ("config", "Q", "β1 start", "β(Q-1) start", "β1/β(Q-1) start",
-                "β1/β(Q-1) end", "loss", "score")  # fmt: skip
+                "β1/β(Q-1) end", "train loss", "test score")  # fmt: skip
     for heading in headings:
         table.add_column(heading, justify="left" if heading == "config" else "right")
     for row in rows:
@@ -172,7 +194,7 @@ def _print_table(rows: list[dict[str, Any]], study: Any, out: str) -> None:
         table.add_row(
             name, str(row["Q"]), f"{row['beta_1_start']:.2e}",
             f"{row['beta_last_hidden_start']:.2e}", f"{row['ratio_start']:.2e}",
-            f"{row['ratio_end']:.2e}", f"{row['loss_last_epoch']:.4f}", f"{row['score']:.4f}",
+            f"{row['ratio_end']:.2e}", f"{row['loss_last_epoch']:.4f}", f"{row['test_score']:.4f}",
         )  # fmt: skip
     console = rich_console()
     console.print(table)

@@ -3,9 +3,10 @@
 The seed ends step 4 with a debugging remark: in the output layer beta is large, in deep
 layers it fades (the vanishing gradient), "solved by ReLU or batch norm". ``depth_study``
 trains the same data at several depths Q with several hidden configurations (an activation,
-optionally with batch normalisation: ``"relu+bn"``) and measures, per layer q, the RMS of the
-per-example local error beta^q (as ``Diagnostics`` does: ``n * net.beta[q]``) at
-initialisation and after training, with the training loss per epoch.
+optionally with batch normalisation: ``"relu+bn"``) on a seeded, stratified training split and
+measures, per layer q, the RMS of the per-example local error beta^q (as ``Diagnostics`` does:
+``n * net.beta[q]``) at initialisation and after training, with the training loss per epoch and
+the accuracy (or R²) on the held-out test rows.
 
 Why the lines differ: step 4 is beta^q = f'(s^q) ⊙ (W^{q+1})^T beta^{q+1}, so from the output
 down to layer 1 beta is multiplied Q-1 times by a weight matrix and by f'. The sigmoid's
@@ -42,6 +43,7 @@ __all__ = [
     "check_configuration",
     "configuration_settings",
     "study_data",
+    "split_rows",
     "depth_study",
     "table",
     "beta_table",
@@ -59,7 +61,8 @@ SUFFIXES = {
     "ln": ("normalization", "layer"),  # layer normalisation
     "res": ("residual", True),  # y^q = y^{q-1} + f(u^q) (hidden layers with N_q = N_{q-1})
 }
-PROBE_EXAMPLES = 512  # rows of the data on which beta is measured
+PROBE_EXAMPLES = 512  # rows of the training split on which beta is measured
+TEST_FRACTION = 0.25  # rows held out for the test score
 
 Progress = Callable[[str, int, int], None]  # (configuration, Q, epoch done)
 
@@ -67,14 +70,16 @@ Progress = Callable[[str, int, int], None]  # (configuration, Q, epoch done)
 @dataclass
 class Run:
     """One configuration at one depth Q: RMS beta^q for q = 1..Q (index q - 1) at
-    initialisation and after training, the training loss per epoch, the final score."""
+    initialisation and after training, the training loss per epoch, the final score
+    (accuracy or R²) on the held-out test rows and on the training rows."""
 
     configuration: str
     Q: int
     beta_start: list[float]
     beta_end: list[float]
     loss: list[float]
-    score: float
+    test_score: float
+    train_score: float
     diverged: bool = False
 
     def ratio(self, when: str = "start") -> float:
@@ -101,6 +106,8 @@ class Study:
     loss: str
     depths: list[int]
     configurations: list[str]
+    n_train: int = 0
+    n_test: int = 0
     runs: list[Run] = field(default_factory=list)
 
     def run(self, configuration: str, Q: int) -> Run:
@@ -141,7 +148,7 @@ def configuration_settings(name: str) -> dict[str, Any]:
 def study_data(spec: str, seed: int = 0) -> tuple[Array, Array, str]:
     """A bundled dataset or CSV file as standardised inputs X (n, N_0), targets D (n, N_Q)
     in float64 and the loss that fits the task (cross-entropy for classes, else squared
-    error). The whole table is the training set: the study looks at beta, not at test error."""
+    error). ``depth_study`` splits the rows into training and test rows (``split_rows``)."""
     data = load_data(spec, seed=seed)
     task = infer_task(data)
     prep = Preprocessing.fit(data, task)
@@ -149,6 +156,20 @@ def study_data(spec: str, seed: int = 0) -> tuple[Array, Array, str]:
     if task == "classification":
         return X, prep.encode(data.target, prep.n_classes), "cross_entropy"
     return X, prep.encode(data.target, 1), "squared_error"
+
+
+def split_rows(D: Array, fraction: float, seed: int) -> tuple[Array, Array]:
+    """Seeded (training rows, test rows), sorted: ``fraction`` of each class's rows held out
+    (classes: the argmax of one-hot D with N_Q > 1), or of all rows for regression. A class
+    keeps at least one training row."""
+    rng = np.random.default_rng(seed)
+    strata = np.argmax(D, axis=1) if D.shape[1] > 1 else np.zeros(len(D), dtype=np.intp)
+    test = []
+    for label in np.unique(strata):
+        rows = rng.permutation(np.flatnonzero(strata == label))
+        test.append(rows[: min(int(round(fraction * len(rows))), len(rows) - 1)])
+    held = np.sort(np.concatenate(test))
+    return np.setdiff1d(np.arange(len(D)), held), held
 
 
 class _Report(Callback):
@@ -162,10 +183,12 @@ class _Report(Callback):
 
 
 def _one_run(
-    X: Array, D: Array, configuration: str, Q: int, study: Study, settings: dict[str, Any],
-    progress: Progress | None,
+    data: tuple[Array, Array, Array, Array], configuration: str, Q: int, study: Study,
+    settings: dict[str, Any], progress: Progress | None,
 ) -> Run:  # fmt: skip
-    """Build the network of ``configuration`` at depth Q, measure beta, train, measure."""
+    """Build the network of ``configuration`` at depth Q, measure beta, train on the training
+    rows, measure beta, score on the test rows."""
+    X, D, X_test, D_test = data
     sizes = [X.shape[1]] + [study.width] * (Q - 1) + [D.shape[1]]
     net = Network(
         sizes, loss=study.loss, dtype="float64", seed=study.seed,
@@ -184,9 +207,10 @@ def _one_run(
         )  # fmt: skip
     except DivergenceError:  # the weights of the last good epoch are back in net
         diverged = True
-    score = evaluate(net, X, D)[1]
-    return Run(configuration, Q, start, _beta_rms(probe, net), list(history.loss), score,
-               diverged)  # fmt: skip
+    end = _beta_rms(probe, net)
+    test_score = evaluate(net, X_test, D_test)[1]
+    return Run(configuration, Q, start, end, list(history.loss), test_score,
+               evaluate(net, X, D)[1], diverged)  # fmt: skip
 
 
 def _beta_rms(probe: Diagnostics, net: Network) -> list[float]:
@@ -208,11 +232,13 @@ def depth_study(
     learning_rate: float = 1e-3,
     batch_size: int = 32,
     data: str = "data",
+    test_fraction: float = TEST_FRACTION,
     progress: Progress | None = None,
 ) -> Study:
     """Train X (n, N_0) -> D (n, N_Q) at each depth Q (Q - 1 hidden layers of ``width``)
-    with each configuration (Adam, float64, the same seed and shuffles), and measure
-    RMS beta^q per layer at initialisation and after ``epochs`` epochs.
+    with each configuration (Adam, float64, the same seed and shuffles) on the training rows
+    of ``split_rows(D, test_fraction, seed)``, measure RMS beta^q per layer (on training
+    rows) at initialisation and after ``epochs`` epochs, and score on the test rows.
 
     ``progress(configuration, Q, epoch)`` is called after every epoch of every run.
     """
@@ -223,18 +249,26 @@ def depth_study(
         check_configuration(name)
     if epochs < 1 or width < 1:
         raise ValueError(f"epochs and width must be >= 1, got {epochs!r} and {width!r}")
-    study = Study(data, width, epochs, seed, loss, list(depths), list(configurations))
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    train, test = split_rows(D, test_fraction, seed)
+    if len(test) == 0:
+        raise ValueError(f"test_fraction {test_fraction!r} of {len(D)} rows holds out no row")
+    study = Study(data, width, epochs, seed, loss, list(depths), list(configurations),
+                  len(train), len(test))  # fmt: skip
     settings = {"learning_rate": learning_rate, "batch_size": batch_size}
+    rows = (X[train], D[train], X[test], D[test])
     for Q in depths:
         for configuration in configurations:
-            study.runs.append(_one_run(X, D, configuration, Q, study, settings, progress))
+            study.runs.append(_one_run(rows, configuration, Q, study, settings, progress))
     return study
 
 
 # ----------------------------------------------------------------------------- tables
 def table(study: Study) -> list[dict[str, Any]]:
     """One row per run: RMS beta of the first hidden, last hidden and output layers at the
-    start and end, the ratios beta^1 / beta^{Q-1}, the final loss and score."""
+    start and end, the ratios beta^1 / beta^{Q-1}, the final training loss, the score on the
+    held-out test rows and on the training rows."""
     rows = []
     for run in study.runs:
         rows.append(
@@ -250,7 +284,8 @@ def table(study: Study) -> list[dict[str, Any]]:
                 "ratio_end": run.ratio("end"),
                 "loss_first_epoch": run.loss[0] if run.loss else float("nan"),
                 "loss_last_epoch": run.loss[-1] if run.loss else float("nan"),
-                "score": run.score,
+                "test_score": run.test_score,
+                "train_score": run.train_score,
                 "diverged": run.diverged,
             }
         )
