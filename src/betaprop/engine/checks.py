@@ -1,6 +1,7 @@
 """Input checks at the engine's boundary: arrays, layer sizes, dtypes, activation lists.
 
-Kernels never validate; the public methods of ``Network`` and ``fit`` call these first.
+Kernels never validate; the public methods of ``Network`` and ``fit`` call these first
+(``Network`` inherits ``check_X`` and ``check_D`` from ``InputChecks``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ __all__ = [
     "per_hidden",
     "choice",
     "rate",
+    "residual_flags",
+    "InputChecks",
 ]
 
 Array = np.ndarray
@@ -154,6 +157,21 @@ def rate(name: str) -> Callable[[Any], None]:
     return check
 
 
+def residual_flags(residual: Any, sizes: Sequence[int]) -> list[bool]:
+    """Per hidden layer whether it is residual: True alone means where N_q = N_{q-1}."""
+    Q = len(sizes) - 1
+    if isinstance(residual, (bool, np.bool_)):
+        return [bool(residual) and sizes[q] == sizes[q - 1] for q in range(1, Q)]
+    flags = per_hidden("residual", residual, Q, choice("residual", (False, True)))
+    for q, on in enumerate(flags, start=1):
+        if on and sizes[q] != sizes[q - 1]:
+            raise ValueError(
+                f"residual layer {q} needs N_{q} = N_{q - 1}, got N_{q} = {sizes[q]} "
+                f"and N_{q - 1} = {sizes[q - 1]}"
+            )
+    return [bool(on) for on in flags]
+
+
 def check_seed(seed: Any) -> int | None:
     """The seed as an int >= 0 or None, or a clear error naming ``seed``."""
     if seed is None:
@@ -161,3 +179,35 @@ def check_seed(seed: Any) -> int | None:
     if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
         raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
     return int(seed)
+
+
+class InputChecks:
+    """A network's checks of its inputs X and targets D (``Network`` inherits them)."""
+
+    sizes: tuple[int, ...]
+    dtype: str
+
+    def check_X(self, X: Any) -> Any:
+        """X as a finite (n, N_0) array of this network's dtype, or a clear error.
+
+        A SciPy sparse X stays sparse (CSR of this dtype).
+        """
+        if scipy.sparse.issparse(X):
+            X = as_sparse_rows(X, "X", self.dtype)
+        else:
+            X = as_matrix(X, "X", self.dtype)
+        if X.shape[1] != self.sizes[0]:
+            raise ValueError(
+                f"X must have shape (n, N_0) = (n, {self.sizes[0]}), got {X.shape} "
+                f"({X.shape[1]} features for N_0 = {self.sizes[0]} inputs)"
+            )
+        return X
+
+    def check_D(self, D: Array, n: int, name: str = "D") -> Array:
+        """Targets D as a finite (n, N_Q) array of this network's dtype, or a clear error."""
+        D = as_matrix(D, name, self.dtype)
+        if D.shape != (n, self.sizes[-1]):
+            raise ValueError(
+                f"{name} must have shape (n, N_Q) = ({n}, {self.sizes[-1]}), got {D.shape}"
+            )
+        return D

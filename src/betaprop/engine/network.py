@@ -9,11 +9,15 @@ All parameters live in one flat array ``params`` (all weights, then all biases);
 and ``b[q]`` are views into it, ``dW[q]`` and ``db[q]`` views into the twin array
 ``grads``. Index 0 of every per-layer list is unused (layer 0 is the input), so the code
 says ``W[q]`` exactly where the formulas say W^q.
+
+Beside the algorithm, ``Network`` inherits its description (``spec()``, the repr) from
+``engine/description.py``, its input checks (``check_X``, ``check_D``) from
+``engine/checks.py``, and its per-thread work buffers and training lock from
+``engine/threads.py``.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,8 +27,7 @@ import scipy.sparse
 from . import layout
 from .activations import Activation, get_activation
 from .checks import (
-    as_matrix,
-    as_sparse_rows,
+    InputChecks,
     check_dtype,
     check_seed,
     check_sizes,
@@ -32,12 +35,15 @@ from .checks import (
     hidden_names,
     per_hidden,
     rate,
+    residual_flags,
     weights_row,
 )
+from .description import Described, arguments
 from .init import check_rule, initialize
 from .layers import NORMALIZATIONS, Operation, pipeline
 from .losses import Loss, check_pair, get_loss
 from .normalization import BatchSum, draw_mask
+from .threads import Scratch, TrainingLock
 from .workspace import Buffers, Workspace
 
 __all__ = ["Network"]
@@ -46,25 +52,7 @@ Array = np.ndarray
 _NORMS = (None, *NORMALIZATIONS)  # what normalization= accepts per hidden layer
 
 
-class _TrainingLock:
-    """Held while a thread trains the network (``Network.training_lock``): reentrant for that
-    thread (``fit`` holds it around its ``train_step`` calls), refused to any other."""
-
-    def __init__(self) -> None:
-        self._lock = threading.RLock()
-
-    def __enter__(self) -> None:
-        if not self._lock.acquire(blocking=False):
-            raise RuntimeError(
-                "this network is already being trained in another thread; train one network "
-                "per thread (net.copy() gives an independent one), or one fit after the other"
-            )
-
-    def __exit__(self, *exc: object) -> None:
-        self._lock.release()
-
-
-class Network:
+class Network(Scratch, Described, InputChecks):
     """A multilayer perceptron trained by backpropagation.
 
     Parameters
@@ -153,7 +141,7 @@ class Network:
         )
         self.dropout = per_hidden("dropout", dropout, self.Q, rate("dropout"))
         self.init = None if init is None else check_rule(init)
-        self.residual = self._residual_layers(residual)
+        self.residual = residual_flags(residual, self.sizes)
         # per layer q = 0..Q: its dropout rate (hidden layers only), its operations in
         # step 2's order (engine.layers), whether it has gamma^q and shift^q
         self.p = [0.0] + [float(rate) for rate in self.dropout] + [0.0]
@@ -189,24 +177,10 @@ class Network:
         )
         self.dropout_rng = np.random.default_rng(None if seed is None else [seed, 1])
         self.initialize(seed)
-        self._training = _TrainingLock()
+        self._training = TrainingLock()
         # Data parallel hook (training/distributed.py sets it while it trains): batch
         # normalisation's sums run over all processes' columns of the batch. None: one process.
         self.batch_sum: BatchSum | None = None
-
-    def _residual_layers(self, residual: Any) -> list[bool]:
-        """Per hidden layer whether it is residual: True alone means where N_q = N_{q-1}."""
-        if isinstance(residual, (bool, np.bool_)):
-            sizes = self.sizes
-            return [bool(residual) and sizes[q] == sizes[q - 1] for q in range(1, self.Q)]
-        flags = per_hidden("residual", residual, self.Q, choice("residual", (False, True)))
-        for q, on in enumerate(flags, start=1):
-            if on and self.sizes[q] != self.sizes[q - 1]:
-                raise ValueError(
-                    f"residual layer {q} needs N_{q} = N_{q - 1}, got N_{q} = {self.sizes[q]} "
-                    f"and N_{q - 1} = {self.sizes[q - 1]}"
-                )
-        return [bool(on) for on in flags]
 
     # ----------------------------------------------------------------- parameters
     def _buffer_kinds(self) -> dict[str, list[str | None]]:
@@ -233,47 +207,6 @@ class Network:
         for q in range(1, self.Q + 1):
             for op in self.ops[q]:
                 op.init(self, q)
-
-    def training_lock(self) -> _TrainingLock:
-        """A context manager held while a thread trains this network (``fit``, ``train_step``,
-        ``loss_and_gradients``): entering it while another thread holds it raises
-        RuntimeError; the thread that holds it may enter it again."""
-        return self._training
-
-    # ----------------------------------------------------------------- work buffers
-    def workspace(self, n: int) -> Workspace:
-        """This thread's work buffers for batches of n examples (scratch: valid until its
-        next pass)."""
-        return self._buffers.get(n)
-
-    def work_bytes(self, n: int) -> int:
-        """Bytes of the work buffers that batches of n examples use."""
-        return self.workspace(n).nbytes
-
-    @property
-    def s(self) -> list:
-        return self._pass("s").s
-
-    @property
-    def y(self) -> list:
-        return self._pass("y").y
-
-    @property
-    def beta(self) -> list:
-        return self._pass("beta").beta
-
-    def _pass(self, name: str) -> Workspace:
-        """The workspace of this thread's last forward pass."""
-        last = self._buffers.last
-        if last is None:
-            raise RuntimeError("no pass has run yet: call forward or loss_and_gradients first")
-        if self.memory == "recompute" and name in ("s", "y", "beta"):
-            raise RuntimeError(
-                f"net.{name} is not kept for every layer with memory='recompute' (layers "
-                "between kept ones share buffers); inspect a copy with memory='all': "
-                "net.copy()"
-            )
-        return last
 
     # ----------------------------------------------------------------- the algorithm
     def forward_columns(self, x: Array, training: bool = False, new_masks: bool = True) -> Array:
@@ -458,23 +391,6 @@ class Network:
         twin.grads[...] = self.grads
         return twin
 
-    def spec(self) -> dict[str, Any]:
-        """The one description of this network: what ``Network.from_spec`` rebuilds it from.
-
-        Model files, checkpoints, the estimators and the command line all store this.
-        """
-        return {
-            "sizes": list(self.sizes),
-            "activations": list(self.activations),
-            "loss": self.loss.name,
-            "dtype": self.dtype,
-            "seed": self.seed,
-            "normalization": list(self.normalization),
-            "dropout": [float(p) for p in self.dropout],
-            "init": self.init,
-            "residual": list(self.residual),
-        }
-
     @classmethod
     def from_spec(cls, spec: dict[str, Any], memory: str = "all") -> Network:
         """A network of the architecture that ``spec()`` described (initialised from its seed).
@@ -482,58 +398,7 @@ class Network:
         Descriptions written before normalisation, dropout, init and residual layers existed
         lack those keys: they mean none, 0, the activations' rules and no skip.
         """
-        activations = list(spec["activations"])
-        return cls(
-            spec["sizes"],
-            activations[:-1],
-            activations[-1],
-            spec["loss"],
-            spec["dtype"],
-            seed=spec.get("seed"),
-            memory=memory,
-            normalization=spec.get("normalization"),
-            dropout=spec.get("dropout", 0.0),
-            init=spec.get("init"),
-            residual=spec.get("residual", False),
-        )
-
-    def __repr__(self) -> str:
-        extra = "".join(
-            f", {key}={value!r}"
-            for key, value in self.spec().items()
-            if key in ("normalization", "dropout", "init", "residual") and value and any(value)
-        )
-        return (
-            f"Network(sizes={list(self.sizes)}, activation={self.activations[:-1]}, "
-            f"output={self.activations[-1]!r}, loss={self.loss.name!r}, dtype={self.dtype!r}"
-            f"{extra})"
-        )
-
-    # ----------------------------------------------------------------- input checks
-    def check_X(self, X: Any) -> Any:
-        """X as a finite (n, N_0) array of this network's dtype, or a clear error.
-
-        A SciPy sparse X stays sparse (CSR of this dtype).
-        """
-        if scipy.sparse.issparse(X):
-            X = as_sparse_rows(X, "X", self.dtype)
-        else:
-            X = as_matrix(X, "X", self.dtype)
-        if X.shape[1] != self.sizes[0]:
-            raise ValueError(
-                f"X must have shape (n, N_0) = (n, {self.sizes[0]}), got {X.shape} "
-                f"({X.shape[1]} features for N_0 = {self.sizes[0]} inputs)"
-            )
-        return X
-
-    def check_D(self, D: Array, n: int, name: str = "D") -> Array:
-        """Targets D as a finite (n, N_Q) array of this network's dtype, or a clear error."""
-        D = as_matrix(D, name, self.dtype)
-        if D.shape != (n, self.sizes[-1]):
-            raise ValueError(
-                f"{name} must have shape (n, N_Q) = ({n}, {self.sizes[-1]}), got {D.shape}"
-            )
-        return D
+        return cls(**arguments(spec), memory=memory)
 
 
 def _restore(
