@@ -121,10 +121,13 @@ class Preprocessing:
         else:
             prep.feature_names = list(data.feature_names)
             X = data.X if rows is None else data.X[rows]
-        mean, scale = column_statistics(X, prep.feature_names)
-        scale[scale == 0.0] = 1.0
         onehot = len(prep.feature_names) - sum(len(c) for c in prep.categories.values())
-        mean[onehot:], scale[onehot:] = 0.0, 1.0  # one-hot columns stay 0/1
+        mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])  # one-hot columns stay 0/1
+        if onehot:  # the statistics of the other columns only
+            mean[:onehot], scale[:onehot] = column_statistics(
+                X if onehot == X.shape[1] else X[:, :onehot], prep.feature_names
+            )
+        scale[scale == 0.0] = 1.0
         prep.mean = [float(v) for v in mean]
         prep.scale = [float(v) for v in scale]
         if task == "classification":
@@ -288,8 +291,18 @@ class Preprocessing:
         """
         if not isinstance(X, np.ndarray) and hasattr(X, "columns"):
             X = self.columns_of(self.read_frame(X))
-        Z = (np.asarray(X, dtype=np.float64) - np.array(self.mean)) / np.array(self.scale)
-        return Z.astype(dtype)
+        X = np.asarray(X)
+        mean, scale = np.array(self.mean), np.array(self.scale)
+        # the columns up to the last that is not (x - 0) / 1: one-hot blocks are copied as
+        # they are (the same numbers, without two float64 passes over a wide table)
+        moved = np.flatnonzero((mean != 0.0) | (scale != 1.0))
+        k = int(moved[-1]) + 1 if len(moved) else 0
+        if k == X.shape[-1] or X.ndim != 2:
+            Z = (np.asarray(X, dtype=np.float64) - mean) / scale
+            return Z.astype(dtype)
+        Z = X.astype(dtype)
+        Z[:, :k] = (np.asarray(X[:, :k], dtype=np.float64) - mean[:k]) / scale[:k]
+        return Z
 
     def read_frame(self, frame: Any, source: str = "the table") -> Dataset:
         """A raw DataFrame read as the model's input table (its columns by name)."""
