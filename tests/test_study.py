@@ -82,13 +82,21 @@ def test_configuration_names() -> None:
         depth_study(np.zeros((4, 2)), np.eye(2)[[0, 1, 0, 1]], depths=[1])
 
 
+def _texts(fig) -> str:  # type: ignore[no-untyped-def]
+    """Every text of the study figure: title, caption, note, axis labels."""
+    texts = [fig._suptitle.get_text()]
+    texts += [t.get_text() for sub in fig.subfigs for t in sub.texts]
+    texts += [ax.get_xlabel() for ax in fig.axes] + [ax.get_ylabel() for ax in fig.axes]
+    return " ".join(texts)
+
+
 def test_figure_labels_in_russian(deep) -> None:  # type: ignore[no-untyped-def]
     fig = figure(deep, "ru")
-    texts = [fig._suptitle.get_text(), fig._supxlabel.get_text()]
-    texts += [ax.get_xlabel() for ax in fig.axes] + [ax.get_ylabel() for ax in fig.axes]
-    joined = " ".join(texts)
-    for term in ("локальной ошибки", "слой q", "затухание градиента"):
+    joined = _texts(fig)
+    for term in ("локальной ошибки", "слой $q$", "затухание градиента", "пропускающая связь"):
         assert term in joined
+    for familiar in ("ты ", "твой", "твоя", "посмотри", "сравни "):  # one register: вы
+        assert familiar not in joined.lower()
     with pytest.raises(ValueError, match="lang must be one of"):
         figure(deep, "de")
 
@@ -210,3 +218,51 @@ def test_the_test_score_is_on_held_out_rows(deep, digits) -> None:  # type: igno
                for row in rows)  # fmt: skip
     with pytest.raises(ValueError, match=r"test_fraction must be in \(0, 1\), got 1.0"):
         depth_study(X, D, depths=[3], configurations=["relu"], test_fraction=1.0)
+
+
+def test_each_configuration_keeps_its_colour(deep, digits) -> None:  # type: ignore[no-untyped-def]
+    """The same configuration is drawn in the same colour whatever else is in the study."""
+    from betaprop.explain.plots import color
+
+    X, D, loss = digits
+    other = depth_study(X, D, depths=[3], configurations=["relu+bn", "tanh"], epochs=1,
+                        width=4, loss=loss)  # fmt: skip
+    for study in (deep, other):
+        fig = figure(study)
+        for ax in fig.axes[:3]:  # the beta panels and the loss panel of the first column
+            drawn = [line.get_color() for line in ax.get_lines()]
+            assert drawn == [color(name) for name in study.configurations]
+    assert color("relu+bn") == "#d62728" and color("tanh") == "#ff7f0e"
+    assert color("tanh+res+ln") == color("tanh+res+ln")  # not listed: from its CRC-32
+
+
+def test_the_figure_writes_math_and_explains_batch_norm_at_depth(deep) -> None:  # type: ignore[no-untyped-def]
+    """Mathtext, not raw β^q; the note on relu+bn carries its measured ratio and score; the
+    whole figure renders (a mathtext error would raise while drawing)."""
+    import io
+
+    fig = figure(deep)
+    joined = _texts(fig)
+    assert r"$\beta^q$" in joined and r"$(W^{q+1})^T$" in joined
+    assert "β" not in joined and "^(" not in joined
+    run = deep.run("relu+bn", 20)
+    assert "Why relu+bn stays low at $Q$ = 20" in joined
+    assert f"{run.test_score:.0%} test accuracy" in joined
+    assert "held-out test rows" in joined
+    picture = io.BytesIO()
+    fig.savefig(picture, format="png", dpi=100)
+    width, height = (fig.get_size_inches() * 100).astype(int)
+    assert width >= 900 and height >= 1000  # readable, not a strip
+    texts = [t for sub in fig.subfigs for t in sub.texts]
+    assert min(t.get_fontsize() for t in texts) >= 10
+    no_batch_norm = figure(_without(deep, "relu+bn"))
+    assert "Why" not in _texts(no_batch_norm)
+
+
+def _without(study, name):  # type: ignore[no-untyped-def]
+    import copy
+
+    study = copy.copy(study)
+    study.configurations = [n for n in study.configurations if n != name]
+    study.runs = [r for r in study.runs if r.configuration != name]
+    return study

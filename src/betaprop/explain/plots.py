@@ -20,7 +20,7 @@ import numpy as np
 
 from ..training.loop import History
 
-__all__ = ["report", "Confusion", "MOST_CLASSES"]
+__all__ = ["report", "Confusion", "MOST_CLASSES", "depth_figure", "color", "COLORS"]
 
 MOST_CLASSES = 25  # the confusion panel shows at most this many classes
 LABEL_CHARACTERS = 24  # a longer class label is cut to this many characters on the axes
@@ -174,3 +174,204 @@ def _short(label: str) -> str:
     if len(label) > LABEL_CHARACTERS:
         label = label[: LABEL_CHARACTERS - 1] + "…"
     return label.replace("$", r"\$")
+
+
+# ----------------------------------------------------------------------------- the depth study
+# One colour per configuration, the same in every run and every figure (a name not listed gets
+# a colour from its CRC-32, also the same in every run: Python's hash() is salted per process).
+COLORS = {
+    "sigmoid": "#1f77b4",
+    "tanh": "#ff7f0e",
+    "relu": "#2ca02c",
+    "relu+bn": "#d62728",
+    "relu+ln": "#e377c2",
+    "relu+res": "#7f7f7f",
+    "relu+res+ln": "#9467bd",
+    "relu+res+bn": "#8c564b",
+}
+SPARE_COLORS = ("#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173")
+
+STEP_4 = r"$\beta^q = f'(s^q) \odot (W^{{q+1}})^T \beta^{{q+1}}$"  # braces doubled: format()
+STUDY_TEXT = {
+    "en": {
+        "title": r"Local errors $\beta^q$ per layer $q$: the seed's remark on step 4, measured",
+        "start": r"RMS $\beta^q$ at initialisation",
+        "end": r"RMS $\beta^q$ after {epochs} epochs",
+        "curve": "training loss",
+        "accuracy": "test accuracy (dashed: chance)",
+        "r2": r"test $R^2$",
+        "layer": r"layer $q$",
+        "epoch": "epoch",
+        "depth": r"$Q$ = {Q} layers",
+        "diverged": "diverged",
+        "caption": r"RMS over neurons and examples of the per-example local error $\beta^q$ "
+        r"(log scale); {data}, hidden width {width}, Adam; trained on {n_train} rows, "
+        r"accuracy on {n_test} held-out test rows. Lines falling towards $q = 1$ are the "
+        rf"vanishing gradient: step 4, {STEP_4}, multiplies $\beta$ by $f'(s^q)$ and "
+        r"$(W^{{q+1}})^T$ once per layer; sigmoid's $f' \leq 1/4$, ReLU's $f' = 1$ on active "
+        r"units, batch norm rescales each layer.",
+        "note": r"Why {name} stays low at $Q$ = {Q}: batch norm divides each layer's $s^q$ by "
+        r"its spread, so $\beta$ does not fade; in a plain stack it grows towards the input "
+        r"instead ($\beta^1 / \beta^{{Q-1}}$ = {ratio} at initialisation), and the network "
+        r"reaches {score:.0%} test accuracy in {epochs} epochs. Batch norm is not broken: the "
+        r"skip (+res) adds the error to each layer's instead of multiplying it through "
+        r"every layer (docs/study.md).",
+    },
+    "ru": {
+        "title": r"Локальные ошибки $\beta^q$ по слоям $q$: проверка замечания к шагу 4",
+        "start": r"СКЗ $\beta^q$ при инициализации",
+        "end": r"СКЗ $\beta^q$ после обучения (эпох: {epochs})",
+        "curve": "ошибка на обучающих примерах",
+        "accuracy": "точность на тестовых примерах\n(пунктир: случайное угадывание)",
+        "r2": r"$R^2$ на тестовых примерах",
+        "layer": r"слой $q$",
+        "epoch": "эпоха",
+        "depth": r"$Q$ = {Q} слоёв",
+        "diverged": "расходится",
+        "caption": r"Среднеквадратичное значение (СКЗ) локальной ошибки $\beta^q$ одного "
+        r"примера по нейронам и примерам (лог. шкала); {data}, ширина скрытых слоёв {width}, "
+        r"Adam; обучение на {n_train} примерах, точность на {n_test} отложенных тестовых "
+        r"примерах. Линии, падающие к $q = 1$, — затухание градиента: шаг 4, "
+        rf"{STEP_4}, в каждом слое умножает $\beta$ на $f'(s^q)$ и "
+        r"$(W^{{q+1}})^T$; у "
+        r"сигмоиды $f' \leq 1/4$, у ReLU $f' = 1$ на активных нейронах, батч-нормализация "
+        r"заново масштабирует каждый слой.",
+        "note": r"Почему {name} остаётся внизу при $Q$ = {Q}: батч-нормализация делит $s^q$ "
+        r"каждого слоя на его разброс, поэтому $\beta$ не затухает; но в сети без "
+        r"пропускающих связей $\beta$ растёт к входу ($\beta^1 / \beta^{{Q-1}}$ = {ratio} при "
+        r"инициализации), и за {epochs} эпох сеть достигает точности {score:.0%} на тестовых "
+        r"примерах. Батч-нормализация исправна: пропускающая связь (+res) прибавляет ошибку "
+        r"к ошибке каждого слоя, а не умножает её через все слои (docs/study.md).",
+    },
+}
+NOTE_BOX = {"boxstyle": "round", "facecolor": "#fff4d6", "edgecolor": "#c8a04a"}
+PANEL_HEIGHT = 2.7  # inches per row of panels
+TEXT_LINE = 0.21  # inches per line of caption at 10 pt
+
+
+def color(configuration: str) -> str:
+    """The fixed colour of a study configuration (the same in every run)."""
+    import zlib
+
+    if configuration in COLORS:
+        return COLORS[configuration]
+    return SPARE_COLORS[zlib.crc32(configuration.encode("utf-8")) % len(SPARE_COLORS)]
+
+
+def depth_figure(study: Any, lang: str = "en") -> Any:
+    """The depth study's figure (Agg, no pyplot state): one column per depth Q; rows: RMS
+    beta^q against q at initialisation and after training (log scale), the training loss
+    (log scale) and the test score per configuration; below, the caption and, where a plain
+    batch-norm configuration is in the study, the note on why it stays low at depth."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    if lang not in STUDY_TEXT:
+        raise ValueError(f"lang must be one of {list(STUDY_TEXT)}, got {lang!r}")
+    text = STUDY_TEXT[lang]
+    columns = len(study.depths)
+    width = max(4.3 * columns + 0.8, 9.0)
+    characters = int(width * 12)  # about what a line of 10 pt text holds
+    caption = _wrap_math(text["caption"].format(data=study.data, width=study.width,
+                                                n_train=study.n_train, n_test=study.n_test),
+                         characters)  # fmt: skip
+    note = _batch_norm_note(study, text)
+    note = _wrap_math(note, characters) if note else ""
+    lines = caption.count("\n") + 1 + (note.count("\n") + 2 if note else 0)
+    text_height = TEXT_LINE * lines + 0.3
+    fig = Figure(figsize=(width, 4 * PANEL_HEIGHT + 1.2 + text_height), layout="constrained")
+    FigureCanvasAgg(fig)
+    parts: Any = fig.subfigures(2, 1, height_ratios=[4 * PANEL_HEIGHT + 1.2, text_height])
+    top, bottom = parts
+    axes = top.subplots(4, columns, squeeze=False)
+    for column, Q in enumerate(study.depths):
+        _depth_column(axes[:, column], study, Q, text)
+    axes[0, 0].set_ylabel(text["start"])
+    axes[1, 0].set_ylabel(text["end"].format(epochs=study.epochs))
+    axes[2, 0].set_ylabel(text["curve"])
+    axes[3, 0].set_ylabel(text["accuracy"] if study.loss == "cross_entropy" else text["r2"])
+    handles = [Line2D([], [], color=color(name), lw=2.5) for name in study.configurations]
+    top.legend(handles, study.configurations, loc="outside upper center",
+               ncol=min(len(handles), 8), fontsize=11, frameon=False)  # fmt: skip
+    fig.suptitle(text["title"], fontsize=14)
+    bottom.text(0.01, 1.0, caption, va="top", ha="left", fontsize=10)
+    if note:
+        y = 1.0 - (caption.count("\n") + 1.6) * TEXT_LINE / text_height
+        bottom.text(0.01, y, note, va="top", ha="left", fontsize=10, bbox=NOTE_BOX)
+    return fig
+
+
+def _depth_column(axes: Any, study: Any, Q: int, text: dict[str, str]) -> None:
+    """The four panels of depth Q: beta at the start, at the end, the loss, the test score."""
+    from matplotlib.ticker import MaxNLocator
+
+    scores = []
+    for name in study.configurations:
+        run = study.run(name, Q)
+        layers = np.arange(1, Q + 1)
+        style = {"color": color(name), "marker": "o" if Q <= 20 else None, "ms": 3, "lw": 1.6}
+        axes[0].semilogy(layers, _positive(run.beta_start), **style)
+        axes[1].semilogy(layers, _positive(run.beta_end), **style)
+        epochs = np.arange(1, len(run.loss) + 1)
+        axes[2].semilogy(epochs, _positive(run.loss), color=color(name), lw=1.6)
+        scores.append(run.test_score)
+        if run.diverged:
+            axes[2].annotate(text["diverged"], (epochs[-1], run.loss[-1]), fontsize=9)
+    axes[0].set_title(text["depth"].format(Q=Q), fontsize=12)
+    for ax in axes[:2]:
+        ax.set_xlabel(text["layer"])
+    axes[2].set_xlabel(text["epoch"])
+    for ax in axes[:3]:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, which="major", alpha=0.3)
+    positions = np.arange(len(scores))
+    bars = axes[3].bar(positions, scores, color=[color(n) for n in study.configurations])
+    axes[3].bar_label(bars, fmt="%.2f", fontsize=9)
+    axes[3].set_xticks(positions, study.configurations, rotation=30, ha="right", fontsize=9)
+    if study.loss == "cross_entropy" and study.n_outputs > 1:
+        chance = 1.0 / study.n_outputs
+        axes[3].axhline(chance, color="black", ls="--", lw=1)
+        axes[3].set_ylim(0, 1.12)
+    axes[3].grid(True, axis="y", alpha=0.3)
+
+
+def _batch_norm_note(study: Any, text: dict[str, str]) -> str:
+    """The note on a plain batch-norm configuration (+bn without +res) at the largest depth
+    Q >= 20 of the study, with its measured numbers; "" when there is none."""
+    deepest = max(study.depths)
+    plain = [n for n in study.configurations if "bn" in n.split("+") and "res" not in n.split("+")]
+    if not plain or deepest < 20:
+        return ""
+    run = study.run(plain[0], deepest)
+    return text["note"].format(name=plain[0], Q=deepest, ratio=_power(run.ratio("start")),
+                               score=run.test_score, epochs=study.epochs)  # fmt: skip
+
+
+def _power(value: float) -> str:
+    """A positive number as mathtext, e.g. 1.5e+08 -> $1.5 \\cdot 10^{8}$."""
+    if not np.isfinite(value) or value <= 0:
+        return f"{value:.2g}"
+    exponent = int(np.floor(np.log10(value)))
+    if -2 <= exponent <= 3:
+        return f"{value:.3g}"
+    return rf"${value / 10.0**exponent:.1f} \cdot 10^{{{exponent}}}$"
+
+
+def _positive(values: Sequence[float]) -> np.ndarray:
+    """Values for a log axis: zeros (a layer with no error at all) become NaN (a gap)."""
+    array = np.asarray(values, dtype=np.float64)
+    return np.where(array > 0, array, np.nan)
+
+
+def _wrap_math(text: str, width: int) -> str:
+    """``text`` broken into lines of at most about ``width`` characters, at spaces outside
+    $...$ (a line break inside mathtext would break the formula)."""
+    import textwrap
+
+    pieces = text.split("$")
+    for k in range(1, len(pieces), 2):  # the odd pieces are inside $...$
+        pieces[k] = pieces[k].replace(" ", "\x00")
+    joined = "$".join(pieces)
+    lines = textwrap.wrap(joined, max(width, 60), break_on_hyphens=False)
+    return "\n".join(lines).replace("\x00", " ")

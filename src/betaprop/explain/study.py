@@ -108,6 +108,7 @@ class Study:
     configurations: list[str]
     n_train: int = 0
     n_test: int = 0
+    n_outputs: int = 0  # N_Q
     runs: list[Run] = field(default_factory=list)
 
     def run(self, configuration: str, Q: int) -> Run:
@@ -255,7 +256,7 @@ def depth_study(
     if len(test) == 0:
         raise ValueError(f"test_fraction {test_fraction!r} of {len(D)} rows holds out no row")
     study = Study(data, width, epochs, seed, loss, list(depths), list(configurations),
-                  len(train), len(test))  # fmt: skip
+                  len(train), len(test), D.shape[1])  # fmt: skip
     settings = {"learning_rate": learning_rate, "batch_size": batch_size}
     rows = (X[train], D[train], X[test], D[test])
     for Q in depths:
@@ -304,88 +305,9 @@ def beta_table(study: Study) -> list[dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------- figure
-TEXT = {
-    "en": {
-        "title": r"Local errors $\beta^q$ per layer q: the seed's remark on step 4, measured",
-        "start": r"RMS $\beta^q$ at initialisation",
-        "end": r"RMS $\beta^q$ after {epochs} epochs",
-        "curve": "training loss",
-        "layer": "layer q",
-        "epoch": "epoch",
-        "depth": "Q = {Q} layers",
-        "caption": "RMS over neurons and examples of the per-example local error β^q "
-        "(log scale), {data}, hidden width {width}, Adam. Lines falling towards q = 1 are "
-        "the vanishing gradient: step 4 multiplies β by f'(s^q) and (W^(q+1))^T once per "
-        "layer; sigmoid' ≤ 1/4, ReLU' = 1 on active units, batch norm rescales each layer.",
-    },
-    "ru": {
-        "title": r"Локальная ошибка $\beta^q$ по слоям q: замечание к шагу 4, измеренное",
-        "start": r"СКЗ $\beta^q$ при инициализации",
-        "end": r"СКЗ $\beta^q$ после {epochs} эпох",
-        "curve": "ошибка обучения",
-        "layer": "слой q",
-        "epoch": "эпоха",
-        "depth": "Q = {Q} слоёв",
-        "caption": "Среднеквадратичное значение (СКЗ) локальной ошибки β^q одного примера по "
-        "нейронам и примерам (лог. шкала), {data}, ширина скрытых слоёв {width}, Adam. "
-        "Линии, падающие к q = 1, — затухание градиента: шаг 4 умножает β на f'(s^q) и "
-        "(W^(q+1))^T в каждом слое; сигмоида' ≤ 1/4, ReLU' = 1 на активных нейронах, "
-        "batch norm нормирует каждый слой.",
-    },
-}
-
-
 def figure(study: Study, lang: str = "en") -> Any:
-    """A matplotlib ``Figure`` (Agg, no pyplot state): one column per depth Q; rows: RMS
-    beta^q against q at initialisation, after training (log scale), the training loss."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
+    """A matplotlib ``Figure`` of the study (``plots.depth_figure``): one column per depth Q;
+    rows: RMS beta^q against q at initialisation, after training, the training loss."""
+    from .plots import depth_figure
 
-    if lang not in TEXT:
-        raise ValueError(f"lang must be one of {list(TEXT)}, got {lang!r}")
-    text = TEXT[lang]
-    columns = len(study.depths)
-    fig = Figure(figsize=(4.2 * columns + 0.6, 10.5), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(3, columns, squeeze=False)
-    colors = {name: f"C{k}" for k, name in enumerate(study.configurations)}
-    for column, Q in enumerate(study.depths):
-        for name in study.configurations:
-            run = study.run(name, Q)
-            layers = np.arange(1, Q + 1)
-            label = name + (" (diverged)" if run.diverged else "")
-            style = {"color": colors[name], "marker": "o" if Q <= 20 else None, "ms": 3}
-            axes[0, column].semilogy(layers, _positive(run.beta_start), label=label, **style)
-            axes[1, column].semilogy(layers, _positive(run.beta_end), **style)
-            epochs = np.arange(1, len(run.loss) + 1)
-            axes[2, column].plot(epochs, run.loss, color=colors[name], label=label)
-        axes[0, column].set_title(text["depth"].format(Q=Q))
-        for row in (0, 1):
-            axes[row, column].set_xlabel(text["layer"])
-            axes[row, column].xaxis.set_major_locator(MaxNLocator(integer=True))
-            axes[row, column].grid(True, which="major", alpha=0.3)
-        axes[2, column].set_xlabel(text["epoch"])
-        axes[2, column].xaxis.set_major_locator(MaxNLocator(integer=True))
-        axes[2, column].grid(True, alpha=0.3)
-    axes[0, 0].set_ylabel(text["start"])
-    axes[1, 0].set_ylabel(text["end"].format(epochs=study.epochs))
-    axes[2, 0].set_ylabel(text["curve"])
-    axes[0, 0].legend(fontsize=8, loc="lower right")
-    fig.suptitle(text["title"], fontsize=13)
-    caption = text["caption"].format(data=study.data, width=study.width)
-    fig.supxlabel(_wrap(caption, 40 * columns), fontsize=9)
-    return fig
-
-
-def _positive(values: Sequence[float]) -> Array:
-    """Values for a log axis: zeros (a layer with no error at all) become NaN (a gap)."""
-    array = np.asarray(values, dtype=np.float64)
-    return np.where(array > 0, array, np.nan)
-
-
-def _wrap(text: str, width: int) -> str:
-    """``text`` broken into lines of at most ``width`` characters, at spaces."""
-    import textwrap
-
-    return "\n".join(textwrap.wrap(text, max(width, 60)))
+    return depth_figure(study, lang)
