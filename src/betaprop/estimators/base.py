@@ -11,7 +11,6 @@ of sample weights, with the messages its estimator checks expect).
 from __future__ import annotations
 
 import math
-import sys
 from numbers import Integral
 from typing import Any
 
@@ -19,14 +18,12 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import (
     BaseEstimator,
-    ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
     _fit_context,
     is_classifier,
 )
 from sklearn.metrics import check_scoring
 from sklearn.utils import TransformerTags, check_random_state
-from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ..engine.activations import get_activation
@@ -34,6 +31,7 @@ from ..engine.checks import check_dtype
 from ..engine.network import Network
 from ..training import Callback, History
 from ..training.optimizers import Optimizer
+from .display import Displayed
 from .layers import FittedLayers
 from .lbfgs import fit_lbfgs
 from .params import PARAMETER_CONSTRAINTS, hidden_activations, make_optimizer
@@ -48,44 +46,10 @@ __all__ = ["BaseMLP"]
 Array = np.ndarray
 
 
-def _not_asked_by_the_html_display(estimator: Any) -> bool:
-    """False when scikit-learn's HTML display (notebooks) asks for get_feature_names_out.
-
-    The display shows a transformer's output features in a box after it; scikit-learn's MLP
-    is no transformer and shows none, so ours (a transformer only through the extra
-    ``transform``) shows none either. Anyone else (pipelines, set_output) finds the method.
-    """
-    frame = sys._getframe(1)
-    while frame is not None:
-        module = frame.f_globals.get("__name__", "")
-        if module.startswith("sklearn.utils._repr_html"):
-            return False
-        if module not in ("sklearn.utils._available_if", __name__):
-            return True
-        frame = frame.f_back  # type: ignore[assignment]
-    return True
-
-
-class BaseMLP(FittedLayers, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class BaseMLP(FittedLayers, Displayed, TransformerMixin, BaseEstimator):
     """What MLPClassifier and MLPRegressor share: parameters, training, attributes."""
 
     _parameter_constraints: dict = PARAMETER_CONSTRAINTS
-
-    # scikit-learn's HTML display: the "?" link and the parameters' links lead to betaprop's
-    # documentation (``betaprop.estimators.DOCS_URL``); scikit-learn's _get_doc_link links
-    # only classes of the package named here.
-    _doc_link_module = "betaprop"
-
-    @property
-    def _doc_link_template(self) -> str:
-        from . import DOCS_URL
-
-        return DOCS_URL
-
-    @available_if(_not_asked_by_the_html_display)
-    def get_feature_names_out(self, input_features: Any = None) -> Any:
-        """Names of ``transform``'s output columns: "<class name lower case><i>"."""
-        return super().get_feature_names_out(input_features)
 
     # The subclasses define __init__ with scikit-learn's exact signature.
     hidden_layer_sizes: Any
