@@ -36,6 +36,7 @@ import numpy as np
 
 from ..engine import reference
 from ..engine.network import Network
+from ..engine.workspace import Workspace
 
 __all__ = ["Trace", "trace", "trace_steps", "as_dict", "formulas", "LANGUAGES", "FORMATS"]
 
@@ -147,6 +148,16 @@ def trace(
     t.g = [None] * (Q + 1)
     for q in range(Q - 1, 0, -1):
         t.g[q] = t.back[q] + t.g[q + 1] if _residual(twin, q + 1) else t.back[q]
+    _hidden_details(t, twin, ws)  # f(u^q), masks, normalisation, q = 1..Q-1
+    t.reference_difference = _reference_difference(t, X, D)
+    _step6(t, net, X, D)
+    return t
+
+
+def _hidden_details(t: Trace, twin: Network, ws: Workspace) -> None:
+    """The hidden layers' extra quantities: f(u^q) before the mask and the skip, dropout's
+    mask m^q, and the normalisation's mu, sigma, xhat, u^q, gamma, shift and its way back."""
+    Q = twin.Q
     for q in range(1, Q):
         if twin.p[q] or _residual(twin, q):
             t.f_value[q] = ws.fy[q][:, 0].copy()  # f(u^q), before the mask and the skip
@@ -172,9 +183,6 @@ def trace(
                 norm["gamma_e"] = norm["gamma"] * error_u
                 norm["mean_ge"] = np.array([norm["gamma_e"].mean()])
                 norm["mean_gex"] = np.array([(norm["gamma_e"] * norm["xhat"]).mean()])
-    t.reference_difference = _reference_difference(t, X, D)
-    _step6(t, net, X, D)
-    return t
 
 
 def _step6(t: Trace, net: Network, X: Array, D: Array) -> None:
