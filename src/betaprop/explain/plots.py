@@ -1,6 +1,7 @@
 """Figures of a training run (matplotlib, Agg backend; no window, no global pyplot state).
 
-``report`` draws one PNG with: the training and validation loss per epoch, the validation
+``report`` draws one PNG, a 2 x 2 grid readable on a laptop (1080 x 900 pixels, no text under
+10 points), with: the training and validation loss per epoch, the validation
 score, the per-layer RMS of the local errors beta^q over the epochs on a log scale (the
 seed's "beta is large at the output and fades in deep layers", recorded by
 ``Diagnostics``), and, for classification, the confusion matrix of the test (or
@@ -24,6 +25,8 @@ __all__ = ["report", "Confusion", "MOST_CLASSES", "depth_figure", "color", "COLO
 
 MOST_CLASSES = 25  # the confusion panel shows at most this many classes
 LABEL_CHARACTERS = 24  # a longer class label is cut to this many characters on the axes
+REPORT_SIZE = (12.0, 10.0)  # inches: 1080 x 900 pixels at the report's 90 dpi
+REPORT_FONT = 10  # points: the smallest text of the report
 
 
 @dataclass(frozen=True)
@@ -102,10 +105,12 @@ def report(
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    panels = 3 if confusion is None else 4
-    fig = Figure(figsize=(5.0 * panels, 4.2), layout="constrained")
+    fig = Figure(figsize=REPORT_SIZE, layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, panels)
+    grid = fig.subplots(2, 2)  # a 2 x 2 grid: loss, score / beta, confusion
+    axes = list(grid.ravel())
+    if confusion is None:
+        fig.delaxes(axes.pop())  # three panels: the fourth cell stays empty
     epochs = history.epoch
 
     ax = axes[0]
@@ -115,7 +120,7 @@ def report(
     ax.set(xlabel="epoch", ylabel="mean loss E", title="loss")
     if min(history.loss + history.val_loss, default=1.0) > 0:
         ax.set_yscale("log")
-    ax.legend()
+    ax.legend(fontsize=REPORT_FONT)
 
     ax = axes[1]
     if history.val_score:
@@ -135,7 +140,7 @@ def report(
     ax.set(xlabel="epoch", ylabel="RMS of $\\beta^q$ (one example)", title="local errors per layer")
     if layers:
         ax.set_yscale("log")
-        ax.legend(fontsize="small")
+        ax.legend(fontsize=REPORT_FONT, ncol=1 + len(layers) // 8)
     else:
         ax.text(0.5, 0.5, "no diagnostics recorded", ha="center", va="center")
 
@@ -150,20 +155,28 @@ def report(
         fig.colorbar(image, ax=ax, shrink=0.8)
         ticks = np.arange(len(counts))
         names = [_short(label) for label in confusion.labels]
-        ax.set_xticks(ticks, names, rotation=90 if len(ticks) > 6 else 0, fontsize="small")
-        ax.set_yticks(ticks, names, fontsize="small")
+        ax.set_xticks(ticks, names, rotation=90 if len(ticks) > 6 else 0, fontsize=REPORT_FONT)
+        ax.set_yticks(ticks, names, fontsize=REPORT_FONT)
         shown = f"{confusion_title}\n{confusion.title}" if confusion.title else confusion_title
         ax.set(xlabel="predicted", ylabel="true", title=shown)
         if len(ticks) <= 12:
             limit = counts.max() / 2 if counts.size else 0
             for i in ticks:
                 for j in ticks:
-                    ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize="small",
+                    ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=REPORT_FONT,
                             color="white" if counts[i, j] > limit else "black")  # fmt: skip
     for ax in axes[:3]:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.3)
+    for ax in axes:  # readable on a laptop: nothing under REPORT_FONT points
+        ax.title.set_fontsize(REPORT_FONT + 2)
+        ax.xaxis.label.set_fontsize(REPORT_FONT + 1)
+        ax.yaxis.label.set_fontsize(REPORT_FONT + 1)
+        ax.tick_params(labelsize=REPORT_FONT)
+        for text in ax.texts:
+            text.set_fontsize(max(text.get_fontsize(), REPORT_FONT))
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=REPORT_FONT + 4)
     fig.savefig(os.fspath(path), dpi=90)
     return fig
 
