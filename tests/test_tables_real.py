@@ -311,3 +311,17 @@ def test_gaps_need_no_pure_python_rescan_unless_a_row_may_be_short(tmp_path, mon
         path.write_text(text)
         with pytest.raises(DataError, match=rf"line {line} has \d fields, but the header has 4"):
             read_csv(str(path), allow_missing=True)
+
+
+def test_a_model_file_with_float_codes_still_reads_whole_numbers():
+    from betaprop.files.preprocessing import Preprocessing
+
+    old = Preprocessing.from_dict({
+        "feature_names": ["x", "code=4.0", "code=5.0"], "mean": [0.0, 0.0, 0.0],
+        "scale": [1.0, 1.0, 1.0], "task": "regression", "target_name": "y", "classes": None,
+        "target_mean": 0.0, "target_scale": 1.0, "columns": ["x", "code"],
+        "categories": {"code": ["4.0", "5.0"]},
+    })  # fmt: skip
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "code": ["4", "5.0", "4.0"]})
+    np.testing.assert_array_equal(old.transform(frame), [[1, 1, 0], [2, 0, 1], [3, 1, 0]])
+    assert old.unseen == {}
