@@ -9,6 +9,7 @@ from .engine import activations, losses, reference
 from .engine.gradcheck import GradcheckReport, gradcheck
 from .engine.network import Network
 from .explain.diagnostics import Diagnostics
+from .explain.study import study_depth
 from .explain.trace_page import show as trace
 from .files.model import ModelFileError, load, save
 from .files.onnx import to_onnx
@@ -43,6 +44,7 @@ __all__ = [
     "GradcheckReport",
     "Diagnostics",
     "trace",
+    "study_depth",
     "save",
     "load",
     "ModelFileError",

@@ -20,6 +20,7 @@ The command is ``betaprop study depth`` (``betaprop.cli.study``).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,7 +48,10 @@ __all__ = [
     "depth_study",
     "table",
     "beta_table",
+    "text_table",
     "figure",
+    "study_depth",
+    "StudyView",
 ]
 
 Array = np.ndarray
@@ -304,6 +308,25 @@ def beta_table(study: Study) -> list[dict[str, Any]]:
     return rows
 
 
+def text_table(study: Study) -> str:
+    """The study as a text table: per run the ratio beta^1 / beta^{Q-1} at the start and the
+    end, the last training loss and the score on the held-out test rows."""
+    score = "test accuracy" if study.loss == "cross_entropy" else "test R2"
+    lines = [
+        f"betaprop study depth: {study.data}, width {study.width}, {study.epochs} epochs, "
+        f"{study.n_train} training rows, score on {study.n_test} held-out rows",
+        f"{'configuration':<16} {'Q':>4} {'β1/β(Q-1) start':>16} {'β1/β(Q-1) end':>14} "
+        f"{'train loss':>11} {score:>14}",
+    ]
+    for row in table(study):
+        name = row["configuration"] + (" (diverged)" if row["diverged"] else "")
+        lines.append(
+            f"{name:<16} {row['Q']:>4} {row['ratio_start']:>16.2e} {row['ratio_end']:>14.2e} "
+            f"{row['loss_last_epoch']:>11.4f} {row['test_score']:>14.4f}"
+        )
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------- figure
 def figure(study: Study, lang: str = "en") -> Any:
     """A matplotlib ``Figure`` of the study (``plots.depth_figure``): one column per depth Q;
@@ -311,3 +334,66 @@ def figure(study: Study, lang: str = "en") -> Any:
     from .plots import depth_figure
 
     return depth_figure(study, lang)
+
+
+# ----------------------------------------------------------------------------- notebooks
+class StudyView:
+    """A depth study in a notebook: its rich display is the figure (a PNG, self-contained),
+    its ``str`` the table; ``study`` holds the numbers, ``figure()`` the matplotlib Figure."""
+
+    def __init__(self, study: Study, lang: str = "en") -> None:
+        self.study, self.lang = study, lang
+
+    def figure(self) -> Any:
+        """The study's matplotlib ``Figure`` (``explain.plots.depth_figure``)."""
+        return figure(self.study, self.lang)
+
+    def png(self, dpi: int = 100) -> bytes:
+        """The figure as PNG bytes, as ``betaprop study depth`` writes it."""
+        import io
+
+        picture = io.BytesIO()
+        self.figure().savefig(picture, format="png", dpi=dpi)
+        return picture.getvalue()
+
+    def _repr_png_(self) -> bytes:
+        return self.png()
+
+    def __str__(self) -> str:
+        return text_table(self.study)
+
+    def __repr__(self) -> str:
+        study = self.study
+        return (
+            f"<betaprop study depth: {study.data}, depths {study.depths}, "
+            f"{len(study.configurations)} configurations; print() it for the table>"
+        )
+
+
+def study_depth(
+    data: str | Array = "digits",
+    D: Array | None = None,
+    *,
+    lang: str = "en",
+    **options: Any,
+) -> StudyView:
+    """``betaprop study depth`` from Python: a bundled dataset or CSV file (standardised, as the
+    command does) or arrays X (n, N_0) and D (n, N_Q); ``options`` are those of
+    ``depth_study`` (depths, configurations, epochs, width, seed, learning_rate, batch_size,
+    test_fraction, ...). In a notebook the result shows the figure; ``print`` it for the table.
+    """
+    from .plots import STUDY_TEXT
+
+    if lang not in STUDY_TEXT:
+        raise ValueError(f"lang must be one of {list(STUDY_TEXT)}, got {lang!r}")
+    if isinstance(data, str):
+        if D is not None:
+            raise ValueError("D must be None when data is a dataset name or file, got an array")
+        X, D, loss = study_data(data, options.get("seed", 0))
+        options = {"loss": loss, "data": os.path.basename(data), **options}
+    elif D is None:
+        raise ValueError("D must be given with an array X: the targets (n, N_Q)")
+    else:
+        X = np.asarray(data, dtype=np.float64)
+        D = np.asarray(D, dtype=np.float64)
+    return StudyView(depth_study(X, D, **options), lang)
