@@ -87,13 +87,15 @@ def _texts(fig) -> str:  # type: ignore[no-untyped-def]
     texts = [fig._suptitle.get_text()]
     texts += [t.get_text() for sub in fig.subfigs for t in sub.texts]
     texts += [ax.get_xlabel() for ax in fig.axes] + [ax.get_ylabel() for ax in fig.axes]
+    texts += [ax.get_title() for ax in fig.axes]
     return " ".join(texts)
 
 
 def test_figure_labels_in_russian(deep) -> None:  # type: ignore[no-untyped-def]
     fig = figure(deep, "ru")
     joined = _texts(fig)
-    for term in ("локальной ошибки", "слой $q$", "затухание градиента", "пропускающая связь"):
+    for term in ("локальной ошибки", "слой $q$", "затухание градиента", "пропускающей связью",
+                 "$Q$ = 20 слоёв", "за 1 эпоху"):  # fmt: skip
         assert term in joined
     for familiar in ("ты ", "твой", "твоя", "посмотри", "сравни "):  # one register: вы
         assert familiar not in joined.lower()
@@ -247,7 +249,7 @@ def test_the_figure_writes_math_and_explains_batch_norm_at_depth(deep) -> None: 
     assert "β" not in joined and "^(" not in joined
     run = deep.run("relu+bn", 20)
     assert "Why relu+bn stays low at $Q$ = 20" in joined
-    assert f"{run.test_score:.0%} test accuracy" in joined
+    assert f"{run.test_score:.0%} test accuracy in 1 epoch." in joined
     assert "held-out test rows" in joined
     picture = io.BytesIO()
     fig.savefig(picture, format="png", dpi=100)
@@ -266,3 +268,13 @@ def _without(study, name):  # type: ignore[no-untyped-def]
     study.configurations = [n for n in study.configurations if n != name]
     study.runs = [r for r in study.runs if r.configuration != name]
     return study
+
+
+def test_russian_numbers_agree_with_their_nouns() -> None:
+    from betaprop.explain.plots import STUDY_TEXT, _words
+
+    ru = STUDY_TEXT["ru"]
+    forms = ("слой", "слоя", "слоёв")
+    assert [_words(ru, n, ("", ""), forms) for n in (1, 2, 5, 11, 21, 22, 100)] == [
+        "слой", "слоя", "слоёв", "слоёв", "слой", "слоя", "слоёв"
+    ]  # fmt: skip

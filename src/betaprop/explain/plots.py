@@ -215,7 +215,7 @@ STUDY_TEXT = {
         "r2": r"test $R^2$",
         "layer": r"layer $q$",
         "epoch": "epoch",
-        "depth": r"$Q$ = {Q} layers",
+        "depth": r"$Q$ = {Q} {layers}",
         "diverged": "diverged",
         "caption": r"RMS over neurons and examples of the per-example local error $\beta^q$ "
         r"(log scale); {data}, hidden width {width}, Adam; trained on {n_train} rows, "
@@ -226,9 +226,9 @@ STUDY_TEXT = {
         "note": r"Why {name} stays low at $Q$ = {Q}: batch norm divides each layer's $s^q$ by "
         r"its spread, so $\beta$ does not fade; in a plain stack it grows towards the input "
         r"instead ($\beta^1 / \beta^{{Q-1}}$ = {ratio} at initialisation), and the network "
-        r"reaches {score:.0%} test accuracy in {epochs} epochs. Batch norm is not broken: the "
-        r"skip (+res) adds the error to each layer's instead of multiplying it through "
-        r"every layer (docs/study.md).",
+        r"reaches {percent} test accuracy in {epochs} {epochs_word}. Batch norm is not broken: "
+        r"with the skip (+res) the output's error reaches every layer by addition, not "
+        r"through a product of every layer's factors (docs/study.md).",
     },
     "ru": {
         "title": r"Локальные ошибки $\beta^q$ по слоям $q$: проверка замечания к шагу 4",
@@ -239,22 +239,23 @@ STUDY_TEXT = {
         "r2": r"$R^2$ на тестовых примерах",
         "layer": r"слой $q$",
         "epoch": "эпоха",
-        "depth": r"$Q$ = {Q} слоёв",
-        "diverged": "расходится",
-        "caption": r"Среднеквадратичное значение (СКЗ) локальной ошибки $\beta^q$ одного "
-        r"примера по нейронам и примерам (лог. шкала); {data}, ширина скрытых слоёв {width}, "
-        r"Adam; обучение на {n_train} примерах, точность на {n_test} отложенных тестовых "
-        r"примерах. Линии, падающие к $q = 1$, — затухание градиента: шаг 4, "
+        "depth": r"$Q$ = {Q} {layers}",
+        "diverged": "обучение разошлось",
+        "caption": r"Среднеквадратичное значение (СКЗ) по нейронам и примерам локальной "
+        r"ошибки $\beta^q$, вычисленной для "
+        r"каждого примера отдельно (логарифмическая шкала); {data}, ширина скрытых слоёв "
+        r"{width}, Adam; обучение на {n_train} примерах, точность — на {n_test} отложенных "
+        r"тестовых примерах. Линии, падающие к $q = 1$, — затухание градиента: шаг 4, "
         rf"{STEP_4}, в каждом слое умножает $\beta$ на $f'(s^q)$ и "
-        r"$(W^{{q+1}})^T$; у "
-        r"сигмоиды $f' \leq 1/4$, у ReLU $f' = 1$ на активных нейронах, батч-нормализация "
-        r"заново масштабирует каждый слой.",
-        "note": r"Почему {name} остаётся внизу при $Q$ = {Q}: батч-нормализация делит $s^q$ "
+        r"$(W^{{q+1}})^T$; у сигмоиды $f' \leq 1/4$, у ReLU $f' = 1$ на активных нейронах, "
+        r"батч-нормализация заново масштабирует каждый слой.",
+        "note": r"Почему у {name} низкая точность при $Q$ = {Q}: батч-нормализация делит $s^q$ "
         r"каждого слоя на его разброс, поэтому $\beta$ не затухает; но в сети без "
         r"пропускающих связей $\beta$ растёт к входу ($\beta^1 / \beta^{{Q-1}}$ = {ratio} при "
-        r"инициализации), и за {epochs} эпох сеть достигает точности {score:.0%} на тестовых "
-        r"примерах. Батч-нормализация исправна: пропускающая связь (+res) прибавляет ошибку "
-        r"к ошибке каждого слоя, а не умножает её через все слои (docs/study.md).",
+        r"инициализации), и за {epochs} {epochs_word} сеть достигает точности {percent} на "
+        r"тестовых примерах. Дело не в неисправности батч-нормализации: с пропускающей связью "
+        r"(+res) ошибка выхода доходит до каждого слоя сложением, а не произведением "
+        r"множителей всех слоёв (docs/study.md).",
     },
 }
 NOTE_BOX = {"boxstyle": "round", "facecolor": "#fff4d6", "edgecolor": "#c8a04a"}
@@ -331,7 +332,8 @@ def _depth_column(axes: Any, study: Any, Q: int, text: dict[str, str]) -> None:
         scores.append(run.test_score)
         if run.diverged:
             axes[2].annotate(text["diverged"], (epochs[-1], run.loss[-1]), fontsize=9)
-    axes[0].set_title(text["depth"].format(Q=Q), fontsize=12)
+    noun = _words(text, Q, ("layer", "layers"), ("слой", "слоя", "слоёв"))
+    axes[0].set_title(text["depth"].format(Q=Q, layers=noun), fontsize=12)
     for ax in axes[:2]:
         ax.set_xlabel(text["layer"])
     axes[2].set_xlabel(text["epoch"])
@@ -357,8 +359,23 @@ def _batch_norm_note(study: Any, text: dict[str, str]) -> str:
     if not plain or deepest < 20:
         return ""
     run = study.run(plain[0], deepest)
+    english = text is STUDY_TEXT["en"]
+    percent = f"{run.test_score:.0%}" if english else f"{100 * run.test_score:.0f} %"
+    epochs_word = _words(text, study.epochs, ("epoch", "epochs"), ("эпоху", "эпохи", "эпох"))
     return text["note"].format(name=plain[0], Q=deepest, ratio=_power(run.ratio("start")),
-                               score=run.test_score, epochs=study.epochs)  # fmt: skip
+                               percent=percent, epochs=study.epochs,
+                               epochs_word=epochs_word)  # fmt: skip
+
+
+def _words(text: dict[str, str], n: int, english: tuple[str, str], russian: tuple[str, ...]) -> str:
+    """The noun after the number n: English one/many; Russian 1 слой, 2-4 слоя, 5-20 слоёв."""
+    if text is STUDY_TEXT["en"]:
+        return english[0] if n == 1 else english[1]
+    if n % 10 == 1 and n % 100 != 11:
+        return russian[0]
+    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
+        return russian[1]
+    return russian[2]
 
 
 def _power(value: float) -> str:
