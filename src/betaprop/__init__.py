@@ -9,7 +9,6 @@ from .engine import activations, losses, reference
 from .engine.gradcheck import GradcheckReport, gradcheck
 from .engine.network import Network
 from .explain.diagnostics import Diagnostics
-from .explain.study import study_depth
 from .explain.trace_page import show as trace
 from .files.model import ModelFileError, load, save
 from .files.onnx import to_onnx
@@ -67,6 +66,10 @@ def __getattr__(name: str) -> object:
         from . import estimators
 
         return getattr(estimators, name)
+    if name == "study_depth":  # the depth study reads tables: imported on first use
+        from .explain.study import study_depth
+
+        return study_depth
     if name == "Preprocessing":  # tables for notebooks: fit(frame) / transform(frame)
         from .files.preprocessing import Preprocessing
 
