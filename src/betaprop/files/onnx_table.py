@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from .datasets import MISSING
+from .encoding import BOOLEAN_SPELLINGS, category_text
 from .onnx import Graph
-from .preprocessing import BOOLEAN_SPELLINGS, Preprocessing, category_text
+from .preprocessing import Preprocessing
 
 __all__ = ["encode_table", "category_codes", "ML_DOMAIN"]
 

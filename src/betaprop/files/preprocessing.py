@@ -35,19 +35,17 @@ from .datasets import (
     infer_task,
     numeric_labels,
 )
+from .encoding import BOOLEAN_SPELLINGS, category_text, encode_table, fit_table
+from .statistics import column_statistics
 
 __all__ = ["Preprocessing", "IMPUTE"]
 
+# re-exported for files.onnx_table and older imports
+_REEXPORTED = (BOOLEAN_SPELLINGS, category_text, column_statistics)
+
 # the smallest scale a model file may hold: x / scale stays finite for any sane feature
 _TINY = 1e-150
-_BLOCK_ROWS = 65536  # rows of a float32 table converted to float64 at a time
 IMPUTE = ("mean", "median", "most_frequent", "constant")  # SimpleImputer's strategies
-# The spellings pandas' C parser reads as booleans: a column of them only comes as True/False,
-# a column with any other cell (a gap) keeps the text; either way a cell is one category.
-BOOLEAN_SPELLINGS = {
-    **dict.fromkeys(("True", "TRUE", "true"), "True"),
-    **dict.fromkeys(("False", "FALSE", "false"), "False"),
-}
 
 Array = np.ndarray
 
@@ -157,112 +155,15 @@ class Preprocessing:
     def _fit_table(
         self, data: Dataset, rows: Array | None, impute: str | None, indicator: bool, unknown: str
     ) -> Array:
-        """Fit SimpleImputer and OneHotEncoder on the training rows; their encoded features."""
-        import pandas as pd
-        from sklearn.impute import SimpleImputer
-        from sklearn.preprocessing import OneHotEncoder
-
-        frame = _table(data)
-        train = frame if rows is None else frame.iloc[rows]
-        self.columns = list(data.feature_names)
-        self.impute, self.unknown = impute, unknown
-        numeric = [c for c in self.columns if c not in data.categorical]
-        if numeric and impute is not None:
-            imputer = SimpleImputer(strategy=impute, add_indicator=indicator,
-                                    keep_empty_features=True)  # fmt: skip
-            imputer.fit(train[numeric].to_numpy(np.float64))
-            self.fill = {c: float(v) for c, v in zip(numeric, imputer.statistics_, strict=True)}
-            if indicator and imputer.indicator_ is not None:
-                self.indicators = [numeric[i] for i in imputer.indicator_.features_]
-        for name in data.categorical:
-            cells = train[[name]].to_numpy(dtype=object, copy=True)
-            absent = pd.isna(cells)
-            cells[absent] = np.nan
-            cells[~absent] = category_text(cells[~absent].astype(str), [])  # one True, one False
-            if impute is not None:
-                strategy = "constant" if impute == "constant" else "most_frequent"
-                imputer = SimpleImputer(strategy=strategy, fill_value="missing")
-                cells = imputer.fit_transform(cells)
-                self.fill[name] = str(imputer.statistics_[0])
-            elif absent.any():
-                raise DataError(
-                    f"categorical column {name!r} has missing values and impute is None "
-                    "(--impute none): fill them in, or let them be imputed"
-                )
-            encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
-            encoder.fit(cells.astype(str))
-            self.categories[name] = [str(c) for c in encoder.categories_[0]]
-        self.feature_names = (
-            numeric
-            + [f"{c}_missing" for c in self.indicators]
-            + [f"{c}={k}" for c in data.categorical for k in self.categories[c]]
-        )
-        return self.encode_table(data, rows)
+        """Fit SimpleImputer and OneHotEncoder on the training rows; their encoded features
+        (``encoding.fit_table``)."""
+        return fit_table(self, data, rows, impute, indicator, unknown)
 
     def encode_table(self, data: Dataset, rows: Array | None = None) -> Array:
         """The encoded features (n, N_0) of a table: numeric columns imputed, indicators,
         one-hot columns (scikit-learn's OneHotEncoder with the stored categories); the raw
         columns are found by name, in any order. Before the standardisation."""
-        import pandas as pd
-
-        assert self.columns is not None
-        frame = _table(data)
-        if rows is not None:
-            frame = frame.iloc[rows]
-        lacking = [c for c in self.columns if c not in frame.columns]
-        if lacking:
-            raise DataError(
-                f"{data.source} lacks the feature columns {lacking[:5]} that the model was "
-                "trained on"
-            )
-        numeric = [c for c in self.columns if c not in self.categories]
-        # one matrix written in place: numbers, indicators, one-hot blocks (no dense parts
-        # made and then stacked)
-        encoded = np.zeros((len(frame), len(self.feature_names)))
-        values = encoded[:, : len(numeric)]
-        values[...] = frame[numeric].to_numpy(np.float64)
-        gaps = np.isnan(values)
-        if gaps.any():
-            if not self.fill:
-                raise DataError(
-                    f"{data.source} has missing values; the model imputes none (trained with "
-                    "--impute none): fill them in, or train again with --impute median"
-                )
-            values[gaps] = np.take(np.array([self.fill[c] for c in numeric]), np.nonzero(gaps)[1])
-        offset = len(numeric)
-        if self.indicators:
-            where = [numeric.index(c) for c in self.indicators]
-            encoded[:, offset : offset + len(where)] = gaps[:, where]
-            offset += len(where)
-        self.unseen = {}
-        for name in [c for c in self.columns if c in self.categories]:  # the columns' order
-            categories = self.categories[name]
-            cells = frame[name].to_numpy(dtype=object).copy()
-            absent = pd.isna(cells)
-            if absent.any():
-                if name not in self.fill:
-                    raise DataError(
-                        f"{data.source}: column {name!r} has missing values; the model imputes "
-                        "none for it: fill them in, or train again with --impute median"
-                    )
-                cells[absent] = self.fill[name]
-            cells = _old_spelling(category_text(cells.astype(str), categories), categories)
-            # OneHotEncoder(categories=[categories], handle_unknown="ignore"): the position
-            # of each cell's category, -1 (a row of zeros) for one training did not see
-            codes = pd.Index(categories, dtype=object).get_indexer(cells.astype(object))
-            unseen = sorted(str(c) for c in pd.unique(cells[codes < 0]))
-            if unseen:
-                self.unseen[name] = unseen
-                if self.unknown == "error":
-                    raise DataError(
-                        f"{data.source}: column {name!r} has categories {unseen[:5]} that "
-                        f"training did not see (its categories are {categories[:10]}); give "
-                        "--unknown ignore to encode them as all zeros"
-                    )
-            seen = np.flatnonzero(codes >= 0)
-            encoded[seen, offset + codes[seen]] = 1.0
-            offset += len(categories)
-        return encoded
+        return encode_table(self, data, rows)
 
     @property
     def n_classes(self) -> int:
@@ -486,71 +387,6 @@ class Preprocessing:
             raise ValueError(
                 f"the preprocessing has {self.n_classes} classes for N_Q = {outputs} outputs"
             )
-
-
-def column_statistics(X: Array, names: Sequence[str]) -> tuple[Array, Array]:
-    """The mean and standard deviation (ddof 0) of every column of X (n, p), in float64
-    whatever X's dtype: float32 squares overflow from 1.9e19 on, so a float32 table of
-    numbers up to ``MAX_MAGNITUDE`` would get an infinite scale (and a model file that
-    cannot be written). A float32 X is taken in blocks of rows, never one float64 copy.
-    Raises a one-line ``DataError`` naming the column whose statistic is not finite."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        if X.dtype == np.float64 or len(X) == 0:
-            mean, std = X.mean(axis=0), X.std(axis=0)
-        else:
-            mean = X.sum(axis=0, dtype=np.float64) / len(X)
-            squares = np.zeros(X.shape[1])
-            for start in range(0, len(X), _BLOCK_ROWS):
-                block = X[start : start + _BLOCK_ROWS].astype(np.float64) - mean
-                squares += np.square(block, out=block).sum(axis=0)
-            std = np.sqrt(squares / len(X))
-    bad = ~(np.isfinite(mean) & np.isfinite(std))
-    if bad.any():
-        j = int(np.flatnonzero(bad)[0])
-        largest = np.abs(X[:, j]).max()
-        raise DataError(
-            f"column {names[j]!r}: its mean and standard deviation must be finite, got "
-            f"{mean[j]:g} and {std[j]:g} (values up to {largest:g} in magnitude); rescale the "
-            "column"
-        )
-    return mean, std
-
-
-def _table(data: Dataset) -> Any:
-    """The feature table to encode: the Dataset's own, or a frame of its numbers."""
-    import pandas as pd
-
-    return (
-        data.frame if data.frame is not None else pd.DataFrame(data.X, columns=data.feature_names)
-    )
-
-
-def category_text(cells: Array, categories: Sequence[str]) -> Array:
-    """Cells of a categorical column (text) as category names: a boolean spelling
-    (``BOOLEAN_SPELLINGS``) is True or False, or the spelling of that value that
-    ``categories`` holds (a model file written before booleans were one category)."""
-    spelling = dict(BOOLEAN_SPELLINGS)
-    for text, value in BOOLEAN_SPELLINGS.items():
-        if text in categories and value not in categories:
-            spelling.update({k: text for k, v in BOOLEAN_SPELLINGS.items() if v == value})
-    if not any(text in spelling for text in np.unique(cells)):
-        return cells
-    return np.array([spelling.get(c, c) for c in cells.tolist()], dtype=str)
-
-
-def _old_spelling(cells: Array, categories: Sequence[str]) -> Array:
-    """Cells of a declared category as a model file written before whole numbers were read
-    as such spells them: "4" as its "4.0" when that is the category it holds."""
-    import re
-
-    pattern = re.compile(r"[+-]?\d+\.0*")
-    aliases = {c.split(".")[0]: c for c in categories if pattern.fullmatch(c)}
-    aliases = {k: v for k, v in aliases.items() if k not in categories}
-    if not aliases:
-        return cells
-    import pandas as pd
-
-    return pd.Series(cells, dtype=object).replace(aliases).to_numpy(dtype=str)
 
 
 def _sorted_classes(labels: Sequence[str]) -> list[str]:
