@@ -17,6 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from .kinds import (
+    MAX_MAGNITUDE,
+    MISSING,
+    as_number,
+    feature_kinds,
+    feature_table,
+    missing_mask,
+)
 from .numbers import faithful, target_cells
 from .reading import DataError, maybe_ragged, refuse
 
@@ -32,11 +40,6 @@ __all__ = [
 
 Array = np.ndarray
 
-# The largest magnitude of a number read from a data file: its square and the sum of a
-# million of them stay finite in float64, so standardisation never overflows.
-MAX_MAGNITUDE = 1e150
-# Cells read as a missing value (case-insensitive, after stripping blanks).
-MISSING = ("", "na", "n/a", "nan", "null", "none", "?", "-")
 # What to do about a gap that is refused (train's options; predict's say the model's)
 GAPS = (
     "fill them in, drop those rows, or impute them (betaprop train: leave out --impute none; "
@@ -63,34 +66,6 @@ class Dataset:
     frame: Any = None  # the raw feature table (pandas) when it needs encoding or imputing
     categorical: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what reading did to the table (the CLI says)
-
-
-def as_number(cell: str) -> float | None:
-    """The cell as a float, or None if it is not a plain number (NaN and inf are numbers)."""
-    text = cell.strip()
-    if "_" in text:  # Python's float() accepts 1_000; a CSV file should not
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _missing_mask(column: Any, missing: Sequence[str] = MISSING) -> Array:
-    """Cells that are missing: NaN/None/NaT, pd.NA (nullable Int64, Float64, boolean columns),
-    text in ``missing`` (lower-case; compared case-insensitively), or a number that one of
-    ``missing`` spells (``--na-values -999``)."""
-    kind = column.dtype.kind
-    if kind in "biufmM":
-        gaps = column.isna().to_numpy()  # NaN, pd.NA (pandas' nullable dtypes), NaT
-        sentinels = [v for v in map(as_number, missing) if v is not None and math.isfinite(v)]
-        if sentinels and kind in "iuf":
-            gaps = gaps | np.isin(column.to_numpy(np.float64, na_value=np.nan), sentinels)
-        return gaps
-    text = column.astype(object)
-    isna = text.isna().to_numpy()
-    lowered = text.where(~isna, "").astype(str).str.strip().str.lower()
-    return isna | lowered.isin(missing).to_numpy()
 
 
 def from_frame(
@@ -142,12 +117,57 @@ def from_frame(
         lines = source != "the table" and frame.attrs.get("format") != "parquet"
     missing_cells = tuple(MISSING) + tuple(str(v).strip().lower() for v in na_values)
     notes: list[str] = []
-    if target is None:
-        target_name = header[-1] if require_target else ""
-    else:
-        target_name = target
+    target_name = (header[-1] if require_target else "") if target is None else target
     has_target = target_name in header
-    if require_target and not has_target:
+    names, declared = _chosen_columns(
+        frame, header, target_name, source, require_target, features, categorical, drop,
+        lines, sep, missing_cells, notes,
+    )  # fmt: skip
+    wanted = target_name if has_target and require_target else None  # rows without it: left out
+    frame, untargeted = _rows_with_target(frame, wanted, source, missing_cells, notes)
+    dates: list[str] = []
+    kinds, numeric, problems, ragged = feature_kinds(
+        frame, names, declared, detect, allow_missing, missing_cells, source, notes, dates
+    )
+    labels = None
+    if has_target:
+        labels = target_cells(frame[target_name], MAX_MAGNITUDE, missing_cells)
+        problems |= labels is None
+    if problems:
+        _problem(frame, source, lines, sep, names, kinds, target_name if has_target else None,
+                 allow_missing, missing_cells, untargeted, dates, gaps,
+                 _locale_number(decimal, thousands))  # fmt: skip
+    elif (ragged or untargeted) and lines and maybe_ragged(source, sep):
+        refuse(source, sep, lambda *cells: None, None)  # a short row reads as gaps
+    if has_target and labels is None:  # what the strict pass found no words for
+        raise DataError(f"{source}: target {target_name!r} has a missing or too large value")
+    labels = labels if labels is not None else np.array([], dtype=object)
+    dataset = Dataset(_numbers(frame, names, kinds, numeric, dtype), labels, names, target_name,
+                      source, categorical=[n for n in names if kinds[n] == "categorical"],
+                      notes=notes)  # fmt: skip
+    if dataset.categorical or np.isnan(dataset.X).any():
+        dataset.frame = feature_table(frame, names, kinds, numeric, missing_cells, declared)
+    return dataset
+
+
+def _chosen_columns(
+    frame: Any,
+    header: list[str],
+    target_name: str,
+    source: str,
+    require_target: bool,
+    features: Sequence[str] | None,
+    categorical: Sequence[str] | str,
+    drop: Sequence[str],
+    lines: bool,
+    sep: str | None,
+    missing_cells: Sequence[str],
+    notes: list[str],
+) -> tuple[list[str], set[str]]:
+    """``from_frame``'s feature columns (the model's ``features``, or every column but the
+    target, the dropped ones and those without any value, with a note) and the declared
+    categorical ones; a target, a feature or a declared column that is not there is refused."""
+    if require_target and target_name not in header:
         raise DataError(
             f"target column {target_name!r} is not in {source}; its columns are {header}"
         )
@@ -166,7 +186,7 @@ def from_frame(
             )
         names = list(features)
     if features is None:  # a column without any value teaches nothing: left out (as
-        empty = [name for name in names if _missing_mask(frame[name], missing_cells).all()]
+        empty = [name for name in names if missing_mask(frame[name], missing_cells).all()]
         if empty:  # scikit-learn's SimpleImputer does)
             names = [name for name in names if name not in empty]
             notes.append(f"columns {empty[:10]} have no value in any row: left out")
@@ -176,35 +196,34 @@ def from_frame(
     unknown = sorted(declared - set(header))
     if unknown:
         raise DataError(f"--categorical names columns {unknown} that are not in {source}")
-    untargeted = False
-    if has_target and require_target:
-        absent = _missing_mask(frame[target_name], missing_cells)
-        if absent.all():
-            raise DataError(f"{source}: target {target_name!r} has no value in any row")
-        if absent.any():  # rows without a target teach nothing: left out, as a note says
-            untargeted = True
-            frame = frame.loc[~absent]
-            notes.append(
-                f"{int(absent.sum())} of {len(absent)} rows have no value in the target "
-                f"{target_name!r}: left out"
-            )
+    return names, declared
 
-    dates: list[str] = []
-    kinds, numeric, problems, ragged = _feature_kinds(
-        frame, names, declared, detect, allow_missing, missing_cells, source, notes, dates
+
+def _rows_with_target(
+    frame: Any, target_name: str | None, source: str, missing_cells: Sequence[str], notes: list[str]
+) -> tuple[Any, bool]:
+    """The rows of ``frame`` whose target is present, and whether any was left out (with a
+    note: rows without a target teach nothing); a target with no value at all is refused.
+    ``target_name`` None: every row, none left out."""
+    if target_name is None:
+        return frame, False
+    absent = missing_mask(frame[target_name], missing_cells)
+    if absent.all():
+        raise DataError(f"{source}: target {target_name!r} has no value in any row")
+    if not absent.any():
+        return frame, False
+    notes.append(
+        f"{int(absent.sum())} of {len(absent)} rows have no value in the target "
+        f"{target_name!r}: left out"
     )
-    labels = None
-    if has_target:
-        labels = target_cells(frame[target_name], MAX_MAGNITUDE, missing_cells)
-        problems |= labels is None
-    if problems:
-        _problem(frame, source, lines, sep, names, kinds, target_name if has_target else None,
-                 allow_missing, missing_cells, untargeted, dates, gaps,
-                 _locale_number(decimal, thousands))  # fmt: skip
-    elif (ragged or untargeted) and lines and maybe_ragged(source, sep):
-        refuse(source, sep, lambda *cells: None, None)  # a short row reads as gaps
-    if has_target and labels is None:  # what the strict pass found no words for
-        raise DataError(f"{source}: target {target_name!r} has a missing or too large value")
+    return frame.loc[~absent], True
+
+
+def _numbers(
+    frame: Any, names: list[str], kinds: dict[str, str], numeric: dict[str, Array], dtype: str
+) -> Array:
+    """The numeric feature columns as X (n, p) of ``dtype``, float64 where ``dtype`` would lose
+    what training needs (as ``numbers.read_numbers``); NaN where a value is missing."""
     numeric_names = [name for name in names if kinds[name] == "numeric"]
     columns = [numeric[name] for name in numeric_names]
     if np.dtype(dtype) != np.float64 and not all(_faithful(v, dtype) for v in columns):
@@ -212,20 +231,7 @@ def from_frame(
     X = np.empty((len(frame), len(numeric_names)), dtype=dtype)
     for j, values in enumerate(columns):
         X[:, j] = values
-    categorical_names = [name for name in names if kinds[name] == "categorical"]
-    table = None
-    if categorical_names or np.isnan(X).any():
-        table = _feature_table(frame, names, kinds, numeric, missing_cells, declared)
-    return Dataset(
-        X,
-        labels if labels is not None else np.array([], dtype=object),
-        names,
-        target_name,
-        source,
-        frame=table,
-        categorical=categorical_names,
-        notes=notes,
-    )
+    return X
 
 
 def frame_numbers(frame: Any, name: str) -> Any:
@@ -264,77 +270,6 @@ def _faithful(column: Array, dtype: str) -> bool:
     return faithful(present, narrow, present.min(axis=0), present.max(axis=0))
 
 
-def _feature_kinds(
-    frame: Any,
-    names: list[str],
-    declared: set[str],
-    detect: bool,
-    allow_missing: bool,
-    missing_cells: Sequence[str],
-    source: str,
-    notes: list[str],
-    dates: list[str],
-) -> tuple[dict[str, str], dict[str, Array], bool, bool]:
-    """Each feature column's kind ("numeric" or "categorical"), the numbers of the numeric
-    ones, whether any cell is a problem the strict reader must word, whether any is missing;
-    the columns of dates (read as seconds) are added to ``dates``, and a note to ``notes``.
-    One pass of vectorised pandas/NumPy operations per column, no Python loop over cells."""
-    import pandas as pd
-
-    numeric: dict[str, Array] = {}
-    kinds: dict[str, str] = {}
-    problems = ragged = False
-    for name in names:
-        column = frame[name]
-        missing = _missing_mask(column, missing_cells)
-        kind = column.dtype.kind
-        if name in declared or (detect and (kind == "b" or column.dtype.name == "category")):
-            kinds[name] = "categorical"
-        elif kind in "mM":  # dates and durations: numbers of seconds
-            kinds[name] = "numeric"
-            numeric[name] = _seconds(column)
-            dates.append(name)
-        elif kind in "biuf":
-            values = column.to_numpy(dtype=np.float64, na_value=np.nan)  # pd.NA: a gap
-            values = np.where(missing, np.nan, values)  # --na-values; a copy (read-only views)
-            kinds[name] = "numeric"
-            numeric[name] = values
-            problems |= bool((np.abs(values) > MAX_MAGNITUDE).any())
-        else:
-            present = ~missing
-            cells = _present_text(column, present)
-            parsed = pd.to_numeric(cells, errors="coerce").to_numpy(np.float64)
-            underscores = cells.str.contains("_", regex=False).to_numpy()
-            parsed = np.where(underscores, np.nan, parsed)  # pandas reads 1_000; data should not
-            values = np.full(len(column), np.nan)
-            values[present] = parsed
-            bad = present & np.isnan(values)
-            if bad.any():  # "1,205" among numbers, or every cell "1,37": another locale's
-                _refuse_locale(cells[bad[present]], name, source)
-            stamps = _text_dates(cells) if bad.any() and not detect else None
-            if detect and present.any() and bad[present].all():
-                kinds[name] = "categorical"  # no present cell is a number
-                _many_levels(cells, name, notes)
-            elif stamps is not None:  # a model's date column (from Parquet), in a text file
-                values[present] = stamps
-                kinds[name] = "numeric"
-                numeric[name] = values
-                dates.append(name)
-            else:
-                kinds[name] = "numeric"
-                numeric[name] = values
-                problems |= bool(bad.any() or (np.abs(values) > MAX_MAGNITUDE).any())
-        if missing.any() and not allow_missing:
-            problems = True
-        ragged |= bool(missing.any())  # a short row reads as empty cells: the strict reader tells
-    if dates:
-        notes.append(
-            f"date columns {dates} read as numbers: seconds since 1970-01-01 (UTC), or seconds "
-            "for durations"
-        )
-    return kinds, numeric, problems, ragged
-
-
 def _locale_number(decimal: str, thousands: str | None) -> Any:
     """``as_number`` for cells written with ``decimal`` and ``thousands`` (None: as is)."""
     if decimal == "." and thousands is None:
@@ -345,134 +280,6 @@ def _locale_number(decimal: str, thousands: str | None) -> Any:
         return as_number(text.replace(decimal, ".") if decimal != "." else text)
 
     return number
-
-
-MANY_LEVELS = 50  # a text column with more levels, or more than half its cells distinct
-
-
-def _many_levels(cells: Any, name: str, notes: list[str]) -> None:
-    """A note for a text column of many levels (an identifier, a name): each level is one
-    one-hot input, and a level seen once teaches nothing."""
-    levels = len(_unique(cells))
-    if levels > MANY_LEVELS or (len(cells) >= 20 and levels > len(cells) / 2):
-        notes.append(
-            f"warning: column {name!r} has {levels} distinct values in {len(cells)} rows "
-            f"(one-hot: {levels} inputs); an identifier or free text teaches little: leave it "
-            f"out with --drop {name}, unless its values recur"
-        )
-
-
-def _unique(cells: Any) -> Array:
-    import pandas as pd
-
-    return pd.unique(cells.to_numpy(dtype=object))
-
-
-def _present_text(column: Any, present: Array) -> Any:
-    """The present cells of a column as stripped text (a pandas Series), without its gaps;
-    lists and records (a Parquet list or struct column) are refused."""
-    cells = column[present]
-    if cells.dtype == np.dtype("O") and len(cells):
-        first = cells.iloc[0]
-        if isinstance(first, (list, tuple, dict, set, np.ndarray)):
-            raise DataError(
-                f"column {column.name!r} holds {type(first).__name__} values (e.g. "
-                f"{_short(first)}), not numbers or text; betaprop reads one value per cell: "
-                "flatten it into columns, or leave it out with --drop"
-            )
-    return cells.astype(str).str.strip()
-
-
-def _short(value: Any) -> str:
-    text = repr(value.tolist() if isinstance(value, np.ndarray) else value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _seconds(column: Any) -> Array:
-    """A datetime column as seconds since 1970-01-01 UTC (a time zone's dates converted to
-    UTC, naive ones taken as UTC), a duration column as seconds; NaN where missing."""
-    if getattr(column.dtype, "tz", None) is not None:
-        column = column.dt.tz_convert("UTC").dt.tz_localize(None)
-    times = column.to_numpy()
-    micro = times.astype(f"{times.dtype.str[1]}8[us]")  # microseconds: 290 000 years either way
-    values = micro.astype(np.int64).astype(np.float64) / 1e6
-    values[np.isnat(times)] = np.nan
-    return values
-
-
-# A number in another locale: a decimal comma ("1,37"), thousands separated by ',' or '.'
-_DECIMAL_COMMA = r"[+-]?\d*,\d+"
-_THOUSANDS = r"[+-]?\d{1,3}(?:[,.' ]\d{3})+(?:[.,]\d+)?"
-
-
-def _refuse_locale(cells: Any, name: str, source: str) -> None:
-    """Refuse a column of text whose every present cell is a number written in another
-    locale (decimal comma, thousands separators), naming the option that reads it."""
-    if not len(cells):
-        return
-    sample = cells.iloc[0]
-    if cells.str.fullmatch(_THOUSANDS).all():
-        separator = next(c for c in sample if not c.isdigit() and c not in "+-")
-        tail = sample.rsplit(separator, 1)[-1]
-        decimal = next((c for c in ".," if c != separator and c in sample), None)
-        if separator == "," and len(tail) == 3 and decimal is None:
-            hint = "--thousands ',' (or --decimal ',' if ',' marks the decimals)"
-        else:
-            hint = f"--thousands {separator!r}" + (
-                f" --decimal {decimal!r}" if decimal and decimal != "." else ""
-            )
-    elif cells.str.fullmatch(_DECIMAL_COMMA).all():
-        hint = "--decimal ','"
-    else:
-        return
-    raise DataError(
-        f"{source}: column {name!r} looks like numbers written in another locale "
-        f"({sample!r}); give {hint} to read them as numbers, or --categorical {name} to "
-        "encode them as categories"
-    )
-
-
-def _text_dates(cells: Any) -> Array | None:
-    """Seconds since 1970-01-01 UTC of text cells that are all ISO 8601 dates or times
-    ("2024-03-01", "2024-03-01T10:00:00Z"), else None."""
-    import pandas as pd
-
-    if not cells.str.match(r"\d{4}-\d{2}-\d{2}").all():
-        return None
-    try:
-        times = pd.to_datetime(cells, format="ISO8601", utc=True)
-    except (ValueError, TypeError, OverflowError):
-        return None
-    return _seconds(times)
-
-
-def _feature_table(
-    frame: Any,
-    names: list[str],
-    kinds: dict[str, str],
-    numeric: dict[str, Array],
-    missing_cells: Sequence[str],
-    declared: set[str],
-) -> Any:
-    """The feature table to encode: numbers for numeric columns, stripped text (None where
-    missing) for categorical ones; a declared category written as a whole number with a
-    fraction of zeros is that number ("4.0" is "4", as a float column's 4.0)."""
-    import pandas as pd
-
-    parts = {}
-    for name in names:
-        if kinds[name] == "numeric":
-            parts[name] = numeric[name]
-        else:
-            column = frame[name]
-            present = ~_missing_mask(column, missing_cells)
-            cells = _present_text(column, present)
-            if name in declared:
-                cells = cells.str.replace(r"^([+-]?\d+)\.0*$", r"\1", regex=True)
-            text = np.full(len(column), None, dtype=object)
-            text[present] = cells.to_numpy(dtype=object)
-            parts[name] = text
-    return pd.DataFrame(parts, index=range(len(frame)))
 
 
 def _problem(
