@@ -278,3 +278,14 @@ def test_russian_numbers_agree_with_their_nouns() -> None:
     assert [_words(ru, n, ("", ""), forms) for n in (1, 2, 5, 11, 21, 22, 100)] == [
         "слой", "слоя", "слоёв", "слоёв", "слой", "слоя", "слоёв"
     ]  # fmt: skip
+
+
+def test_residual_configurations_start_from_small_branches_by_default() -> None:
+    """+res configurations take PyTorch's nn.Linear rule (a third of He's variance), the
+    others their activation's own; an explicit init applies to every configuration."""
+    from betaprop.engine.init import RULES
+    from betaprop.explain.study import RESIDUAL_INIT, residual_init
+
+    assert RESIDUAL_INIT == "torch" and RESIDUAL_INIT in RULES
+    assert residual_init("relu+res+ln") == residual_init("relu+res+bn") == "torch"
+    assert residual_init("relu") is None and residual_init("relu+bn") is None

@@ -16,6 +16,7 @@ import os
 from datetime import datetime
 from typing import Any
 
+from ..engine.init import RULES
 from ..files.container import atomic_write
 from .options import (
     Parser,
@@ -75,6 +76,9 @@ def add_command(commands: Any) -> None:
     )
     depth.add_argument("--seed", type=int_at_least(0), default=0,
                        help="weights, shuffles and the split")  # fmt: skip
+    depth.add_argument("--init", choices=(*RULES, "auto"), default="auto",
+                       help="the weights' rule (default auto: each activation's own, He "
+                       "for ReLU; torch's nn.Linear default for +res)")  # fmt: skip
     depth.add_argument("--out", help="folder for the figure and tables "
                        "(default: runs/study-depth-<timestamp>/)")  # fmt: skip
     depth.add_argument("--lang", choices=("en", "ru"), default="en", help="figure language")
@@ -128,6 +132,7 @@ def _cmd_depth(args: argparse.Namespace) -> int:
             width=args.width, seed=args.seed, loss=loss, learning_rate=args.lr,
             batch_size=args.batch_size, data=os.path.basename(args.data),
             test_fraction=args.test_fraction, progress=report,
+            init=None if args.init == "auto" else args.init,
         )  # fmt: skip
     os.makedirs(out, exist_ok=True)
     rows = table(study)
