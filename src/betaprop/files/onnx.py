@@ -283,25 +283,8 @@ def build_model(
     helper = onnx.helper
     check_exportable(net)
     prep = preprocessing
-    if prep is not None:
-        feature_names = prep.feature_names
-    if feature_names is not None and len(feature_names) != net.sizes[0]:
-        raise OnnxExportError(
-            f"feature_names must have N_0 = {net.sizes[0]} names, got {len(feature_names)}"
-        )
-    if not isinstance(input_name, str) or not input_name or input_name in _OUTPUT_NAMES:
-        raise OnnxExportError(
-            f"input_name must be a non-empty string other than {sorted(_OUTPUT_NAMES)}, "
-            f"got {input_name!r}"
-        )
+    feature_names, inputs = _input_names(net, prep, feature_names, input_name)
     table = prep is not None and prep.columns is not None
-    inputs = list(prep.columns) if table else [input_name]
-    clash = [name for name in inputs if name in _OUTPUT_NAMES]
-    if clash:
-        raise OnnxExportError(
-            f"feature column {clash[0]!r} would have the name of an output of the graph "
-            f"({', '.join(_OUTPUT_NAMES)}): rename the column and train again"
-        )
     g = Graph(net.dtype)
     for name in [*inputs, *_OUTPUT_NAMES]:
         g.name(name)  # reserved: no inner tensor takes an input's or an output's name
@@ -342,10 +325,48 @@ def build_model(
         producer_version=_version(),
         doc_string=f"betaprop {net!r}",
     )
+    helper.set_model_props(model, _model_props(net, prep, feature_names, metadata))
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def _input_names(
+    net: Network, prep: Any, feature_names: Sequence[str] | None, input_name: str
+) -> tuple[Sequence[str] | None, list[str]]:
+    """``build_model``'s feature names (the preprocessing's, when there is one) and the names
+    of the graph's inputs (a table's columns, or ``input_name``), checked: N_0 names, no
+    input named as an output."""
+    if prep is not None:
+        feature_names = prep.feature_names
+    if feature_names is not None and len(feature_names) != net.sizes[0]:
+        raise OnnxExportError(
+            f"feature_names must have N_0 = {net.sizes[0]} names, got {len(feature_names)}"
+        )
+    if not isinstance(input_name, str) or not input_name or input_name in _OUTPUT_NAMES:
+        raise OnnxExportError(
+            f"input_name must be a non-empty string other than {sorted(_OUTPUT_NAMES)}, "
+            f"got {input_name!r}"
+        )
+    table = prep is not None and prep.columns is not None
+    inputs = list(prep.columns) if table else [input_name]
+    clash = [name for name in inputs if name in _OUTPUT_NAMES]
+    if clash:
+        raise OnnxExportError(
+            f"feature column {clash[0]!r} would have the name of an output of the graph "
+            f"({', '.join(_OUTPUT_NAMES)}): rename the column and train again"
+        )
+    return feature_names, inputs
+
+
+def _model_props(
+    net: Network, prep: Any, feature_names: Sequence[str] | None, metadata: Mapping[str, str] | None
+) -> dict[str, str]:
+    """The model's metadata: the network's spec, feature names, a table's column types, the
+    preprocessing and its classes, then the caller's ``metadata``."""
     props = {"betaprop_network": json.dumps(net.spec())}
     if feature_names is not None:
         props["feature_names"] = json.dumps(list(feature_names))
-    if table:
+    if prep is not None and prep.columns is not None:
         props["columns"] = json.dumps(
             {c: "string" if c in prep.categories else "float64" for c in prep.columns}
         )
@@ -354,9 +375,7 @@ def build_model(
         if prep.classes is not None:
             props["classes"] = json.dumps(prep.classes)
     props.update({str(k): str(v) for k, v in (metadata or {}).items()})
-    helper.set_model_props(model, props)
-    onnx.checker.check_model(model, full_check=True)
-    return model
+    return props
 
 
 def _rename(g: Graph, old: str, new: str) -> None:
