@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .reading import DataError
+from .errors import DataError
 
 __all__ = [
     "MAX_MAGNITUDE",

@@ -15,6 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from .errors import DataError
+from .header import check_header, header_record, not_csv
+from .streams import HEAD, MAX_DECOMPRESSED, open_data, uncompressed, whole_text
+
 __all__ = [
     "DataError",
     "read_table",
@@ -27,10 +31,6 @@ __all__ = [
     "MAX_DECOMPRESSED",
     "too_large",
 ]
-
-
-class DataError(ValueError):
-    """A data file or data set name that cannot be used; the message is one line."""
 
 
 def read_rows(
@@ -74,96 +74,6 @@ def read_rows(
     return header, rows
 
 
-def check_header(path: str, header: list[str], raw_header: str, sep: str | None) -> None:
-    """A header of distinct, non-empty names; a ';'- or tab-separated file is named as such."""
-    if len(header) == 1 and sep is None:
-        for separator, word in ((";", "';'"), ("\t", "tab")):
-            if raw_header.count(separator) >= 1:
-                raise DataError(
-                    f"{path} looks {word}-separated (its header has no ',' but "
-                    f"{raw_header.count(separator)} {word}); betaprop reads comma-separated "
-                    f"CSV by default: give --sep {'tab' if separator == chr(9) else separator!r}"
-                    " or save the file with ',' as the separator"
-                )
-    for i, name in enumerate(header):
-        if not name:
-            raise DataError(f"{path} line 1: column {i + 1} of the header has no name")
-        if "\n" in name or "\r" in name:
-            raise DataError(
-                f"{path} line 1: the name of column {i + 1} holds a line break ({name!r}); "
-                "column names must be on one line"
-            )
-    seen: set[str] = set()
-    for name in header:
-        if name in seen:
-            raise DataError(f"{path} line 1: the column name {name!r} appears twice")
-        seen.add(name)
-
-
-# Files are opened only when they are regular files (a FIFO would block, /dev/zero never ends)
-# and are read within their size; a compressed file within MAX_DECOMPRESSED bytes.
-MAX_DECOMPRESSED = 16 * 1024**3
-HEAD = 65536
-CHUNK = 64 * 1024**2  # a compressed file is decompressed this many bytes at a time
-
-
-def open_data(path: str) -> tuple[Any, int]:
-    """A regular file opened for reading and its size, or a one-line DataError."""
-    from .container import open_regular
-
-    return open_regular(path, DataError, "data file", folder="is a folder, not a CSV file")
-
-
-def decoded(blob: bytes | bytearray, path: str, final: bool) -> str:
-    try:
-        return blob.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        if not final and error.start >= len(blob) - 3:  # a character cut by the head's end
-            return blob[: error.start].decode("utf-8-sig")
-        raise DataError(
-            f"{path}: not a UTF-8 text file (byte {error.start} cannot be decoded); "
-            "save it as UTF-8 CSV"
-        ) from None
-
-
-def whole_text(path: str) -> str:
-    """The whole text of a (possibly gzip-compressed) file, bounded, for the strict reader."""
-    handle, size = open_data(path)
-    with handle:
-        stream = uncompressed(handle, path)
-        blob = whole_bytes(stream, size if stream is handle else None)
-    if len(blob) > MAX_DECOMPRESSED:
-        raise DataError(f"{path}: more than {MAX_DECOMPRESSED} bytes once decompressed")
-    return decoded(blob, path, final=True)
-
-
-def whole_bytes(stream: Any, size: int | None) -> bytes | bytearray:
-    """The bytes of ``stream``, read within what they can be: a file's ``size`` (+1, to see
-    one that grew), or, decompressed (``size`` None), in chunks of ``CHUNK`` up to one past
-    ``MAX_DECOMPRESSED``. Never one buffer of the limit itself: CPython allocates the whole
-    of ``read(n)`` up front, and 16 GiB fails on every laptop (tests/test_seams_reading.py)."""
-    if size is not None:
-        return stream.read(min(size, MAX_DECOMPRESSED) + 1)
-    blob = bytearray()
-    while len(blob) <= MAX_DECOMPRESSED:
-        chunk = stream.read(min(CHUNK, MAX_DECOMPRESSED + 1 - len(blob)))
-        if not chunk:
-            break
-        blob += chunk
-    return blob
-
-
-def uncompressed(handle: Any, path: str) -> Any:
-    """``handle`` itself, or a gzip stream over it when the file starts with gzip's magic."""
-    start = handle.read(2)
-    handle.seek(0)
-    if start == b"\x1f\x8b":
-        import gzip
-
-        return gzip.GzipFile(fileobj=handle, mode="rb")
-    return handle
-
-
 def refuse(path: str, sep: str | None, check: Any, fallback: str | None) -> None:
     """Raise the strict reader's message for the first problem (line, column, value); the
     ``fallback`` when it finds none (with None: return). ``check(header, line, cells)``
@@ -205,97 +115,11 @@ def open_table(path: str, sep: str | None = None) -> Iterator[tuple[Any, list[st
             except (OSError, EOFError, zlib.error) as error:  # BadGzipFile is an OSError
                 raise DataError(f"{path}: damaged compressed file ({error})") from None
         not_csv(head, path)
-        header_cells = _header_cells(stream, head, path, sep, size if stream is handle else None)
+        header_cells = header_record(stream, head, path, sep, size if stream is handle else None)
         stream.seek(0)
         header = [c.strip() for c in header_cells]
         check_header(path, header, (sep or ",").join(header_cells), sep)
         yield stream, header, sep or ","
-
-
-FORMATS = "CSV (any separator: --sep; .tsv is tab-separated), gzip-compressed CSV, or Parquet"
-JSON_STARTS = {(b"{", b'"'), (b"[", b"{"), (b"[", b"[")}  # an object, a list of them, of lists
-JSON_SUFFIXES = (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz")
-
-
-def not_csv(head: bytes, path: str) -> None:
-    """Refuse, in one line that says what the file is, a file that is no UTF-8 CSV text:
-    JSON (by its suffix or its first characters), UTF-16 or UTF-32 text (by its byte-order
-    mark, or by every other byte being NUL), any other file holding NUL bytes."""
-    start = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    first, second = start[:1], start[1:].lstrip()[:1]
-    if path.lower().endswith(JSON_SUFFIXES) or (first, second) in JSON_STARTS:
-        raise DataError(
-            f"{path}: JSON is not a table format betaprop reads; it reads {FORMATS}: save "
-            "the table as one of them (pandas: read_json(...).to_csv('data.csv', index=False))"
-        )
-    encoding = None
-    if head[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
-        encoding = "UTF-32"
-    elif head[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        encoding = "UTF-16"
-    elif b"\x00" in head:
-        even, odd = head[0::2].count(0), head[1::2].count(0)
-        if max(even, odd) >= len(head) // 4 and min(even, odd) == 0:  # ASCII in 2 bytes
-            encoding = "UTF-16"
-        else:
-            raise DataError(f"{path}: not a CSV text file (it contains NUL bytes)")
-    if encoding is not None:
-        raise DataError(
-            f"{path}: the file is {encoding} text; betaprop reads UTF-8: save it as UTF-8 CSV "
-            f"(a spreadsheet's 'CSV UTF-8', or iconv -f {encoding} -t UTF-8)"
-        )
-
-
-def _header_cells(
-    stream: Any, head: bytes, path: str, sep: str | None, size: int | None
-) -> list[str]:
-    """The cells of the first non-blank record, read as far as it goes: from ``head`` (the
-    first ``HEAD`` bytes), then 4 times as many bytes at a time, within the file's ``size``
-    (None: compressed, within ``MAX_DECOMPRESSED``). A header of 100 000 columns is longer
-    than any fixed head; a quoted name may hold a line break (refused by ``check_header``)."""
-    import zlib
-
-    want, text = HEAD, bytearray(head)
-    while True:
-        final = len(text) < want or want > MAX_DECOMPRESSED
-        cells = _first_record(decoded(text, path, final), path, sep, final)
-        if cells is not None:
-            return cells
-        want = min(want * 4, MAX_DECOMPRESSED + 1 if size is None else size + 1)
-        try:
-            stream.seek(len(text))  # open_table rewound it
-            while len(text) < want and (piece := stream.read(min(CHUNK, want - len(text)))):
-                text += piece
-        except (OSError, EOFError, zlib.error) as error:  # BadGzipFile is an OSError
-            raise DataError(f"{path}: damaged compressed file ({error})") from None
-
-
-def _first_record(text: str, path: str, sep: str | None, final: bool) -> list[str] | None:
-    """The first non-blank record of ``text``; None when ``text``, not ``final``, may end
-    inside it (a record is complete when another one follows it)."""
-    # io.StringIO(newline=""): csv's own line ends only, as read_rows
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep or ",")
-    try:
-        for cells in reader:
-            if cells and not (len(cells) == 1 and not cells[0].strip()):
-                break
-        else:
-            if final:
-                raise DataError(f"{path} is empty: expected a header row and data rows")
-            return None
-    except csv.Error as error:  # a quote left open: cut by the head's end, or malformed
-        if final:
-            raise DataError(f"{path} line 1: malformed CSV header ({error})") from None
-        return None
-    if final:
-        return cells
-    try:
-        next(reader)
-    except StopIteration:
-        return None  # it may go on past the head's end
-    except csv.Error:
-        pass  # the next record is malformed: the body's reader will say where
-    return cells
 
 
 def parse_csv(
