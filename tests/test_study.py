@@ -182,7 +182,7 @@ def test_the_skip_with_layer_norm_trains_where_plain_relu_does_not_at_q_50(digit
     """Past the seed's remedy: at Q = 50 (width 16, 300 training rows, 8 epochs) plain ReLU's
     loss stays near chance (ln 10 = 2.30) while the residual network with layer norm, which
     starts far above it (the identity path adds up 49 layers' outputs), falls by more than
-    10x and classifies more held-out rows right (measured 0.40 against 0.20)."""
+    10x and classifies more held-out rows right (measured 0.74 against 0.20)."""
     X, D, loss = digits
     study = depth_study(
         X, D, depths=[50], configurations=["relu", "relu+res+ln"], epochs=8, width=16,
