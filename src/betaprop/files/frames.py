@@ -6,6 +6,8 @@ that needs encoding, and turns every problem into one ``DataError`` line naming 
 (a file's, read again by the strict reader) or row, the column and the value.
 ``datasets.read_csv`` brings its Parquet files here, and its CSV files unless every
 feature cell is a number (``numbers.read_numbers``).
+The kind of each column (``feature_kinds``) and the table to encode (``feature_table``) are
+``files.kinds``'; ``files.encoding`` encodes that table.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .kinds import MANY_LEVELS as MANY_LEVELS  # this module's before files/kinds.py
 from .kinds import (
     MAX_MAGNITUDE,
     MISSING,

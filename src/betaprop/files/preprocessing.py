@@ -13,6 +13,8 @@ training rows and keeps what they learned (``statistics_``, ``categories_``, the
 ``features_``); ``transform`` rebuilds the encoder from the stored categories. A boolean
 is one category whatever its spelling (``category_text``), so that a column read as booleans
 and the same column read as text (it had a gap) encode alike.
+The table's imputation and encoding live in ``files.encoding``, the column statistics in
+``files.statistics``.
 """
 
 from __future__ import annotations
@@ -35,13 +37,12 @@ from .datasets import (
     infer_task,
     numeric_labels,
 )
-from .encoding import BOOLEAN_SPELLINGS, category_text, encode_table, fit_table
+from .encoding import BOOLEAN_SPELLINGS as BOOLEAN_SPELLINGS  # this module's before encoding.py
+from .encoding import category_text as category_text
+from .encoding import encode_table, fit_table
 from .statistics import column_statistics
 
 __all__ = ["Preprocessing", "IMPUTE"]
-
-# re-exported for files.onnx_table and older imports
-_REEXPORTED = (BOOLEAN_SPELLINGS, category_text, column_statistics)
 
 # the smallest scale a model file may hold: x / scale stays finite for any sane feature
 _TINY = 1e-150

@@ -3,6 +3,8 @@
 ``read_table`` reads CSV (TSV, any separator, gzip-compressed) with pandas' C parser and
 Parquet with pyarrow; ``read_rows`` is the strict reader, slow but naming the line, column
 and value of every problem, which ``refuse`` runs only to word a refusal.
+A file's bytes (bounded, decompressed, decoded) come from ``files.streams``, its CSV header
+from ``files.header``; ``DataError`` is ``files.errors``'.
 """
 
 from __future__ import annotations
@@ -16,8 +18,16 @@ from typing import Any
 import numpy as np
 
 from .errors import DataError
+
+# `name as name`: re-exported, this module's names before streams.py and header.py
+from .header import FORMATS as FORMATS
+from .header import JSON_STARTS as JSON_STARTS
+from .header import JSON_SUFFIXES as JSON_SUFFIXES
 from .header import check_header, header_record, not_csv
+from .streams import CHUNK as CHUNK
 from .streams import HEAD, MAX_DECOMPRESSED, open_data, uncompressed, whole_text
+from .streams import decoded as decoded
+from .streams import whole_bytes as whole_bytes
 
 __all__ = [
     "DataError",
