@@ -111,60 +111,15 @@ def report(
     axes = list(grid.ravel())
     if confusion is None:
         fig.delaxes(axes.pop())  # three panels: the fourth cell stays empty
-    epochs = history.epoch
-
-    ax = axes[0]
-    ax.plot(epochs, history.loss, label="training")
-    if history.val_loss:
-        ax.plot(epochs, history.val_loss, label="validation")
-    ax.set(xlabel="epoch", ylabel="mean loss E", title="loss")
-    if min(history.loss + history.val_loss, default=1.0) > 0:
-        ax.set_yscale("log")
-    ax.legend(fontsize=REPORT_FONT)
-
-    ax = axes[1]
-    if history.val_score:
-        ax.plot(epochs, history.val_score, color="tab:green")
-        ax.set(xlabel="epoch", ylabel=score_name, title=f"validation {score_name}")
-    else:
-        ax.text(0.5, 0.5, "no validation split", ha="center", va="center")
-        ax.set(title=f"validation {score_name}")
-
-    ax = axes[2]
-    layers = sorted(
-        int(key.rsplit("_", 1)[1]) for key in history.extra if key.startswith("beta_rms_")
-    )
-    for q in layers:
-        values = np.asarray(history.extra[f"beta_rms_{q}"], dtype=float)
-        ax.plot(epochs[: len(values)], np.maximum(values, 1e-300), label=f"$\\beta^{{{q}}}$")
-    ax.set(xlabel="epoch", ylabel="RMS of $\\beta^q$ (one example)", title="local errors per layer")
-    if layers:
-        ax.set_yscale("log")
-        ax.legend(fontsize=REPORT_FONT, ncol=1 + len(layers) // 8)
-    else:
-        ax.text(0.5, 0.5, "no diagnostics recorded", ha="center", va="center")
-
+    _loss_panel(axes[0], history)
+    _score_panel(axes[1], history, score_name)
+    _beta_panel(axes[2], history)
     if confusion is not None:
         if not isinstance(confusion, Confusion):
             counts = np.asarray(confusion)
             labels = class_names if class_names is not None else range(len(counts))
             confusion = Confusion.of_counts(counts, [str(label) for label in labels])
-        ax = axes[3]
-        counts = confusion.counts
-        image = ax.imshow(counts, cmap="Blues")
-        fig.colorbar(image, ax=ax, shrink=0.8)
-        ticks = np.arange(len(counts))
-        names = [_short(label) for label in confusion.labels]
-        ax.set_xticks(ticks, names, rotation=90 if len(ticks) > 6 else 0, fontsize=REPORT_FONT)
-        ax.set_yticks(ticks, names, fontsize=REPORT_FONT)
-        shown = f"{confusion_title}\n{confusion.title}" if confusion.title else confusion_title
-        ax.set(xlabel="predicted", ylabel="true", title=shown)
-        if len(ticks) <= 12:
-            limit = counts.max() / 2 if counts.size else 0
-            for i in ticks:
-                for j in ticks:
-                    ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=REPORT_FONT,
-                            color="white" if counts[i, j] > limit else "black")  # fmt: skip
+        _confusion_panel(fig, axes[3], confusion, confusion_title)
     for ax in axes[:3]:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
@@ -179,6 +134,63 @@ def report(
         fig.suptitle(title, fontsize=REPORT_FONT + 4)
     fig.savefig(os.fspath(path), dpi=90)
     return fig
+
+
+def _loss_panel(ax: Any, history: History) -> None:
+    """The training (and validation) loss per epoch, on a log scale when it is positive."""
+    ax.plot(history.epoch, history.loss, label="training")
+    if history.val_loss:
+        ax.plot(history.epoch, history.val_loss, label="validation")
+    ax.set(xlabel="epoch", ylabel="mean loss E", title="loss")
+    if min(history.loss + history.val_loss, default=1.0) > 0:
+        ax.set_yscale("log")
+    ax.legend(fontsize=REPORT_FONT)
+
+
+def _score_panel(ax: Any, history: History, score_name: str) -> None:
+    """The validation score per epoch, or a line saying there is no validation split."""
+    if history.val_score:
+        ax.plot(history.epoch, history.val_score, color="tab:green")
+        ax.set(xlabel="epoch", ylabel=score_name, title=f"validation {score_name}")
+    else:
+        ax.text(0.5, 0.5, "no validation split", ha="center", va="center")
+        ax.set(title=f"validation {score_name}")
+
+
+def _beta_panel(ax: Any, history: History) -> None:
+    """RMS beta^q per layer per epoch (the diagnostics' ``beta_rms_q`` series), log scale."""
+    layers = sorted(
+        int(key.rsplit("_", 1)[1]) for key in history.extra if key.startswith("beta_rms_")
+    )
+    for q in layers:
+        values = np.asarray(history.extra[f"beta_rms_{q}"], dtype=float)
+        ax.plot(history.epoch[: len(values)], np.maximum(values, 1e-300), label=f"$\\beta^{{{q}}}$")
+    ax.set(xlabel="epoch", ylabel="RMS of $\\beta^q$ (one example)", title="local errors per layer")
+    if layers:
+        ax.set_yscale("log")
+        ax.legend(fontsize=REPORT_FONT, ncol=1 + len(layers) // 8)
+    else:
+        ax.text(0.5, 0.5, "no diagnostics recorded", ha="center", va="center")
+
+
+def _confusion_panel(fig: Any, ax: Any, confusion: Confusion, confusion_title: str) -> None:
+    """The confusion counts as an image, with their numbers written in when 12 classes or
+    fewer are shown."""
+    counts = confusion.counts
+    image = ax.imshow(counts, cmap="Blues")
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    ticks = np.arange(len(counts))
+    names = [_short(label) for label in confusion.labels]
+    ax.set_xticks(ticks, names, rotation=90 if len(ticks) > 6 else 0, fontsize=REPORT_FONT)
+    ax.set_yticks(ticks, names, fontsize=REPORT_FONT)
+    shown = f"{confusion_title}\n{confusion.title}" if confusion.title else confusion_title
+    ax.set(xlabel="predicted", ylabel="true", title=shown)
+    if len(ticks) <= 12:
+        limit = counts.max() / 2 if counts.size else 0
+        for i in ticks:
+            for j in ticks:
+                ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=REPORT_FONT,
+                        color="white" if counts[i, j] > limit else "black")  # fmt: skip
 
 
 def _short(label: str) -> str:
