@@ -166,7 +166,7 @@ def hidden_activations(text: str, n_hidden: int) -> list[str]:
 
 def add_layer_options(parser: argparse.ArgumentParser, past_seed: bool = False) -> None:
     """--batch-norm, --dropout P and --init NAME: the hidden layers' remedies and step 1;
-    with ``past_seed`` also --layer-norm and --residual (the trace does not show them yet)."""
+    with ``past_seed`` also --layer-norm and --residual (train and trace)."""
     norm = parser.add_mutually_exclusive_group()
     norm.add_argument(
         "--batch-norm",
