@@ -260,10 +260,11 @@ def _train_in(
     """``train_run`` once the run folder is owned: data, network, training, the folder."""
     from ..explain.diagnostics import Diagnostics
 
-    data, prep, splits = data_and_splits(args)
+    data, prep, splits, say_notes = data_and_splits(args)
     require_training_memory(args, data.X.shape[1], prep, len(splits["train"]))
     net = build_network(args, data.X.shape[1], prep)
     optimizer, schedule = optimizer_and_schedule(args)
+    say_notes()  # the options are good: a refusal above was its one line alone
     X, D = split_arrays(net, prep, data, splits["train"])
     fingerprint = hashlib.sha256(X.tobytes() + D.tobytes()).hexdigest()
     settings: dict[str, Any] = {

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -69,8 +70,10 @@ def require_training_memory(
 
 def data_and_splits(
     args: argparse.Namespace,
-) -> tuple[Dataset, Preprocessing, dict[str, np.ndarray]]:
-    """The data of --data, its preprocessing (fitted on the training rows) and the splits."""
+) -> tuple[Dataset, Preprocessing, dict[str, np.ndarray], Callable[[], None]]:
+    """The data of --data, its preprocessing (fitted on the training rows), the splits, and
+    what prints the notes on them: the caller calls it once the options are known to be good
+    (the memory pre-check, the network), so that a refusal is its one line alone."""
     data = load_data(
         args.data, args.target, seed=args.seed, dtype=args.dtype, **table_options(args)
     )  # in the network's dtype: a float32 run reads a large file in half the memory
@@ -81,11 +84,15 @@ def data_and_splits(
     prep = Preprocessing.fit(
         data, task, splits["train"], impute=impute, indicator=getattr(args, "indicator", False)
     )
-    if not getattr(args, "quiet", False):  # --quiet prints nothing; an error its line alone
-        print_notes(data)
-        if args.task == "auto" and data.task is None:
-            task_note(data, task)
-        table_notes(data, prep, impute)
+    read = data
+
+    def say_notes() -> None:  # --quiet prints nothing
+        if not getattr(args, "quiet", False):
+            print_notes(read)
+            if args.task == "auto" and read.task is None:
+                task_note(read, task)
+            table_notes(read, prep, impute)
+
     if prep.columns is not None:  # a table: from here on, its encoded features
         data = Dataset(prep.encode_table(data), data.target, list(prep.feature_names),
                        data.target_name, data.source, data.task)  # fmt: skip
@@ -94,7 +101,7 @@ def data_and_splits(
         lowest = min(float(v) for v in data.target) if task == "regression" else 0.0
         if lowest < 0:
             raise UserError(f"--loss {args.loss} needs a target >= 0 (counts), got {lowest!r}")
-    return data, prep, splits
+    return data, prep, splits, say_notes
 
 
 def task_note(data: Dataset, task: str) -> None:
