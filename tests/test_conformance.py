@@ -15,9 +15,6 @@ Every registered operation must have a case, a torch form (``TORCH``) and every 
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -221,17 +218,13 @@ def test_onnx_equals_onnxruntime(case: str) -> None:
 
 
 # ------------------------------------------------------------------------------ MPI
-MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
-
-
 def test_mpi_two_processes_equal_one(tmp_path: Path) -> None:
     """One ``mpiexec -n 2`` trains every case; each equals one process's training."""
-    assert MPIEXEC is not None, "mpiexec not found: pip install -e '.[mpi]'"
+    from .test_distributed import ranks  # skips this test alone without mpi4py
+
     out = tmp_path / "params.npz"
     worker = str(Path(__file__).parent / "conformance_worker.py")
-    command = [MPIEXEC, "-n", "2", sys.executable, "-m", "mpi4py", worker, str(out)]
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    done = ranks(2, worker, str(out), timeout=300)
     assert done.returncode == 0, done.stderr
     parallel = np.load(out)
     for case in CASES:

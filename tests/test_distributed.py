@@ -28,11 +28,18 @@ MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shuti
 TIMEOUT = 120
 
 
-def mpirun(k: int, *args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
+def ranks(k: int, *args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
+    """``mpiexec -n k python -m mpi4py ARGS`` (a script and its arguments, or ``-c CODE
+    ...``), one BLAS thread per rank."""
     assert MPIEXEC is not None, "mpiexec not found: pip install -e '.[mpi]'"
-    command = [MPIEXEC, "-n", str(k), sys.executable, "-m", "mpi4py", WORKER, *args]
+    command = [MPIEXEC, "-n", str(k), sys.executable, "-m", "mpi4py", *args]
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def mpirun(k: int, *args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
+    """tests/distributed_worker.py on k ranks."""
+    return ranks(k, WORKER, *args, timeout=timeout)
 
 
 @pytest.mark.parametrize("normalization", ["none", "batch"])

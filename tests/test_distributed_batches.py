@@ -23,7 +23,7 @@ from betaprop.training.distributed import world
 from betaprop.training.loop import fit
 from betaprop.training.optimizers import SGD, Adam
 
-from .test_distributed import MPIEXEC, TIMEOUT
+from .test_distributed import MPIEXEC, TIMEOUT, ranks
 
 pytest.importorskip("mpi4py")
 
@@ -88,11 +88,8 @@ def main(argv: list[str]) -> None:
 
 @pytest.fixture(scope="module")
 def parallel(tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]:
-    assert MPIEXEC is not None, "mpiexec not found: pip install -e '.[mpi]'"
     out = tmp_path_factory.mktemp("batches") / "weights.npz"
-    command = [MPIEXEC, "-n", str(K), sys.executable, "-m", "mpi4py", "-c", RUN, ROOT, str(out)]
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    done = ranks(K, "-c", RUN, ROOT, str(out))
     assert done.returncode == 0, done.stderr
     return dict(np.load(out))
 

@@ -10,7 +10,6 @@ data of tests/distributed_worker.py (103 rows in batches of 16: uneven shards).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +26,7 @@ from betaprop.training.optimizers import SGD, Adam
 sys.path.insert(0, str(Path(__file__).parent))
 import distributed_worker as worker  # noqa: E402
 
-from .test_distributed import MPIEXEC, TIMEOUT  # noqa: E402
+from .test_distributed import ranks  # noqa: E402
 
 pytest.importorskip("mpi4py")
 
@@ -74,10 +73,7 @@ def main(argv: list[str]) -> None:
 
 
 def mpirun(k: int, *args: str) -> subprocess.CompletedProcess:
-    assert MPIEXEC is not None, "mpiexec not found: pip install -e '.[mpi]'"
-    command = [MPIEXEC, "-n", str(k), sys.executable, "-m", "mpi4py", "-c", RUN, ROOT, *args]
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    return ranks(k, "-c", RUN, ROOT, *args)
 
 
 @pytest.mark.parametrize(

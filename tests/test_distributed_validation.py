@@ -8,9 +8,6 @@ passes forward; this process is the oracle.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +18,7 @@ from betaprop.training.distributed import world
 from betaprop.training.loop import fit
 from betaprop.training.optimizers import SGD
 
-from .test_distributed import MPIEXEC, TIMEOUT
+from .test_distributed import ranks
 
 pytest.importorskip("mpi4py")
 
@@ -89,11 +86,8 @@ def main(argv: list[str]) -> None:
 
 @pytest.fixture(scope="module")
 def parallel(tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]:
-    assert MPIEXEC is not None, "mpiexec not found: pip install -e '.[mpi]'"
     out = tmp_path_factory.mktemp("validation") / "histories.npz"
-    command = [MPIEXEC, "-n", str(K), sys.executable, "-m", "mpi4py", "-c", RUN, ROOT, str(out)]
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    done = ranks(K, "-c", RUN, ROOT, str(out))
     assert done.returncode == 0, done.stderr
     return dict(np.load(out))
 
