@@ -11,6 +11,8 @@ import pytest
 import betaprop as bp
 from betaprop.explain.study import StudyView, text_table
 
+from .test_trace_notebook import run_notebook
+
 OPTIONS = "depths=[3], configurations=['sigmoid', 'relu+bn'], epochs=1, width=4"
 CELLS = [
     f"import betaprop as bp\nview = bp.study_depth('digits', {OPTIONS})\nview",
@@ -20,12 +22,7 @@ CELLS = [
 
 @pytest.fixture(scope="module")
 def executed():
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
-    nbclient.NotebookClient(notebook, timeout=180, kernel_name="python3").execute()
-    return notebook
+    return run_notebook(CELLS)
 
 
 @pytest.fixture(scope="module")

@@ -26,14 +26,19 @@ CELLS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def executed():
+def run_notebook(cells: list[str]):  # type: ignore[no-untyped-def]
+    """A notebook of these code cells, executed by a real Python kernel (nbclient)."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     nbclient.NotebookClient(notebook, timeout=180, kernel_name="python3").execute()
     return notebook
+
+
+@pytest.fixture(scope="module")
+def executed():
+    return run_notebook(CELLS)
 
 
 def test_the_notebook_shows_the_page_and_prints_the_text(executed):
