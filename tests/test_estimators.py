@@ -23,29 +23,9 @@ from betaprop import MLPClassifier, MLPRegressor
 
 X_IRIS, Y_IRIS = load_iris(return_X_y=True)
 X_IRIS = StandardScaler().fit_transform(X_IRIS)
-EXTRAS = {
-    MLPClassifier: [
-        "class_weight",
-        "scoring",
-        "callbacks",
-        "dtype",
-        "batch_norm",
-        "dropout",
-        "init",
-        "layer_norm",
-        "residual",
-    ],
-    MLPRegressor: [
-        "scoring",
-        "callbacks",
-        "dtype",
-        "batch_norm",
-        "dropout",
-        "init",
-        "layer_norm",
-        "residual",
-    ],  # fmt: skip
-}
+SHARED_EXTRAS = ["scoring", "callbacks", "dtype", "batch_norm", "dropout", "init", "layer_norm",
+                 "residual"]  # fmt: skip
+EXTRAS = {MLPClassifier: ["class_weight", *SHARED_EXTRAS], MLPRegressor: SHARED_EXTRAS}
 # issues 12's and 23's switches default to "off" in their own type (False, 0.0), the others
 # to None
 OFF = {"batch_norm": False, "dropout": 0.0, "layer_norm": False, "residual": False}
