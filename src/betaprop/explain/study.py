@@ -58,7 +58,6 @@ Array = np.ndarray
 
 DEFAULT_DEPTHS = (5, 20, 50)
 DEFAULT_CONFIGURATIONS = ("sigmoid", "tanh", "relu", "relu+bn", "relu+res+ln", "relu+res+bn")
-BATCH_NORM_SUFFIX = "+bn"  # "relu+bn": ReLU hidden layers with batch normalisation
 # what may follow the activation in a configuration's name, and the Network setting it means
 SUFFIXES = {
     "bn": ("normalization", "batch"),  # batch normalisation
