@@ -21,6 +21,8 @@ import sys
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
 # what stops the command, as Ctrl-C does: kill, timeout, Slurm, container runtimes; a closed
 # terminal. Training puts its own handler in while it runs (it finishes the mini-batch).
+# The same tuple as betaprop.training.interrupt.SIGNALS, written here because importing
+# betaprop loads NumPy, which is what a Ctrl-C may interrupt.
 STOP_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
