@@ -312,18 +312,20 @@ def test_weights_and_predictions_have_scikit_learns_dtype(name, solver, fit_dtyp
 
 # ---------------------------------------------------------------- estimators under mpiexec
 _FIT_TWICE = """
-import sys, warnings
+import os, sys, warnings
 from sklearn.datasets import load_iris
 import betaprop as bp
 X, y = load_iris(return_X_y=True)
+# each rank writes its own file: two ranks printing to one pipe may interleave their lines
+out = open(sys.argv[1] + "." + os.environ["PMI_RANK"], "w") if len(sys.argv) > 1 else sys.stdout
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     for _ in range(2):
         bp.MLPClassifier((4,), max_iter=3).fit(X, y)
 mpi = [w for w in caught if "MPI processes" in str(w.message)]
-print(len(mpi), "mpi4py" in sys.modules, mpi[0].filename if mpi else "-")
+print(len(mpi), "mpi4py" in sys.modules, mpi[0].filename if mpi else "-", file=out)
 if mpi:
-    print(mpi[0].message)
+    print(mpi[0].message, file=out)
 """
 _MPI_ENV = ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 
@@ -340,14 +342,16 @@ def test_an_estimator_fitted_under_mpiexec_warns_once_naming_bp_fit_comm(tmp_pat
     python = [sys.executable, "-m", "mpi4py"] if with_mpi4py else [sys.executable]
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     done = subprocess.run(
-        [mpiexec, "-n", "2", *python, str(script)],
+        [mpiexec, "-n", "2", *python, str(script), str(tmp_path / "out")],
         capture_output=True,
         text=True,
         timeout=120,
         env=env,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.splitlines()
+    lines = [
+        line for rank in (0, 1) for line in (tmp_path / f"out.{rank}").read_text().splitlines()
+    ]
     firsts = [line for line in lines if line[:1].isdigit()]
     # once per process (two fits each), mpi4py imported only where the user imported it
     assert firsts == [f"1 {with_mpi4py} {script}"] * 2
