@@ -226,7 +226,9 @@ class Network(Scratch, Described, InputChecks):
     def _forward_in(self, ws: Workspace, x: Array, training: bool, new_masks: bool) -> Array:
         """``forward_columns`` in the work buffers ``ws`` (predict's: examples as rows)."""
         if training and self._modal:
-            if ws.n < self._min_batch:
+            # (data parallel: batch_sum's n is the whole batch, spread over the processes)
+            whole = ws.n if self.batch_sum is None else self.batch_sum.n
+            if whole < self._min_batch:
                 raise ValueError(
                     "batch normalisation needs more than 1 example per batch in training, got 1"
                 )

@@ -17,11 +17,14 @@ batch; with batch normalisation a rank takes 2 rows or none): that rank runs sta
 columns of weight 0 and adds zeros to every sum, so batches of any size are allowed.
 
 Every rank passes the whole data set (the same X, D and seed: the same shuffling order) and
-takes its rows of each global batch; rank 0's initial weights are broadcast. Validation is
+takes its rows of each global batch; or, with ``fit(..., rows=)``, each rank passes only its
+own rows and their global numbers, and takes the rows it holds of each global batch
+(sharded: ``training.sharding``). Rank 0's initial weights are broadcast. Validation is
 sharded (``DataParallel.evaluate``: each rank passes its share of the rows forward, the
-losses are summed and the predictions gathered), and schedules and early stopping run on
-every rank on the same numbers, so every rank takes the same decisions. ``python -m
-betaprop`` under ``mpiexec`` stops every rank when one fails (``run_main``). mpi4py is
+losses are summed and the predictions gathered; sharded: scores from sums), and schedules
+and early stopping run on every rank on the same numbers, so every rank takes the same
+decisions. ``python -m betaprop`` under ``mpiexec`` stops every rank when one fails
+(``run_main``). mpi4py is
 optional: ``pip install "betaprop[mpi]"``.
 """
 
@@ -39,7 +42,6 @@ import scipy.sparse
 
 from ..engine.network import Network
 from ..engine.normalization import draw_mask
-from .batches import Batches
 from .interrupt import SIGNALS, InterruptGuard
 from .launch import (
     INSTALL,
@@ -56,6 +58,7 @@ from .launch import (
 )
 from .loop import Penalty, update_step
 from .optimizers import Optimizer
+from .sharding import Ownership, ShardBatches, evaluate_own, shard
 
 __all__ = [
     "DataParallel",
@@ -72,37 +75,6 @@ __all__ = [
 ]
 
 Array = np.ndarray
-
-
-def shard(m: int, rank: int, size: int, least: int = 1) -> slice:
-    """Rank ``rank``'s rows of a batch of m rows over ``size`` ranks.
-
-    A rank that takes rows takes at least ``least`` (2 with batch normalisation, which the
-    engine refuses on a single column): the first min(size, m // least) ranks share the
-    rows (their shares differ by <= 1), the others get none (m < least * size only).
-    """
-    takers = max(1, min(size, m // least))
-    if rank >= takers:
-        return slice(m, m)
-    base, extra = divmod(m, takers)
-    lo = rank * base + min(rank, extra)
-    return slice(lo, lo + base + (rank < extra))
-
-
-class _BatchSum:
-    """The batch-norm hook: sums (N_q, 1) statistics over the ranks in place; n: batch size.
-
-    ``empty``: this rank has no rows in the batch (it runs a stand-in column, see
-    ``_ShardBatches.gather``): it adds zeros, so the sums are those of the real rows.
-    """
-
-    def __init__(self, comm: Any) -> None:
-        self.comm, self.op, self.n, self.empty = comm, mpi().IN_PLACE, 0, False
-
-    def __call__(self, a: Array) -> None:
-        if self.empty:
-            a.fill(0.0)  # no rows here: nothing to add
-        self.comm.Allreduce(self.op, a)  # the default op is the sum
 
 
 class _AgreedGuard(InterruptGuard):
@@ -133,70 +105,6 @@ class _AgreedGuard(InterruptGuard):
 _agreed_signal = 0
 
 
-class _ShardBatches(Batches):
-    """This rank's rows of each global mini-batch, with weights making its share of the mean."""
-
-    def __init__(
-        self, net: Network, X: Any, D: Array, w: Array | None, batch_size: int, comm: Any
-    ) -> None:
-        self.rank, self.size = comm.Get_rank(), comm.Get_size()
-        # A rank's share of a batch of m rows, or its stand-in columns, hold at least as
-        # many as the layers' operations need in training (batch norm: 2)
-        self.least = max(op.min_batch for ops in net.ops for op in ops)
-        # the largest share: ceil(B / K), or < 2 least when fewer ranks than K take rows
-        # (``Batches`` adds the row a last single example brings with batch normalisation)
-        share = max(-(-batch_size // self.size), 2 * self.least)
-        super().__init__(net, X, D, None, share)
-        self.sample_weight = w
-        self.sw = np.empty((1, share), dtype=net.dtype)
-        self.rows = slice(0, 0)  # this rank's columns of the last global batch
-        self.batch_sum = _BatchSum(comm)
-
-    def gather(self, idx: Array) -> tuple[Array, Array, Array | None, float]:
-        """Columns x, d of this rank's rows, weights w_i m_r / W (1, m_r), and W.
-
-        A rank without rows in the batch (B < K, or a short last batch) gets stand-in
-        columns of zeros with weight 0 (one; two with batch normalisation): it runs the same
-        steps, so it joins every collective call the engine makes (batch norm's sums,
-        through ``batch_sum``, which then adds zeros) and the gradients' Allreduce, where
-        ``DataParallel.step`` sends zeros.
-        """
-        B, self.rows = len(idx), shard(len(idx), self.rank, self.size, self.least)
-        mine = idx[self.rows]
-        self.batch_sum.n, self.batch_sum.empty = B, not len(mine)
-        if not len(mine):
-            return self._stand_in(idx)
-        x, d, _, m = super().gather(mine)
-        w = self.sw[:, : len(mine)]
-        if self.sample_weight is None:
-            total = float(B)
-            w.fill(m / total)
-        else:  # the same sum as one process's gather: over the batch, in its order
-            total = float(np.take(self.sample_weight, idx).sum())
-            if total <= 0:
-                return x, d, None, 0.0
-            np.multiply(np.take(self.sample_weight, mine), m / total, out=w[0])
-        return x, d, w, total
-
-    def _stand_in(self, idx: Array) -> tuple[Array, Array, Array | None, float]:
-        """No rows here: ``least`` columns of zeros, weight 0, and the batch's total weight W."""
-        total = float(len(idx))
-        if self.sample_weight is not None:  # the same sum as the ranks with rows
-            total = float(np.take(self.sample_weight, idx).sum())
-        m = self.least
-        if self.sparse:
-            x = scipy.sparse.csr_matrix((m, self.X.shape[1]), dtype=self.x.dtype)
-        else:
-            x = self.x[:m]
-            x.fill(0.0)
-        d, w = self.d[:m], self.sw[:, :m]
-        d.fill(0.0)
-        w.fill(0.0)
-        if total <= 0:
-            return x.T, d.T, None, 0.0
-        return x.T, d.T, w, total
-
-
 class DataParallel:
     """What ``fit(..., comm=)`` needs: checks, the rank's batches, the synchronised step.
 
@@ -204,25 +112,26 @@ class DataParallel:
     settings and data, broadcasts rank 0's weights and, for ``seed=None``, one seed.
     """
 
-    def __init__(self, comm: Any, net: Network, X: Any, D: Array, settings: dict) -> None:
+    def __init__(
+        self, comm: Any, net: Network, X: Any, D: Array, settings: dict, rows: Any = None
+    ) -> None:
         self.MPI = mpi()
         if not isinstance(comm, self.MPI.Comm):
             raise TypeError(f"comm must be an mpi4py communicator, got {comm!r}")
         if comm == self.MPI.COMM_WORLD:
             check_connected(comm)  # K processes launched, each alone: refused
         self.comm, self.size = comm, comm.Get_size()
-        batch_size = min(settings["batch_size"], X.shape[0])
-        data = X.data if scipy.sparse.issparse(X) else X
-        crc = zlib.crc32(_bytes(data), zlib.crc32(_bytes(D)))
-        settings = dict(settings, data=crc)  # the same data on every rank (a checksum)
-        gathered = comm.allgather(settings)
-        for key, value in settings.items():
-            values = [other[key] for other in gathered]
-            if any(v != value for v in values):
-                raise ValueError(
-                    f"{key} must be the same on every rank (each rank passes the whole data "
-                    f"set and the same settings), got {values!r}"
-                )
+        self.owner = None if rows is None else Ownership(rows, comm)
+        if self.owner is None:  # the same data on every rank (n and a checksum)
+            self.n = X.shape[0]
+            data = X.data if scipy.sparse.issparse(X) else X
+            crc = zlib.crc32(_bytes(data), zlib.crc32(_bytes(D)))
+            settings = dict(settings, n=self.n, data=crc)
+        else:  # each rank its own rows: the same columns (n is their total)
+            self.n = self.owner.n
+            settings = dict(settings, columns=(X.shape[1], D.shape[1]))
+        self._agree(settings)
+        batch_size = min(settings["batch_size"], self.n)
         comm.Bcast(net.params, root=0)  # one start, even from differently seeded networks
         comm.Bcast(net.stats, root=0)
         state = comm.bcast(net.dropout_rng.bit_generator.state, root=0)
@@ -235,7 +144,19 @@ class DataParallel:
         self.masks = {q: np.empty(size, dtype=net.dtype) for q, size in room.items()}
         self.buffer = np.empty(net.n_params + 2, dtype=net.dtype)  # grads, loss, stop flag
         self.guard = _AgreedGuard()
-        self.batches_made: _ShardBatches | None = None
+        self.batches_made: ShardBatches | None = None
+
+    def _agree(self, settings: dict) -> None:
+        """Refuse (ValueError, on every rank) settings that differ between the ranks."""
+        gathered = self.comm.allgather(settings)
+        what = "the same settings" if self.owner else "the whole data set and the same settings"
+        for key, value in settings.items():
+            values = [other[key] for other in gathered]
+            if any(v != value for v in values):
+                raise ValueError(
+                    f"{key} must be the same on every rank (each rank passes {what}), got "
+                    f"{values!r}"
+                )
 
     def seed(self, seed: int | None) -> int | None:
         """The shuffling seed, the same on every rank (rank 0's fresh one for None)."""
@@ -243,8 +164,8 @@ class DataParallel:
             seed = int(np.random.default_rng().integers(2**63))
         return int(self.comm.bcast(seed, root=0))
 
-    def batches(self, net: Network, X: Any, D: Array, w: Array | None, size: int) -> Batches:
-        self.batches_made = _ShardBatches(net, X, D, w, size, self.comm)
+    def batches(self, net: Network, X: Any, D: Array, w: Array | None, size: int) -> ShardBatches:
+        self.batches_made = ShardBatches(net, X, D, w, size, self.comm, self.owner)
         return self.batches_made
 
     def threads(self) -> int:
@@ -315,8 +236,11 @@ class DataParallel:
         ``allreduce`` sums the losses, and an ``Allgatherv`` of the predictions (n, N_Q),
         small next to X, lets every rank compute the loss's own score (accuracy or R²) on
         all of them: the numbers one process computes, up to the order of the sums, and
-        the same on every rank (early stopping agrees). X, D: checked (``fit``'s).
+        the same on every rank (early stopping agrees). X, D: checked (``fit``'s). Sharded
+        (``fit(..., rows=)``): X, D are this rank's own validation rows (``evaluate_own``).
         """
+        if self.owner is not None:
+            return evaluate_own(net, X, D, self.comm, batch_size)
         n, width = X.shape[0], net.sizes[-1]
         parts = [shard(n, rank, self.size) for rank in range(self.size)]
         mine = parts[self.comm.Get_rank()]
@@ -341,7 +265,7 @@ class DataParallel:
         for q in self.dropped:
             whole = self.masks[q][: net.sizes[q] * B].reshape(net.sizes[q], B)
             draw_mask(net.dropout_rng, net.p[q], whole)
-            if rows.stop > rows.start:
+            if not self.batches_made.batch_sum.empty:
                 np.copyto(mask[q], whole[:, rows])
             else:  # no rows here: the stand-in columns keep every unit
                 mask[q].fill(1.0)

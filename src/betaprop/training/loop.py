@@ -26,6 +26,11 @@ from ..engine.network import Network
 from .batches import Batches
 from .interrupt import InterruptGuard
 from .optimizers import Optimizer, get_optimizer
+from .run_checks import check_finite as _check_finite
+from .run_checks import check_positive_int as _check_positive_int
+from .run_checks import monitor as _monitor
+from .run_checks import monitored as _monitored
+from .run_checks import trim as _trim
 from .schedules import Schedule, get_schedule
 from .state import (
     Callback,
@@ -36,6 +41,8 @@ from .state import (
     TrainingState,
     begin_run,
 )
+from .stream import Stream
+from .stream_epochs import check_stream, stream_batches, stream_parallel
 
 __all__ = ["train_step", "fit", "evaluate", "Penalty", "EXPLOSION_FACTOR"]
 
@@ -126,14 +133,16 @@ class _Run:
     best_stats: Array
     n: int
     stop: bool = False
+    stream: Any = None  # StreamBatches when the data are a Stream (training/stream_epochs.py)
+    rewound: bool = False  # a streamed epoch stopped in the middle went back to its start
     step: Callable[..., float] = train_step  # DataParallel.step under comm=
     evaluate: Callable[..., tuple[float, float]] = evaluate  # DataParallel.evaluate under comm=
 
 
 def fit(
     net: Network,
-    X: Array,
-    D: Array,
+    X: Any,  # an array (n, N_0), a SciPy sparse matrix or a Stream
+    D: Any = None,
     *,
     optimizer: Optimizer | str = "adam",
     epochs: int = 10,
@@ -150,6 +159,7 @@ def fit(
     sample_weight: Array | None = None,
     penalty: Penalty | None = None,
     comm: Any = None,
+    rows: Array | None = None,
 ) -> History:
     """Train ``net`` on X (n, N_0) and targets D (n, N_Q) by mini-batch backpropagation.
 
@@ -174,36 +184,63 @@ def fit(
     batch whose weights sum to <= 0 is skipped). ``penalty(net, loss, weight)`` adds a term
     such as L2 (see ``train_step``). X may be a SciPy sparse matrix, used as it is. ``comm``:
     an MPI communicator: data parallel over its processes (``training.distributed``).
+    ``rows`` (with ``comm``): each process passes only its own rows, X and D (maybe none),
+    and their global row numbers 0..n-1 (sharded: ``training.sharding``); the sample
+    weights and ``validation_data`` are then this process's rows too.
+
+    ``fit(net, stream)``: X may be a ``Stream`` (``training.stream``; D None), training rows
+    read part by part through a shuffle buffer, for data larger than memory; with ``comm``
+    each process streams its own parts (docs/streaming.md).
     """
-    X = net.check_X(X)
-    D = net.check_D(D, X.shape[0])
+    stream = X if isinstance(X, Stream) else None
+    if stream is not None:  # rows read part by part: training/stream_epochs.py
+        check_stream(stream, D, sample_weight, rows)
+        validation_data = _checked_validation(net, validation_data)
+    elif rows is None:
+        X = net.check_X(X)
+        D = net.check_D(D, X.shape[0])
+        validation_data = _checked_validation(net, validation_data)
+    else:  # this process's own rows, maybe none: training.distributed
+        from .sharding import own_rows
+
+        X, D, validation_data = own_rows(net, X, D, validation_data, comm)
     _check_positive_int("epochs", epochs)
     _check_positive_int("batch_size", batch_size)
     seed = check_seed(seed)
-    n = X.shape[0]  # (a sparse X has no len)
+    n = X.shape[0] if stream is None else stream.n_rows  # (a sparse X has no len)
     w = None if sample_weight is None else finite_weights(sample_weight, n, "sample_weight")
     with net.training_lock():  # another thread training net at the same time: refused
-        batch_size = min(batch_size, X.shape[0])
         parallel = None
         if comm is not None:  # data parallel over MPI: training/distributed.py
             from .distributed import DataParallel
 
-            settings = dict(n=n, batch_size=batch_size, epochs=epochs, shuffle=shuffle, seed=seed)
-            parallel = DataParallel(comm, net, X, D, settings)
+            settings = dict(batch_size=batch_size, epochs=epochs, shuffle=shuffle, seed=seed)
+            if stream is not None:  # each process streams its own parts
+                parallel = stream_parallel(comm, net, stream, settings)
+            else:
+                parallel = DataParallel(comm, net, X, D, settings, rows)
+                n = parallel.n  # all processes' rows
             if state is None or state.rng is None:
                 seed = parallel.seed(seed)
+        batch_size = min(batch_size, n)
         history = History() if history is None else history
         optimizer = get_optimizer(optimizer)
-        state = begin_run(net, X.shape[0], seed, optimizer, optimizer_state, state, history)
+        ordered = n if stream is None else len(stream.parts)  # what state.order orders
+        state = begin_run(net, ordered, seed, optimizer, optimizer_state, state, history)
         state.optimizer, state.schedule = optimizer, get_schedule(schedule)
         state.early_stopping = (
             EarlyStopping(early_stopping) if isinstance(early_stopping, int) else early_stopping
         )
         state.batch_size, state.shuffle = batch_size, shuffle
         state.final_epoch = state.epoch + epochs
-        batches = parallel.batches if parallel else Batches
-        examples = batches(net, X, D, w, batch_size)
+        if stream is None:
+            batches = parallel.batches if parallel else Batches
+            examples: Any = batches(net, X, D, w, batch_size)
+        else:
+            examples = stream_batches(net, stream, batch_size, shuffle, parallel)
         run = _start(net, state, examples, validation_data, history, callbacks, penalty)
+        if stream is not None:
+            run.n, run.stream = n, examples
         if parallel is not None:
             run.guard, run.step, run.evaluate = parallel.guard, parallel.step, parallel.evaluate
         with parallel.attached(net) if parallel else contextlib.nullcontext():
@@ -221,11 +258,8 @@ def _start(
     callbacks: Sequence[Callback],
     penalty: Penalty | None,
 ) -> _Run:
-    """What ``fit`` works with: the checked validation data, monitor, weights to fall back to."""
-    validation = None
-    if validation_data is not None:
-        Xv = net.check_X(validation_data[0])
-        validation = (Xv, net.check_D(validation_data[1], Xv.shape[0], "validation D"))
+    """What ``fit`` works with: the validation data, monitor, weights to fall back to."""
+    validation = validation_data
     assert state.optimizer is not None and state.schedule is not None
     run = _Run(
         state,
@@ -242,7 +276,7 @@ def _start(
         net.params.copy() if state.last_good is None else state.last_good,
         net.params.copy() if state.best_params is None else state.best_params,
         net.stats.copy() if state.best_stats is None else state.best_stats,
-        len(batches.D),
+        len(state.order) if state.order is not None else 0,  # n: all processes' rows
     )
     state.last_good, state.best_params, state.best_stats = None, run.best, run.best_stats
     return run
@@ -260,8 +294,11 @@ def _train(net: Network, run: _Run, epochs: int) -> None:
         try:
             for epoch in range(first, first + epochs):
                 started = time.perf_counter()
-                total, batch = _epoch(net, run, epoch)
-                if run.state.position:  # Ctrl-C in the middle of this epoch
+                if run.stream is None:
+                    total, batch = _epoch(net, run, epoch)
+                else:
+                    total, batch = run.stream.epoch(net, run, epoch, _after_batch)
+                if run.state.position or run.rewound:  # Ctrl-C in the middle of this epoch
                     break
                 _end_epoch(net, run, epoch, total, batch, started)
                 if run.stop or run.guard.requested:
@@ -298,16 +335,31 @@ def _epoch(net: Network, run: _Run, epoch: int) -> tuple[float, int]:
         loss = 0.0
         if weight:  # a mini-batch without weight teaches nothing
             loss = run.step(net, run.optimizer, optimizer_state, x, d, w, run.penalty, weight)
-        _check_loss(net, run, loss, epoch, batch)
+        _after_batch(net, run, loss, epoch, batch)
         total += loss * len(idx)
-        for callback in run.callbacks:
-            run.stop = bool(callback.on_batch_end(net, epoch, batch, loss)) or run.stop
         if run.guard.requested and start + len(idx) < n:  # Ctrl-C: stop mid-epoch
             _check_finite(net, run.last_good, epoch, batch, run.history, optimizer_state["lr"])
             state.position, state.batch, state.epoch_loss = start + len(idx), batch, total
             state.last_good = run.last_good
             break
     return total, batch
+
+
+def _checked_validation(
+    net: Network, validation_data: tuple[Array, Array] | None
+) -> tuple[Array, Array] | None:
+    """``validation_data`` as checked arrays (X as ``check_X``, D as ``check_D``), or None."""
+    if validation_data is None:
+        return None
+    Xv = net.check_X(validation_data[0])
+    return Xv, net.check_D(validation_data[1], Xv.shape[0], "validation D")
+
+
+def _after_batch(net: Network, run: _Run, loss: float, epoch: int, batch: int) -> None:
+    """After each mini-batch: the divergence check, then the callbacks."""
+    _check_loss(net, run, loss, epoch, batch)
+    for callback in run.callbacks:
+        run.stop = bool(callback.on_batch_end(net, epoch, batch, loss)) or run.stop
 
 
 def _bounds(first: int, n: int, size: int, merge_single: bool) -> list[tuple[int, int]]:
@@ -390,54 +442,3 @@ def _finish(net: Network, run: _Run) -> None:
         net.stats[...] = run.best_stats
     for callback in run.callbacks:
         callback.on_train_end(net, history)
-
-
-def _check_finite(
-    net: Network, last_good: Array, epoch: int, batch: int, history: History, lr: float
-) -> None:
-    """Divergence check of the weights themselves (cheap test first, allocation-free)."""
-    if math.isfinite(float(np.dot(net.params, net.params))):
-        return
-    if np.isfinite(net.params).all():  # finite, only the sum of squares overflowed
-        return
-    net.params[...] = last_good
-    raise DivergenceError(
-        f"training diverged in epoch {epoch}, batch {batch}: the weights became non-finite; "
-        "the weights of the last good epoch were restored. Try a smaller learning rate "
-        f"(now {lr:.4g}).",
-        epoch,
-        batch,
-        history,
-    )
-
-
-def _trim(history: History) -> None:
-    """Cut the per-epoch series to their common length (after a hard interruption)."""
-    series: list[list[Any]] = [history.epoch, history.loss, history.learning_rate]
-    series.append(history.seconds)
-    if history.val_loss or history.val_score:
-        series += [history.val_loss, history.val_score]
-    shortest = min(len(values) for values in series)
-    for values in series:
-        del values[shortest:]
-
-
-def _monitor(stopper: EarlyStopping | None, validating: bool) -> str:
-    monitor = stopper.monitor if stopper is not None and stopper.monitor else None
-    if monitor is None:
-        return "val_loss" if validating else "loss"
-    if monitor.startswith("val_") and not validating:
-        raise ValueError(f"early_stopping monitor {monitor!r} needs validation_data, got None")
-    return monitor
-
-
-def _monitored(history: History, monitor: str) -> float:
-    """The monitored value of the last epoch, as something to minimise."""
-    if monitor == "val_score":
-        return -history.val_score[-1]
-    return float(getattr(history, monitor)[-1])
-
-
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
