@@ -142,14 +142,23 @@ class Stream:
         return np.asarray(X, dtype=dtype), np.asarray(D, dtype=dtype)
 
     def row_order(
-        self, seed: int, epochs: int, batch_size: int, *, shuffle: bool = True
+        self,
+        seed: int,
+        epochs: int,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        ranks: tuple[int, int] = (0, 1),
+        least: int = 1,
     ) -> list[list[Array]]:
         """The global row numbers (part rows counted in part order) of every mini-batch of
-        ``epochs`` epochs of one process's ``fit(net, stream, seed=seed, ...)``: what the
-        stream draws, without training (to inspect the shuffle)."""
+        ``epochs`` epochs of ``fit(net, stream, seed=seed, batch_size=batch_size, ...)``:
+        what the stream draws, without training (to inspect the shuffle). On K ranks,
+        ``ranks`` = (r, K): rank r's share of each global batch (empty once its rows run
+        out); ``least`` = 2 for a network with batch normalisation."""
         from .stream_epochs import epoch_row_order
 
-        return epoch_row_order(self, seed, epochs, batch_size, shuffle)
+        return epoch_row_order(self, seed, epochs, batch_size, shuffle, ranks, least)
 
 
 def owned_parts(rows: Sequence[int], rank: int, size: int) -> list[int]:

@@ -46,7 +46,9 @@ class StreamBatches:
 
     ``widths`` = (N_0, N_Q); ``least``: the fewest columns a training step takes (2 with
     batch normalisation), which every rank's share must reach; ``parallel``: the run's
-    ``DataParallel`` under K ranks (None in one process).
+    ``DataParallel`` under K ranks (None in one process); ``ranks`` = (r, K) without it (to
+    list rank r's draws). Every rank's batch plan follows from the part counts and B alone,
+    so the ranks agree on the epoch's global batch count without communicating.
     """
 
     def __init__(
@@ -58,22 +60,24 @@ class StreamBatches:
         shuffle: bool,
         least: int = 1,
         parallel: Any = None,
+        ranks: tuple[int, int] = (0, 1),
     ) -> None:
         self.stream, self.widths, self.dtype, self.parallel = stream, widths, dtype, parallel
-        comm = None if parallel is None else parallel.comm
-        self.rank: int = 0 if comm is None else comm.Get_rank()
-        self.size: int = 1 if comm is None else comm.Get_size()
+        if parallel is not None:
+            ranks = (parallel.comm.Get_rank(), parallel.comm.Get_size())
+        self.rank, self.size = ranks
         if batch_size < least * self.size:
             raise ValueError(
                 f"batch_size must be at least {least * self.size} to stream on {self.size} "
                 f"ranks (each takes its own rows, {least} or more a batch), got {batch_size}"
             )
+        self.plans = []  # every rank's (batch plan, B_r): n_r rows taken B_r at a time
+        for rank in range(self.size):
+            n_r = sum(stream.rows[k] for k in owned_parts(stream.rows, rank, self.size))
+            b_r = share(batch_size, rank, self.size)
+            self.plans.append((batch_plan(n_r, b_r, merge_single=least > 1), b_r))
         self.mine = set(owned_parts(stream.rows, self.rank, self.size))
-        self.n = sum(stream.rows[k] for k in self.mine)  # n_r: this rank's rows
-        self.b = share(batch_size, self.rank, self.size)
-        self.plan = batch_plan(self.n, self.b, merge_single=least > 1)
-        mine = (self.plan, self.b)
-        self.plans = [mine] if comm is None else comm.allgather(mine)
+        self.plan, self.b = self.plans[self.rank]
         self.count = max(plan[0] for plan, _ in self.plans)  # the epoch's global batches
         room = max(self.b + (least > 1), least)
         capacity = max(-(-stream.shuffle_buffer // self.size), room)  # S / K, >= a batch
@@ -211,16 +215,23 @@ def stream_parallel(comm: Any, net: Any, stream: Stream, settings: dict) -> Any:
 
 
 def epoch_row_order(
-    stream: Stream, seed: int, epochs: int, batch_size: int, shuffle: bool
+    stream: Stream,
+    seed: int,
+    epochs: int,
+    batch_size: int,
+    shuffle: bool,
+    ranks: tuple[int, int] = (0, 1),
+    least: int = 1,
 ) -> list[list[Array]]:
-    """``Stream.row_order``: the global rows of each mini-batch of each epoch in one process."""
+    """``Stream.row_order``: the global rows of rank r's share of each mini-batch of each
+    epoch of ``fit(net, stream, seed=seed, ...)`` on K ranks, ``ranks`` = (r, K)."""
     from .state import TrainingState
 
     first = next(k for k, count in enumerate(stream.rows) if count)
     X, D = stream.read(stream.parts[first])
     widths = (np.shape(X)[1], 1 if np.ndim(D) == 1 else np.shape(D)[1])
     batch_size = min(batch_size, stream.n_rows)
-    batches = StreamBatches(stream, widths, np.float64, batch_size, shuffle)
+    batches = StreamBatches(stream, widths, np.float64, batch_size, shuffle, least, ranks=ranks)
     state = TrainingState(rng=np.random.default_rng(seed), order=np.arange(len(stream.parts)))
     state.shuffle = shuffle
     return [[batches.ids[:m].copy() for m, _ in batches.batches(state)] for _ in range(epochs)]
