@@ -121,7 +121,8 @@ class Preprocessing:
             prep.feature_names = list(data.feature_names)
             X = data.X if rows is None else data.X[rows]
         onehot = len(prep.feature_names) - sum(len(c) for c in prep.categories.values())
-        mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])  # one-hot columns stay 0/1
+        width = len(prep.feature_names)  # a table's X: the columns before the one-hot ones
+        mean, scale = np.zeros(width), np.ones(width)  # one-hot columns stay 0/1
         if onehot:  # the statistics of the other columns only
             mean[:onehot], scale[:onehot] = column_statistics(
                 X if onehot == X.shape[1] else X[:, :onehot], prep.feature_names
@@ -152,6 +153,39 @@ class Preprocessing:
                 raise DataError(f"column {name!r}: its fill value is {value} ({impute}); "
                                 "rescale the column")  # fmt: skip
         return prep
+
+    @classmethod
+    def fit_parts(
+        cls,
+        parts: Any,
+        task: str | None = None,
+        agreement: Any = None,
+        *,
+        target: str | None = None,
+        impute: str | None = None,
+        indicator: bool = False,
+        categorical: Sequence[str] | str = "auto",
+        unknown: str = "ignore",
+    ) -> Preprocessing:
+        """``fit`` from rows seen part by part, or held by the ranks of an ``Agreement``.
+
+        ``parts`` (this rank's training rows) is a list of ``Dataset``s or DataFrames, or a
+        function returning an iterator over them (read again for a median: a few passes).
+        Every rank calls this together and gets the same ``Preprocessing`` as ``fit`` on all
+        rows: means and scales to rounding, the rest exactly (``files.fit_parts``).
+        """
+        from .agreement import Agreement
+        from .fit_parts import fit_parts
+
+        if task is not None and task not in TASKS:
+            raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
+        if impute is not None and impute not in IMPUTE:
+            raise ValueError(f"impute must be one of {list(IMPUTE)}, got {impute!r}")
+        if unknown not in ("ignore", "error"):
+            raise ValueError(f"unknown must be 'ignore' or 'error', got {unknown!r}")
+        options = {"target": target, "impute": impute, "indicator": indicator,
+                   "categorical": categorical, "unknown": unknown}  # fmt: skip
+        return fit_parts(cls, parts, task, agreement or Agreement(None), options)
 
     def _fit_table(
         self, data: Dataset, rows: Array | None, impute: str | None, indicator: bool, unknown: str
