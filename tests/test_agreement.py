@@ -249,3 +249,28 @@ def test_k_ranks_each_with_their_parts_give_fit_s_preprocessing(tmp_path, k, imp
     for result in results:
         assert result["prep"] == results[0]["prep"], "every rank agrees to the bit"
         assert_same_preprocessing(Preprocessing.from_dict(result["prep"]), want)
+
+
+def test_reading_options_gaps_in_the_target_and_an_empty_column_as_fit_reads_them(tmp_path):
+    """--drop, --na-values, rows without a target (a whole part of them), a column with no
+    value: parts agree with ``fit`` on the Dataset that ``from_frame`` reads from all rows."""
+    from betaprop.files.frames import from_frame
+
+    rng = np.random.default_rng(11)
+    n = 120
+    x = np.round(rng.normal(size=n), 3).astype(object)
+    x[rng.random(n) < 0.2] = -999
+    label = np.array(["a", "b"], dtype=object)[rng.integers(0, 2, n)]
+    label[:25] = ""  # the first part has no target at all
+    frame = pd.DataFrame({"id": np.arange(n), "x": x, "nothing": [""] * n, "y": label})
+    path = str(tmp_path / "gaps.csv")
+    frame.to_csv(path, index=False)
+    reading = {"na_values": ["-999"], "drop": ["id"]}
+    whole = from_frame(read_table(path), allow_missing=True, **reading)
+    assert "nothing" not in whole.feature_names and "x" in whole.feature_names
+    assert (_parts(path, 100)[0]["y"] == "").all(), "a part without any target"
+    for impute in ("median", "most_frequent"):
+        want = Preprocessing.fit(whole, impute=impute, indicator=True)
+        got = Preprocessing.fit_parts(_parts(path, 100), impute=impute, indicator=True,
+                                      reading=reading)  # fmt: skip
+        assert_same_preprocessing(got, want)

@@ -45,7 +45,7 @@ from .datasets import (
     numeric_labels,
 )
 from .encoding import category_text, table_of
-from .kinds import missing_mask
+from .kinds import MISSING, missing_mask
 
 if TYPE_CHECKING:
     from .preprocessing import Preprocessing
@@ -196,11 +196,13 @@ def _datasets(parts: Parts, options: dict[str, Any]) -> Callable[[], Iterator[Da
                 continue
             header = [str(c) for c in item.columns]
             name = options["target"] if options["target"] is not None else header[-1]
-            if name in header and missing_mask(item[name]).all():
+            gaps = (*MISSING, *(str(v).strip().lower() for v in options.get("na_values", ())))
+            if name in header and missing_mask(item[name], gaps).all():
                 continue  # rows without a target teach nothing (fit leaves them out)
             # every column, even one with no value in this part: fit_parts leaves out those
             # with no value in any part
-            features = [c for c in header if c != name]
+            drop = options.get("drop", ())
+            features = [c for c in header if c != name and c not in drop]
             yield from_frame(item, features=features, **options)
 
     return read
@@ -216,8 +218,8 @@ def fit_parts(
     """``Preprocessing.fit_parts`` (its docstring says what), past the argument checks."""
     agreement = agreement or Agreement(None)
     impute, indicator, unknown = options["impute"], options["indicator"], options["unknown"]
-    frame_options = {"target": options["target"], "categorical": options["categorical"],
-                     "allow_missing": impute is not None}  # fmt: skip
+    frame_options = {**options["reading"], "target": options["target"]}
+    frame_options.update(categorical=options["categorical"], allow_missing=impute is not None)
     read = _datasets(parts, frame_options)
     local = _Summary()
     for data in read():

@@ -166,13 +166,17 @@ class Preprocessing:
         indicator: bool = False,
         categorical: Sequence[str] | str = "auto",
         unknown: str = "ignore",
+        reading: dict[str, Any] | None = None,
     ) -> Preprocessing:
         """``fit`` from rows seen part by part, or held by the ranks of an ``Agreement``.
 
-        ``parts`` (this rank's training rows) is a list of ``Dataset``s or DataFrames, or a
-        function returning an iterator over them (read again for a median: a few passes).
-        Every rank calls this together and gets the same ``Preprocessing`` as ``fit`` on all
-        rows: means and scales to rounding, the rest exactly (``files.fit_parts``).
+        ``parts`` (this rank's training rows) is a list of DataFrames (or ``Dataset``s read
+        with ``from_frame(..., features=...)``: every column, even one a part has no value
+        in), or a function returning an iterator over them (read again for a median: a few
+        passes). ``reading``: more ``from_frame`` arguments for DataFrame parts (source, drop,
+        na_values, decimal, thousands, sep, dtype). Every rank calls this together and gets
+        the same ``Preprocessing`` as ``fit`` on all rows: means and scales to rounding, the
+        rest exactly (``files.fit_parts``).
         """
         from .agreement import Agreement
         from .fit_parts import fit_parts
@@ -184,7 +188,8 @@ class Preprocessing:
         if unknown not in ("ignore", "error"):
             raise ValueError(f"unknown must be 'ignore' or 'error', got {unknown!r}")
         options = {"target": target, "impute": impute, "indicator": indicator,
-                   "categorical": categorical, "unknown": unknown}  # fmt: skip
+                   "categorical": categorical, "unknown": unknown,
+                   "reading": dict(reading or {})}  # fmt: skip
         return fit_parts(cls, parts, task, agreement or Agreement(None), options)
 
     def _fit_table(
