@@ -34,7 +34,7 @@ from ..files.datasets import (
 from ..training.distributed import is_lead, world
 from ..training.optimizers import OPTIMIZERS
 from ..training.schedules import SCHEDULES
-from ..training.state import DivergenceError
+from ..training.state import Callback, DivergenceError
 from .models import add_table_options, metrics, minority_warning
 from .options import (
     EXIT_FAILED,
@@ -65,14 +65,17 @@ from .runs import (
     write_run,
 )
 from .settings import build_network, optimizer_and_schedule
+from .sharded import balanced_weights, row_digest
+from .sharded_metrics import reduced_confusion, reduced_metrics
 from .training import (
     class_weights,
     confusion_matrix,
     confusion_split,
-    data_and_splits,
     fit_network,
+    largest_of_ranks,
     require_training_memory,
     split_arrays,
+    training_data,
     training_record,
 )
 
@@ -260,13 +263,18 @@ def _train_in(
     """``train_run`` once the run folder is owned: data, network, training, the folder."""
     from ..explain.diagnostics import Diagnostics
 
-    data, prep, splits, say_notes = data_and_splits(args)
-    require_training_memory(args, data.X.shape[1], prep, len(splits["train"]))
+    comm = world()  # mpiexec -n K python -m mpi4py -m betaprop train: data parallel
+    data, prep, splits, say_notes, shard = training_data(args, comm)
+    mine = shard.local if shard is not None else splits  # the rows this process holds
+    require_training_memory(args, data.X.shape[1], prep, largest_of_ranks(comm, len(mine["train"])))
     net = build_network(args, data.X.shape[1], prep)
     optimizer, schedule = optimizer_and_schedule(args)
     say_notes()  # the options are good: a refusal above was its one line alone
-    X, D = split_arrays(net, prep, data, splits["train"])
-    fingerprint = hashlib.sha256(X.tobytes() + D.tobytes()).hexdigest()
+    X, D = split_arrays(net, prep, data, mine["train"])
+    if shard is None:
+        fingerprint = hashlib.sha256(X.tobytes() + D.tobytes()).hexdigest()
+    else:  # the same whichever rank holds which row
+        fingerprint = row_digest(X, D, shard.numbers["train"], comm)
     settings: dict[str, Any] = {
         "optimizer": optimizer,
         "epochs": args.epochs,
@@ -276,15 +284,21 @@ def _train_in(
     }
     if saved is not None:
         settings = _resume_settings(saved, net, fingerprint)
-    comm = world()  # mpiexec -n K python -m mpi4py -m betaprop train: data parallel
     lead = is_lead(comm)
     if comm is not None:
         settings["comm"] = comm
-    settings["batch_size"] = min(args.batch_size, len(X))
-    settings["sample_weight"] = class_weights(args, prep, data, splits["train"])
-    rows = splits["validation"]
-    settings["validation_data"] = split_arrays(net, prep, data, rows) if len(rows) else None
-    diagnostics = Diagnostics(X, D, max_examples=256)
+    settings["batch_size"] = min(args.batch_size, len(splits["train"]))
+    if shard is not None:  # each rank its own rows (training.sharding)
+        settings["rows"] = shard.numbers["train"]
+        weighted = getattr(args, "class_weight", None) is not None
+        settings["sample_weight"] = balanced_weights(prep, data, shard) if weighted else None
+    else:
+        settings["sample_weight"] = class_weights(args, prep, data, splits["train"])
+    rows = mine["validation"]
+    validating = len(splits["validation"]) > 0
+    settings["validation_data"] = split_arrays(net, prep, data, rows) if validating else None
+    # (a rank without training rows has no examples to diagnose: nothing to watch)
+    diagnostics: Any = Diagnostics(X, D, max_examples=256) if len(X) else _Unwatched()
     every = getattr(args, "checkpoint_every", None)
     run_id = saved.metadata.get("run_id") if saved is not None else None
     run_id = run_id if isinstance(run_id, str) else secrets.token_hex(8)
@@ -301,7 +315,7 @@ def _train_in(
     )
     bar = None
     if console is not None and not getattr(args, "quiet", False):
-        batches = math.ceil(len(X) / settings["batch_size"])
+        batches = math.ceil(len(splits["train"]) / settings["batch_size"])
         classes = net.loss.classification or prep.task == "classification"
         score_name = "accuracy" if classes else "R²"
         bar = ProgressBar(console, args.epochs, batches, score_name, diagnostics)
@@ -313,7 +327,13 @@ def _train_in(
             os.rmdir(out)  # made for this run by a callback, and still empty
         raise
     seconds = time.perf_counter() - started
-    scores = {name: metrics(net, prep, data, rows) for name, rows in splits.items() if len(rows)}
+    scores = {
+        name: metrics(net, prep, data, rows)
+        if shard is None
+        else reduced_metrics(net, prep, data, shard.local[name], comm)
+        for name, rows in splits.items()
+        if len(rows)
+    }
     classification = prep.task == "classification"
     if classification:
         confusion_split(prep, splits)  # saved with the preprocessing
@@ -328,10 +348,21 @@ def _train_in(
         run.confusion = confusion_matrix(net, prep, data, splits)
         return run.confusion
 
+    if shard is not None and classification:  # every rank counts its rows of the split
+        assert comm is not None
+        shown = shard.local[prep.extra["confusion_split"]]
+        run.confusion = reduced_confusion(net, prep, data, shown, comm)
     if lead:
-        write_run(out, net, run.metadata, history, confusion=confusion if classification else None,
+        made: Any = (lambda: run.confusion) if shard is not None else confusion
+        write_run(out, net, run.metadata, history, confusion=made if classification else None,
                   prep=prep)  # fmt: skip
     return run
+
+
+class _Unwatched(Callback):
+    """Diagnostics of a rank that holds no training rows: no warnings."""
+
+    warnings: list = []
 
 
 def _train_parser() -> argparse.ArgumentParser:

@@ -36,6 +36,7 @@ from .runs import (
     TrainRun,
 )
 from .settings import split_rows
+from .sharded import Shard, shardable, sharded_data_and_splits
 
 if TYPE_CHECKING:
     from ..explain.plots import Confusion
@@ -45,8 +46,10 @@ __all__ = [
     "confusion_split",
     "data_and_splits",
     "fit_network",
+    "largest_of_ranks",
     "require_training_memory",
     "split_arrays",
+    "training_data",
     "training_record",
 ]
 
@@ -104,6 +107,25 @@ def data_and_splits(
     return data, prep, splits, say_notes
 
 
+def training_data(args: argparse.Namespace, comm: Any) -> tuple[Any, Any, Any, Any, Shard | None]:
+    """``data_and_splits``; under K ranks with a data file, each rank's own rows
+    (``cli.sharded``), else the whole table on every rank."""
+    if shardable(args, comm):
+        loaded = sharded_data_and_splits(args, comm)
+        if loaded is not None:
+            return loaded
+    return (*data_and_splits(args), None)
+
+
+def largest_of_ranks(comm: Any, count: int) -> int:
+    """The largest ``count`` of the ranks (the memory pre-check: every rank's is the same)."""
+    if comm is None:
+        return count
+    from ..training.launch import mpi
+
+    return int(comm.allreduce(count, op=mpi().MAX))
+
+
 def task_note(data: Dataset, task: str) -> None:
     """One line on stderr saying which task a numeric target made, and how to choose the other."""
     from ..files.datasets import MAX_INTEGER_CLASSES, numeric_labels
@@ -157,7 +179,10 @@ def class_weights(
 def split_arrays(
     net: Network, prep: Preprocessing, data: Dataset, rows: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs X (n, N_0) and targets D (n, N_Q) of some rows, as the network takes them."""
+    """Inputs X (n, N_0) and targets D (n, N_Q) of some rows, as the network takes them
+    (none: a rank that holds no rows of a split)."""
+    if not len(rows):
+        return np.empty((0, net.sizes[0]), net.dtype), np.empty((0, net.sizes[-1]), net.dtype)
     return (
         prep.transform(data.X[rows], net.dtype),
         prep.encode(data.target[rows], net.sizes[-1], net.dtype),

@@ -1,0 +1,342 @@
+"""``betaprop train`` under K ranks: each rank reads, encodes and trains on its own rows.
+
+The file is cut into parts (``files.parts``: Parquet row groups, CSV byte ranges at record
+starts), planned once by rank 0 and shared; rank r reads only its contiguous block of parts
+(``owned_parts``). The rows keep their global numbers 0..n-1 (rank r's first is the sum of
+the rows before it, an ``Exscan``). Then, as one process does on the whole table:
+
+- the split: every rank gathers the class labels as codes (4 bytes a row; codes in the
+  order of the sorted labels, so that ``split_rows`` stratifies exactly as on the labels)
+  and draws the same ``split_rows`` as one process;
+- the preprocessing: means and standard deviations of the training rows from each rank's
+  count, mean and sum of squared deviations, combined pairwise (Chan et al.), never from
+  sum x and sum x^2; the classes: the union of the ranks' labels;
+- each rank encodes only its rows; ``fit(..., rows=)`` trains on them (the global shuffle);
+- the final metrics and the confusion matrix: sums over the ranks (``cli.sharded_metrics``).
+
+A table that needs encoding (text categories, gaps to impute) is read whole on every rank for
+now (its categories and fill values are not yet agreed by reduction); a bundled dataset too.
+Every rank checks that it read the same file: its size and modification time before the
+plan and after its reads must be the same on every rank.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..engine.losses import LOSSES
+from ..files.datasets import Dataset, class_labels, numeric_labels
+from ..files.frames import from_frame
+from ..files.parts import PART_BYTES, owned_parts, plan_parts, read_part
+from ..files.preprocessing import Preprocessing
+from ..files.reading import DataError
+from .models import table_options
+from .options import UserError
+
+__all__ = [
+    "Shard",
+    "balanced_weights",
+    "row_digest",
+    "shardable",
+    "sharded_data",
+    "sharded_data_and_splits",
+]
+
+Array = np.ndarray
+
+
+@dataclass
+class Shard:
+    """This rank's rows of the table: the global number of its first, all ranks' count,
+    and per split the rows in its ``data`` (``local``) and their numbers within the split
+    (``numbers``: what ``fit(..., rows=)`` takes for the training split)."""
+
+    comm: Any
+    first: int
+    n: int
+    local: dict[str, Array] = field(default_factory=dict)
+    numbers: dict[str, Array] = field(default_factory=dict)
+
+
+def shardable(args: argparse.Namespace, comm: Any) -> bool:
+    """Whether this run reads its data sharded: K > 1 ranks and a data file (not bundled)."""
+    if comm is None or comm.Get_size() < 2:
+        return False
+    spec = args.data
+    return os.path.isfile(spec)  # (a missing file: the one-process path says so)
+
+
+def sharded_data(args: argparse.Namespace, comm: Any) -> tuple[Dataset, Shard] | None:
+    """This rank's rows of --data as a ``Dataset``, and where they lie; None when the table
+    needs encoding (read whole, for now). Collective: every rank calls it."""
+    before = _identity(args.data)
+    # parts of about size / K bytes (at most PART_BYTES): each rank a block of the file
+    size = -(-before[0] // comm.Get_size())
+    part_bytes = max(1, min(PART_BYTES, size))
+    sep = table_options(args)["sep"]
+    parts = _agreed(comm, lambda: plan_parts(args.data, sep=sep, part_bytes=part_bytes))
+    mine = owned_parts(parts, comm.Get_rank(), comm.Get_size())
+    data = _read(args, mine)
+    _same_file(comm, args.data, before, _identity(args.data))
+    plain = data is None or data.frame is None
+    if not comm.allreduce(plain, op=_mpi().LAND):
+        return None
+    names = comm.allgather(None if data is None else data.feature_names)
+    known = [n for n in names if n is not None]
+    if any(n != known[0] for n in known):
+        raise DataError(f"{args.data}: the parts of the file have different columns: {known}")
+    if data is None:  # no rows here: an empty table of the same columns
+        target = np.empty(0, dtype=object)
+        data = Dataset(np.empty((0, len(known[0])), dtype=args.dtype), target, known[0],
+                       args.target or "", args.data)  # fmt: skip
+    m = len(data.X)
+    first = int(comm.exscan(m) or 0)  # (None on rank 0)
+    return data, Shard(comm, first, int(comm.allreduce(m)))
+
+
+def _read(args: argparse.Namespace, parts: list) -> Dataset | None:
+    """The rows of this rank's parts, as ``load_data`` reads a table (None: no parts)."""
+    options = table_options(args)
+    declared = [] if isinstance(options["categorical"], str) else options["categorical"]
+    pieces = []
+    for part in parts:
+        frame, _ = read_part(
+            args.data, part, sep=options["sep"], text=declared,
+            decimal=options["decimal"], thousands=options["thousands"],
+        )  # fmt: skip
+        pieces.append(
+            from_frame(
+                frame,
+                args.target,
+                source=args.data,
+                categorical=options["categorical"],
+                drop=options["drop"],
+                allow_missing=options["allow_missing"],
+                sep=options["sep"],
+                dtype=args.dtype,
+                na_values=options["na_values"],
+                decimal=options["decimal"],
+                thousands=options["thousands"],
+            )  # fmt: skip
+        )
+        del frame
+    if not pieces:
+        return None
+    if len(pieces) == 1:
+        return pieces[0]
+    one = pieces[0]
+    X = np.concatenate([piece.X for piece in pieces])
+    target = np.concatenate([piece.target for piece in pieces])
+    frame = None if all(piece.frame is None for piece in pieces) else one.frame
+    return Dataset(X, target, one.feature_names, one.target_name, one.source, one.task,
+                   frame, one.categorical, one.notes)  # fmt: skip
+
+
+def _identity(path: str) -> tuple[int, int]:
+    status = os.stat(path)
+    return status.st_size, status.st_mtime_ns
+
+
+def _same_file(comm: Any, path: str, before: tuple, after: tuple) -> None:
+    """Refuse (DataError, every rank) a file whose size or time differs between reads."""
+    seen = comm.allgather((before, after))
+    if len({stamp for pair in seen for stamp in pair}) > 1:
+        sizes = sorted({stamp[0] for pair in seen for stamp in pair})
+        raise DataError(
+            f"{path} changed while the ranks read it (sizes {sizes} bytes, or its "
+            "modification time, differ between ranks' reads): train on a file nothing writes"
+        )
+
+
+def _agreed(comm: Any, plan: Any) -> Any:
+    """Rank 0's ``plan()``, shared; its one-line error raised on every rank."""
+    result: Any = None
+    if comm.Get_rank() == 0:
+        try:
+            result = plan()
+        except (DataError, UserError, OSError) as error:
+            result = error
+    result = comm.bcast(result, root=0)
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def _mpi() -> Any:
+    from ..training.launch import mpi
+
+    return mpi()
+
+
+# ----------------------------------------------------------------------------- splits
+def all_labels(data: Dataset, comm: Any) -> tuple[list[str], Array]:
+    """Every rank's class labels: the sorted distinct labels, and the code of each row of
+    all ranks in global order (an ``Allgatherv`` of int32 codes)."""
+    mine = class_labels(data.target)
+    distinct = sorted(set().union(*comm.allgather(set(mine))))
+    code = {label: j for j, label in enumerate(distinct)}
+    local = np.fromiter((code[label] for label in mine), dtype=np.int32, count=len(mine))
+    counts = comm.allgather(len(local))
+    codes = np.empty(sum(counts), dtype=np.int32)
+    comm.Allgatherv(local, [codes, counts])
+    return distinct, codes
+
+
+def strata(codes: Array) -> list[str]:
+    """Labels for ``split_rows`` that sort as the codes do (the codes follow the labels'
+    sorted order, so scikit-learn's stratified split sees the same classes in the same
+    order as one process does)."""
+    width = len(str(int(codes.max()))) if len(codes) else 1
+    return [f"{c:0{width}d}" for c in codes.tolist()]
+
+
+def place(shard: Shard, splits: dict[str, Array], m: int) -> None:
+    """This rank's rows of each split (sorted global rows): where they are in its data and
+    their numbers within the split."""
+    for name, rows in splits.items():
+        a, b = np.searchsorted(rows, [shard.first, shard.first + m])
+        shard.local[name] = rows[a:b] - shard.first
+        shard.numbers[name] = np.arange(a, b)
+
+
+def infer_task_of_ranks(data: Dataset, comm: Any) -> str:
+    """``infer_task`` over all ranks' targets: classification for text labels, or integers
+    with at most ``MAX_INTEGER_CLASSES`` distinct values."""
+    from ..files.datasets import MAX_INTEGER_CLASSES
+
+    numbers = numeric_labels(data.target)
+    text = numbers is None and len(data.target) > 0
+    integral = numbers is None or bool(np.all(numbers == np.round(numbers)))
+    few = set() if numbers is None else set(np.unique(numbers)[: MAX_INTEGER_CLASSES + 1].tolist())
+    gathered = comm.allgather((text, integral, few))
+    if any(t for t, _, _ in gathered):
+        return "classification"
+    values = set().union(*(f for _, _, f in gathered))
+    if all(i for _, i, _ in gathered) and len(values) <= MAX_INTEGER_CLASSES:
+        return "classification"
+    return "regression"
+
+
+# ----------------------------------------------------------------------------- statistics
+def reduced_statistics(X: Array, comm: Any) -> tuple[Array, Array]:
+    """Mean and standard deviation (ddof 0) of every column over all ranks' rows of X, in
+    float64: each rank's count, mean and sum of squared deviations M2, combined pairwise
+    (Chan, Golub and LeVeque): M2 = M2_a + M2_b + (mean_b - mean_a)^2 n_a n_b / (n_a + n_b)."""
+    m = len(X)
+    mean = X.sum(axis=0, dtype=np.float64) / max(m, 1)
+    squares = np.zeros(X.shape[1])
+    for start in range(0, m, 65536):
+        block = X[start : start + 65536].astype(np.float64) - mean
+        squares += np.square(block, out=block).sum(axis=0)
+    n, total_mean, total_m2 = 0, np.zeros(X.shape[1]), np.zeros(X.shape[1])
+    for count, mean_r, m2_r in comm.allgather((m, mean, squares)):
+        if not count:
+            continue
+        delta = mean_r - total_mean
+        both = n + count
+        total_m2 = total_m2 + m2_r + delta**2 * (n * count / both)
+        total_mean = total_mean + delta * (count / both)
+        n = both
+    return total_mean, np.sqrt(total_m2 / max(n, 1))
+
+
+def sharded_preprocessing(
+    data: Dataset, task: str, shard: Shard, distinct: list[str] | None
+) -> Preprocessing:
+    """``Preprocessing.fit`` on the training rows of all ranks (a table of numbers): means
+    and scales reduced over the ranks, the classes of every rank's labels."""
+    comm, rows = shard.comm, shard.local["train"]
+    mean, scale = reduced_statistics(data.X[rows], comm)
+    scale[scale == 0.0] = 1.0
+    prep = Preprocessing(list(data.feature_names), [float(v) for v in mean],
+                         [float(v) for v in scale], task, data.target_name)  # fmt: skip
+    if task == "classification":
+        assert distinct is not None
+        labels = Dataset(np.zeros((len(distinct), 1)), np.array(distinct, dtype=object), ["x"],
+                         data.target_name, data.source)  # fmt: skip
+        prep.classes = Preprocessing.fit(labels, "classification").classes
+    else:
+        numbers = numeric_labels(data.target)
+        if numbers is None:
+            raise DataError(f"target {data.target_name!r} must be numeric for regression")
+        t_mean, t_scale = reduced_statistics(numbers[rows][:, None], comm)
+        prep.target_mean = float(t_mean[0])
+        prep.target_scale = float(t_scale[0]) if t_scale[0] > 0 else 1.0
+    return prep
+
+
+def sharded_data_and_splits(
+    args: argparse.Namespace, comm: Any
+) -> tuple[Dataset, Preprocessing, dict[str, Array], Any, Shard] | None:
+    """``data_and_splits`` where each rank reads only its rows: this rank's ``Dataset``, the
+    preprocessing of all ranks' training rows, the global splits (those of one process),
+    the notes, and the ``Shard``; None when the table needs encoding (read it whole)."""
+    from .models import print_notes
+    from .settings import split_rows
+    from .training import task_note
+
+    read = sharded_data(args, comm)
+    if read is None:
+        return None
+    data, shard = read
+    task = infer_task_of_ranks(data, comm) if args.task == "auto" else args.task
+    distinct, codes = all_labels(data, comm) if task == "classification" else (None, None)
+    stratify = None if codes is None else strata(codes)
+    splits = split_rows(shard.n, stratify, args.val_fraction, args.test_fraction, args.seed)
+    del stratify, codes
+    place(shard, splits, len(data.X))
+    prep = sharded_preprocessing(data, task, shard, distinct)
+    if args.loss and LOSSES[args.loss].targets == "counts":  # the log link needs them as they are
+        prep.target_mean, prep.target_scale = 0.0, 1.0
+        mine = numeric_labels(data.target) if task == "regression" else None
+        lowest = comm.allreduce(float(mine.min()) if mine is not None and len(mine) else 0.0,
+                                op=_mpi().MIN)  # fmt: skip
+        if lowest < 0:
+            raise UserError(f"--loss {args.loss} needs a target >= 0 (counts), got {lowest!r}")
+
+    def say_notes() -> None:  # --quiet prints nothing
+        if not getattr(args, "quiet", False):
+            print_notes(data)
+            if args.task == "auto" and data.task is None:
+                task_note(data, task)
+
+    return data, prep, splits, say_notes, shard
+
+
+def balanced_weights(prep: Preprocessing, data: Dataset, shard: Shard) -> Array:
+    """--class-weight balanced over all ranks' training rows: n / (k n_c) for each of this
+    rank's training rows (n_c: the class's training rows on all ranks, k: the classes that
+    have any)."""
+    rows = shard.local["train"]
+    index = {label: j for j, label in enumerate(prep.classes or ())}
+    codes = np.fromiter((index[label] for label in prep.labels(data.target[rows])),
+                        dtype=np.intp, count=len(rows))  # fmt: skip
+    counts = np.bincount(codes, minlength=len(index)).astype(np.int64)
+    shard.comm.Allreduce(_mpi().IN_PLACE, counts)
+    n, k = int(counts.sum()), int((counts > 0).sum())
+    return n / (k * counts[codes])
+
+
+def row_digest(X: Array, D: Array, numbers: Array, comm: Any) -> str:
+    """A fingerprint of all ranks' training rows, whichever rank holds which (so a run resumes
+    under any number of ranks): the sum mod 2^64 of a hash of each row's bytes and global
+    number, summed over the ranks. (One process keeps the SHA-256 of its X and D.)"""
+    rng = np.random.default_rng(20251206)
+    total = 0
+    for A in (X, D):
+        words = A.shape[1] * A.dtype.itemsize // 4
+        weights = rng.integers(1, 2**63, size=words + 1, dtype=np.uint64) | np.uint64(1)
+        for start in range(0, len(A), 65536):
+            block = np.ascontiguousarray(A[start : start + 65536]).view(np.uint32)
+            with np.errstate(over="ignore"):
+                h = block.astype(np.uint64) @ weights[:words]
+                h += numbers[start : start + 65536].astype(np.uint64) * weights[words]
+                h ^= h >> np.uint64(29)
+                h *= np.uint64(0xBF58476D1CE4E5B9)  # a 64-bit mixer (splitmix64's)
+            total = (total + int(h.sum(dtype=np.uint64))) % 2**64
+    return f"rows:{sum(comm.allgather(total)) % 2**64:016x}"
