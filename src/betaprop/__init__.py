@@ -25,12 +25,14 @@ from .training import (
     schedules,
     train_step,
 )
+from .training.stream import Stream  # fit(net, Stream(...)): data larger than memory
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Network",
     "fit",
+    "Stream",
     "train_step",
     "evaluate",
     "History",

@@ -103,6 +103,16 @@ class Stream:
             shuffle_buffer=shuffle_buffer,
         )
 
+    @classmethod
+    def from_file(cls, path: str, target: str | None = None, **options: Any) -> Stream:
+        """A data file's rows (Parquet, CSV, ``.npy``) read in parts and encoded part by part,
+        with a ``Preprocessing`` fitted in a first pass over the parts (``stream.preprocessing``;
+        ``files.table_stream``: options ``task``, ``shuffle_buffer``, ``part_bytes``, ``sep``,
+        ``outputs``, ``dtype``). Only one part is held at a time."""
+        from ..files.table_stream import table_stream
+
+        return table_stream(path, target, **options)
+
     @property
     def rows(self) -> list[int]:
         """The rows of each part (counted by one pass over the parts when not given)."""
