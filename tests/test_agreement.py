@@ -207,11 +207,19 @@ def test_a_column_of_numbers_in_one_part_and_text_in_another_is_refused_as_fit_r
         Preprocessing.fit_parts([whole.iloc[:40], whole.iloc[40:]])
 
 
-def test_a_one_shot_iterator_cannot_give_a_median(tmp_path):
+def test_a_median_from_a_function_reads_the_parts_again_and_from_an_iterator_once(tmp_path):
     path = _table(tmp_path, 3, "classification")
-    with pytest.raises(ValueError, match="the median needs the parts twice"):
-        Preprocessing.fit_parts(iter(_parts(path, 500)), impute="median")
-    Preprocessing.fit_parts(iter(_parts(path, 500)), impute="mean")  # one pass is enough
+    want = Preprocessing.fit(read_table(path), impute="median")
+    reads = []
+
+    def parts():
+        reads.append(1)
+        return iter(_parts(path, 500))
+
+    assert_same_preprocessing(Preprocessing.fit_parts(parts, impute="median"), want)
+    assert len(reads) >= 2, "the selection's rounds read the parts again"
+    once = Preprocessing.fit_parts(iter(_parts(path, 500)), impute="median")
+    assert_same_preprocessing(once, want)
 
 
 WORKER = """

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import os
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -266,3 +267,17 @@ def test_ranks_own_contiguous_blocks_that_cover_every_part_once(tmp_path, k):
             for p in block:  # its first row (byte) in [r n / K, (r + 1) n / K)
                 x = p.start - parts[0].start if csv_bytes else p.first_row
                 assert r * total / k <= x < (r + 1) * total / k
+
+
+def test_a_part_that_is_not_utf8_is_refused_in_one_line_as_read_table_refuses_it(tmp_path):
+    path = str(tmp_path / "latin1.csv")
+    body = "a,b\n" + "1,x\n" * 20_000 + "2,caf\xe9\n" + "3,y\n" * 50  # past the head
+    Path(path).write_bytes(body.encode("latin-1"))
+    with pytest.raises(DataError, match="not a UTF-8 text file"):
+        read_table(path)
+    parts = plan_parts(path, part_bytes=4096)
+    with pytest.raises(DataError, match="not a UTF-8 text file") as caught:
+        for part in parts:
+            read_part(path, part)
+    assert "\n" not in str(caught.value)
+    assert f"byte {Path(path).read_bytes().index(0xE9)} cannot" in str(caught.value)

@@ -126,12 +126,17 @@ class _Summary:
         )
 
 
-def _summary(data: Dataset, task: str | None, impute: str | None) -> _Summary:
-    """One pass over one part's rows."""
+def _summary(
+    data: Dataset, task: str | None, impute: str | None, kept: list[dict[str, Array]] | None
+) -> _Summary:
+    """One pass over one part's rows; with ``kept``, the present values of its numeric
+    columns are appended to it (for the median's rounds, parts already in memory)."""
     import pandas as pd
 
     table = table_of(data)
     columns = {}
+    if kept is not None:
+        kept.append({})
     for name in data.feature_names:
         if name in data.categorical:
             cells = table[name].to_numpy(dtype=object)
@@ -142,6 +147,8 @@ def _summary(data: Dataset, task: str | None, impute: str | None) -> _Summary:
         else:
             x = table[name].to_numpy(dtype=np.float64)
             present = x[~np.isnan(x)]
+            if kept is not None:
+                kept[-1][name] = present
             columns[name] = _Column(
                 True,
                 len(x) - len(present),
@@ -222,8 +229,11 @@ def fit_parts(
     frame_options.update(categorical=options["categorical"], allow_missing=impute is not None)
     read = _datasets(parts, frame_options)
     local = _Summary()
+    # parts in memory (a list, an iterator): the median's rounds read their kept values;
+    # parts read on demand (a function) are read again, round by round
+    kept: list[dict[str, Array]] | None = [] if impute == "median" and not callable(parts) else None
     for data in read():
-        local = local.merge(_summary(data, task, impute))
+        local = local.merge(_summary(data, task, impute, kept))
     total = _Summary()
     for piece in agreement.gather(local):
         total = total.merge(piece)
@@ -243,7 +253,7 @@ def fit_parts(
     table = impute is not None or len(numeric) < len(total.names)
     if table:
         prep.columns, prep.impute, prep.unknown = list(total.names), impute, unknown
-        _fill(prep, total, numeric, impute, indicator, read, agreement)
+        _fill(prep, total, numeric, impute, indicator, read, kept, agreement)
         _categories(prep, total, impute)
     prep.feature_names = (
         numeric
@@ -262,6 +272,7 @@ def _fill(
     impute: str | None,
     indicator: bool,
     read: Callable[[], Iterator[Dataset]],
+    kept: list[dict[str, Array]] | None,
     agreement: Agreement,
 ) -> None:
     """SimpleImputer(strategy=impute, add_indicator=indicator, keep_empty_features=True)'s
@@ -275,6 +286,10 @@ def _fill(
                   for n, k in zip(numeric, counts_, strict=True)]  # fmt: skip
 
         def passes() -> Iterator[list[Array]]:
+            if kept is not None:
+                nothing = np.empty(0)
+                yield from ([values.get(n, nothing) for n in numeric] for values in kept)
+                return
             for data in read():
                 table = table_of(data)
                 yield [_present(table[n].to_numpy(dtype=np.float64)) for n in numeric]

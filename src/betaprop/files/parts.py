@@ -121,7 +121,12 @@ def read_part(
                           decimal=decimal, thousands=thousands)  # fmt: skip
     except MemoryError:
         raise
-    except Exception as error:  # pandas' ParserError, UnicodeDecodeError, ...
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"{path}: not a UTF-8 text file (byte {part.start + error.start - len(head)} cannot "
+            "be decoded); save it as UTF-8 CSV"
+        ) from None
+    except Exception as error:  # pandas' ParserError, ...
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DataError(
             f"{path}: malformed CSV in bytes {part.start}-{part.stop} (rows from "

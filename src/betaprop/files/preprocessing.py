@@ -172,11 +172,11 @@ class Preprocessing:
 
         ``parts`` (this rank's training rows) is a list of DataFrames (or ``Dataset``s read
         with ``from_frame(..., features=...)``: every column, even one a part has no value
-        in), or a function returning an iterator over them (read again for a median: a few
-        passes). ``reading``: more ``from_frame`` arguments for DataFrame parts (source, drop,
-        na_values, decimal, thousands, sep, dtype). Every rank calls this together and gets
-        the same ``Preprocessing`` as ``fit`` on all rows: means and scales to rounding, the
-        rest exactly (``files.fit_parts``).
+        in), or a function returning an iterator over them (read again by a median's rounds,
+        where a list keeps its numeric values). ``reading``: more ``from_frame`` arguments
+        for DataFrame parts (source, drop, na_values, decimal, thousands, sep, dtype). Every
+        rank calls this together and gets the same ``Preprocessing`` as ``fit`` on all rows:
+        means and scales to rounding, the rest exactly (``files.fit_parts``).
         """
         from .agreement import Agreement
         from .fit_parts import fit_parts
