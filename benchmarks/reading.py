@@ -1,7 +1,10 @@
 """Reading a 200 000 x 51 numeric table: betaprop's reader against pandas.read_csv (issue 18);
-with ``--mixed``, a mixed table read and encoded against pandas + scikit-learn (issue 24).
+with ``--mixed``, a mixed table read and encoded against pandas + scikit-learn (issue 24);
+with ``--train``, that table end to end: ``betaprop train --epochs 1`` against pandas +
+scikit-learn's Pipeline with one epoch of ``MLPClassifier``.
 
-Run: ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m benchmarks.reading [--mixed]``.
+Run: ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m benchmarks.reading
+[--mixed | --train]``.
 
 The mixed table (issue 24): 200 000 rows, 40 numeric columns, 8 text columns of 3 to 100
 levels, gaps in two of them (one numeric, one text), a text target. betaprop: ``read_csv``
@@ -14,6 +17,13 @@ change of load touches all alike; printed are the median time and its ratio to p
 Peak memory is what the reading adds to the process: after the imports the child resets
 Linux's peak resident set (``/proc/self/clear_refs``), reads, and subtracts its resident set
 before reading from the new peak (VmHWM); set against the final float32 feature matrix.
+``--train`` times whole processes (interpreter, imports, everything the command does) and
+takes each one's peak resident set from the kernel (``os.wait4``): ``betaprop train --data
+mixed.csv --epochs 1`` (hidden 128, batch 32, float32, 70/10/20 split, validation each epoch,
+the scores of the three splits, model file and report written) against ``pandas.read_csv``,
+the same 70/10/20 rows (``train_test_split``, stratified), the Pipeline (ColumnTransformer as
+above, ``MLPClassifier(hidden_layer_sizes=(128,), batch_size=32, max_iter=1)``) fitted on the
+training rows, and its scores on the validation and test rows.
 Readers: ``pandas.read_csv(...).to_numpy(float32)``, betaprop's ``read_csv(..., dtype=
 "float32")`` on the CSV, and on a Parquet file of the same table.
 """
@@ -95,6 +105,40 @@ print(seconds, status("VmHWM:") - before, X.shape[1])
 """
 
 
+SKLEARN_TRAIN = r"""
+import sys, warnings
+import numpy as np, pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+frame = pd.read_csv(sys.argv[1])
+features, labels = frame.iloc[:, :-1], frame.iloc[:, -1].astype(str)
+text = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
+numbers = [c for c in features.columns if c not in text]
+rest, test = train_test_split(np.arange(len(frame)), test_size=0.2, random_state=0,
+                              stratify=labels)
+train, validation = train_test_split(rest, test_size=0.125, random_state=0,
+                                     stratify=labels.iloc[rest])
+encoder = ColumnTransformer([
+    ("num", Pipeline([("i", SimpleImputer(strategy="median")), ("s", StandardScaler())]),
+     numbers),
+    ("cat", Pipeline([("i", SimpleImputer(strategy="most_frequent")),
+                      ("o", OneHotEncoder(handle_unknown="ignore", sparse_output=False))]),
+     text)])
+model = Pipeline([("encode", encoder), ("mlp", MLPClassifier(
+    hidden_layer_sizes=(128,), batch_size=32, max_iter=1, random_state=0))])
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # ConvergenceWarning: one epoch is what is asked
+    model.fit(features.iloc[train], labels.iloc[train])
+scores = [model.score(features.iloc[rows], labels.iloc[rows]) for rows in (validation, test)]
+print(*scores)
+"""
+
+
 def mixed_table(path: str) -> None:
     """The mixed table of issue 24, written as CSV."""
     import pandas as pd
@@ -137,6 +181,56 @@ def mixed(repeats: int) -> None:
     print(f"load after {os.getloadavg()[0]:.1f}")
 
 
+def whole_process(command: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak resident bytes of one process run to its end (``os.wait4``)."""
+    import time
+
+    start = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - start
+    child.returncode = os.waitstatus_to_exitcode(status)
+    assert child.stderr is not None
+    errors = child.stderr.read().decode()
+    child.stderr.close()
+    if child.returncode:
+        raise SystemExit(f"{command[:4]}: {errors.strip().splitlines()[-1:]}")
+    return seconds, usage.ru_maxrss * 1024.0  # kilobytes on Linux
+
+
+def train(repeats: int) -> None:
+    """``betaprop train --epochs 1`` against pandas + the scikit-learn Pipeline, end to end."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "mixed.csv")
+        mixed_table(path)
+        print(f"mixed {ROWS} x 49 table, train --epochs 1 end to end (hidden 128, batch 32); "
+              f"{repeats} alternating rounds, load before {os.getloadavg()[0]:.1f}")  # fmt: skip
+        commands = {
+            "pandas+sklearn": [sys.executable, "-c", SKLEARN_TRAIN, path],
+            "betaprop train": [sys.executable, "-m", "betaprop", "train", "--data", path,
+                               "--epochs", "1", "--out", os.path.join(folder, "run"),
+                               "--force", "--quiet"],
+        }  # fmt: skip
+        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+        loads = []
+        for _ in range(repeats):
+            for name, command in commands.items():
+                samples[name].append(whole_process(command))
+            loads.append(os.getloadavg()[0])
+    reference = statistics.median(s for s, _ in samples["pandas+sklearn"])
+    peak_reference = statistics.median(p for _, p in samples["pandas+sklearn"])
+    print(f"{'end to end':<16} {'median s':>9} {'x sklearn':>9} {'peak MB':>8} {'x sklearn':>9}")
+    for name, runs in samples.items():
+        seconds = statistics.median(s for s, _ in runs)
+        peak = statistics.median(p for _, p in runs)
+        print(f"{name:<16} {seconds:9.2f} {seconds / reference:9.2f} {peak / 1e6:8.0f} "
+              f"{peak / peak_reference:9.2f}")  # fmt: skip
+    pairs = zip(samples["pandas+sklearn"], samples["betaprop train"], strict=True)
+    ratios = [ours[0] / theirs[0] for theirs, ours in pairs]
+    print("paired time ratios " + " ".join(f"{r:.2f}" for r in ratios)
+          + f"; load after each round {' '.join(f'{v:.1f}' for v in loads)}")  # fmt: skip
+
+
 def measure(path: str, how: str) -> tuple[float, float]:
     out = subprocess.run([sys.executable, "-c", CHILD, path, how], capture_output=True,
                          text=True, check=True)  # fmt: skip
@@ -148,7 +242,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--mixed", action="store_true", help="the mixed table of issue 24")
+    parser.add_argument("--train", action="store_true", help="that table, train end to end")
     args = parser.parse_args(argv)
+    if args.train:
+        train(args.repeats)
+        return
     if args.mixed:
         mixed(args.repeats)
         return

@@ -55,10 +55,41 @@ def missing_mask(column: Any, missing: Sequence[str] = MISSING) -> Array:
         if sentinels and kind in "iuf":
             gaps = gaps | np.isin(column.to_numpy(np.float64, na_value=np.nan), sentinels)
         return gaps
-    text = column.astype(object)
-    isna = text.isna().to_numpy()
-    lowered = text.where(~isna, "").astype(str).str.strip().str.lower()
-    return isna | lowered.isin(missing).to_numpy()
+    codes, levels = text_levels(column)
+    return _per_cell(_level_gaps(levels, missing), codes, True)
+
+
+def text_levels(column: Any) -> tuple[Array, Any]:
+    """A text column as (codes, levels): its distinct cells as stripped text (a pandas Series,
+    in the order of their first row) and each cell's position among them, -1 where it is
+    NaN/None/pd.NA. Every test of a cell (a gap? a number? a date?) is then made once per
+    level and taken to the cells by their codes: no pass of Python or of text over the
+    cells. A cell that is not text (a Parquet object column) is its ``str``."""
+    import pandas as pd
+
+    strings = isinstance(column.dtype, pd.StringDtype) or (
+        column.dtype == np.dtype("O")
+        and pd.api.types.infer_dtype(column, skipna=True) in ("string", "empty")
+    )
+    if strings:
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    else:  # booleans, numbers, lists ...: as text, one by one (1 and 1.0 and True are one key)
+        absent = column.isna().to_numpy()
+        cells = np.full(len(column), None, dtype=object)
+        cells[~absent] = column[~absent].astype(str).to_numpy(dtype=object)
+        codes, uniques = pd.factorize(cells, use_na_sentinel=True)
+    levels = pd.Series(np.asarray(uniques, dtype=object), dtype=object).str.strip()
+    return np.asarray(codes, dtype=np.intp), levels
+
+
+def _level_gaps(levels: Any, missing: Sequence[str]) -> Array:
+    """Which (stripped) levels spell a gap (``missing``, lower-case)."""
+    return levels.str.lower().isin(missing).to_numpy(dtype=bool)
+
+
+def _per_cell(per_level: Array, codes: Array, absent: Any) -> Array:
+    """A value per level taken to each cell by its code; ``absent`` where the code is -1."""
+    return np.append(per_level, np.array([absent], dtype=per_level.dtype))[codes]
 
 
 def feature_kinds(
@@ -76,15 +107,19 @@ def feature_kinds(
     ones, whether any cell is a problem the strict reader must word, whether any is missing;
     the columns of dates (read as seconds) are added to ``dates``, and a note to ``notes``.
     One pass of vectorised pandas/NumPy operations per column, no Python loop over cells."""
-    import pandas as pd
 
     numeric: dict[str, Array] = {}
     kinds: dict[str, str] = {}
     problems = ragged = False
     for name in names:
         column = frame[name]
-        missing = missing_mask(column, missing_cells)
         kind = column.dtype.kind
+        if kind in "biufmM":
+            missing = missing_mask(column, missing_cells)
+        else:  # text: each test made once per distinct cell (text_levels)
+            codes, levels = text_levels(column)
+            gap = _level_gaps(levels, missing_cells)
+            missing = _per_cell(gap, codes, True)
         if name in declared or (detect and (kind == "b" or column.dtype.name == "category")):
             kinds[name] = "categorical"
         elif kind in "mM":  # dates and durations: numbers of seconds
@@ -98,29 +133,13 @@ def feature_kinds(
             numeric[name] = values
             problems |= bool((np.abs(values) > MAX_MAGNITUDE).any())
         else:
-            present = ~missing
-            cells = _present_text(column, present)
-            parsed = pd.to_numeric(cells, errors="coerce").to_numpy(np.float64)
-            underscores = cells.str.contains("_", regex=False).to_numpy()
-            parsed = np.where(underscores, np.nan, parsed)  # pandas reads 1_000; data should not
-            values = np.full(len(column), np.nan)
-            values[present] = parsed
-            bad = present & np.isnan(values)
-            if bad.any():  # "1,205" among numbers, or every cell "1,37": another locale's
-                _refuse_locale(cells[bad[present]], name, source)
-            stamps = _text_dates(cells) if bad.any() and not detect else None
-            if detect and present.any() and bad[present].all():
-                kinds[name] = "categorical"  # no present cell is a number
-                _many_levels(cells, name, notes)
-            elif stamps is not None:  # a model's date column (from Parquet), in a text file
-                values[present] = stamps
-                kinds[name] = "numeric"
+            _nested(column, missing)
+            kinds[name], values, bad = _text_kind(codes, levels, gap, name, detect, source, notes)
+            if values is not None:
                 numeric[name] = values
-                dates.append(name)
-            else:
-                kinds[name] = "numeric"
-                numeric[name] = values
-                problems |= bool(bad.any() or (np.abs(values) > MAX_MAGNITUDE).any())
+                problems |= bool(bad)
+                if bad is None:  # a model's date column (from Parquet), in a text file
+                    dates.append(name)
         if missing.any() and not allow_missing:
             problems = True
         ragged |= bool(missing.any())  # a short row reads as empty cells: the strict reader tells
@@ -135,37 +154,59 @@ def feature_kinds(
 MANY_LEVELS = 50  # a text column with more levels, or more than half its cells distinct
 
 
-def _many_levels(cells: Any, name: str, notes: list[str]) -> None:
-    """A note for a text column of many levels (an identifier, a name): each level is one
-    one-hot input, and a level seen once teaches nothing."""
-    levels = len(_unique(cells))
-    if levels > MANY_LEVELS or (len(cells) >= 20 and levels > len(cells) / 2):
+def _many_levels(levels: Any, cells: int, name: str, notes: list[str]) -> None:
+    """A note for a text column of many ``levels`` (distinct present cells, stripped) in
+    ``cells`` present cells (an identifier, a name): each level is one one-hot input, and a
+    level seen once teaches nothing."""
+    count = int(levels.nunique())  # " a" and "a" are one level once stripped
+    if count > MANY_LEVELS or (cells >= 20 and count > cells / 2):
         notes.append(
-            f"warning: column {name!r} has {levels} distinct values in {len(cells)} rows "
-            f"(one-hot: {levels} inputs); an identifier or free text teaches little: leave it "
+            f"warning: column {name!r} has {count} distinct values in {cells} rows "
+            f"(one-hot: {count} inputs); an identifier or free text teaches little: leave it "
             f"out with --drop {name}, unless its values recur"
         )
 
 
-def _unique(cells: Any) -> Array:
+def _text_kind(
+    codes: Array, levels: Any, gap: Array, name: str, detect: bool, source: str, notes: list[str]
+) -> tuple[str, Array | None, bool | None]:
+    """A text column's kind from its ``levels`` (``text_levels``; ``gap``: which spell a gap):
+    "categorical" when no present cell is a number (with ``detect``), else "numeric" with its
+    values (NaN where missing or not a number) and whether a cell is a problem (not a number,
+    too large), None for a column of ISO 8601 dates read as seconds (``detect`` False)."""
     import pandas as pd
 
-    return pd.unique(cells.to_numpy(dtype=object))
+    present = ~gap  # per level; every level occurs in some cell
+    parsed = np.array(pd.to_numeric(levels.where(present, ""), errors="coerce"), np.float64)
+    underscores = levels.str.contains("_", regex=False).to_numpy(dtype=bool)
+    parsed[underscores | gap] = np.nan  # pandas reads 1_000; data should not
+    bad = present & np.isnan(parsed)
+    if bad.any():  # "1,205" among numbers, or every cell "1,37": another locale's
+        _refuse_locale(levels[bad], name, source)
+    stamps = _text_dates(levels[present]) if bad.any() and not detect else None
+    if detect and present.any() and bad[present].all():
+        cells = int(np.count_nonzero(present[codes[codes >= 0]]))
+        _many_levels(levels[present], cells, name, notes)
+        return "categorical", None, False  # no present cell is a number
+    if stamps is not None:
+        parsed[present] = stamps
+        return "numeric", _per_cell(parsed, codes, np.nan), None
+    problem = bool(bad.any() or (np.abs(parsed[present]) > MAX_MAGNITUDE).any())
+    return "numeric", _per_cell(parsed, codes, np.nan), problem
 
 
-def _present_text(column: Any, present: Array) -> Any:
-    """The present cells of a column as stripped text (a pandas Series), without its gaps;
-    lists and records (a Parquet list or struct column) are refused."""
-    cells = column[present]
-    if cells.dtype == np.dtype("O") and len(cells):
-        first = cells.iloc[0]
-        if isinstance(first, (list, tuple, dict, set, np.ndarray)):
-            raise DataError(
-                f"column {column.name!r} holds {type(first).__name__} values (e.g. "
-                f"{_short(first)}), not numbers or text; betaprop reads one value per cell: "
-                "flatten it into columns, or leave it out with --drop"
-            )
-    return cells.astype(str).str.strip()
+def _nested(column: Any, missing: Array) -> None:
+    """Refuse a column of lists or records (a Parquet list or struct column), named by its
+    first present cell."""
+    if column.dtype != np.dtype("O") or missing.all():
+        return
+    first = column.iloc[int(np.argmin(missing))]
+    if isinstance(first, (list, tuple, dict, set, np.ndarray)):
+        raise DataError(
+            f"column {column.name!r} holds {type(first).__name__} values (e.g. "
+            f"{_short(first)}), not numbers or text; betaprop reads one value per cell: "
+            "flatten it into columns, or leave it out with --drop"
+        )
 
 
 def _short(value: Any) -> str:
@@ -248,13 +289,15 @@ def feature_table(
     for name in names:
         if kinds[name] == "numeric":
             parts[name] = numeric[name]
-        else:
-            column = frame[name]
-            present = ~missing_mask(column, missing_cells)
-            cells = _present_text(column, present)
+        else:  # the cells share the levels' strings: no text made per cell
+            codes, levels = text_levels(frame[name])
             if name in declared:
-                cells = cells.str.replace(r"^([+-]?\d+)\.0*$", r"\1", regex=True)
-            text = np.full(len(column), None, dtype=object)
-            text[present] = cells.to_numpy(dtype=object)
-            parts[name] = text
+                levels = levels.str.replace(r"^([+-]?\d+)\.0*$", r"\1", regex=True)
+            text = levels.to_numpy(dtype=object, copy=True)
+            text[_level_gaps(levels, missing_cells)] = None
+            cells = _per_cell(text, codes, None)
+            if frame[name].dtype.kind in "biufmM":  # --na-values -999 in a column of numbers
+                cells[missing_mask(frame[name], missing_cells)] = None
+            # object, not pandas' Arrow strings: the encoder takes the cells as they are
+            parts[name] = pd.Series(cells, dtype=object, copy=False)
     return pd.DataFrame(parts, index=range(len(frame)))

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .kinds import text_levels
 from .reading import open_table, parse_csv
 
 __all__ = ["read_numbers", "faithful", "target_cells", "CHUNK_ROWS"]
@@ -72,7 +73,7 @@ def read_numbers(
                     return None
                 block = _numbers(chunk, columns, limit)
                 label = None
-                if where is not None:
+                if block is not None and where is not None:
                     label = target_cells(chunk.iloc[:, where], limit, missing)
                 if block is None or (where is not None and label is None):
                     return None
@@ -170,9 +171,12 @@ def target_cells(column: Any, limit: float, missing: Sequence[str]) -> Array | N
     if kind in "iuf":  # numbers as parsed: no text round trip; integers stay exact (2^63 + 1)
         values = column.to_numpy({"i": np.int64, "u": np.uint64, "f": np.float64}[kind])
         return values if (np.abs(values) <= limit).all() else None  # NaN too
-    text = column.astype(object)
-    cells = text.where(~text.isna(), "").astype(str).str.strip()
-    numbers = pd.to_numeric(cells, errors="coerce").to_numpy(np.float64)
-    if cells.str.lower().isin(missing).any() or (np.abs(numbers) > limit).any():
+    # text: each distinct cell stripped, tested and parsed once (kinds.text_levels); a cell
+    # without a value (None, NaN) is ""
+    codes, levels = text_levels(column.astype(object))
+    if ("" in missing and (codes < 0).any()) or levels.str.lower().isin(missing).any():
         return None
-    return cells.to_numpy(dtype=object)
+    numbers = pd.to_numeric(levels, errors="coerce").to_numpy(np.float64)
+    if (np.abs(numbers) > limit).any():
+        return None
+    return np.append(levels.to_numpy(dtype=object), "")[codes]
