@@ -282,3 +282,64 @@ def test_reading_options_gaps_in_the_target_and_an_empty_column_as_fit_reads_the
         got = Preprocessing.fit_parts(_parts(path, 100), impute=impute, indicator=True,
                                       reading=reading)  # fmt: skip
         assert_same_preprocessing(got, want)
+
+
+@pytest.mark.parametrize("impute", IMPUTE)
+def test_parquet_row_groups_with_gaps_give_fit_s_preprocessing(tmp_path, impute):
+    """Parquet x gaps x parts: a row group's integers with nulls are floats, one without
+    stays integers; a text column with None in some groups and none in others."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    rng = np.random.default_rng(IMPUTE.index(impute))
+    n = 300
+    count = pd.array(rng.integers(0, 9, n), dtype="Int64")
+    count[rng.random(n) < 0.1] = pd.NA
+    colour = np.array(["red", "green", "blue"], dtype=object)[rng.integers(0, 3, n)]
+    colour[rng.random(n) < 0.1] = None
+    x = rng.normal(size=n)
+    x[:40] = np.nan  # the first row groups: a column without values
+    table = pa.table({"count": count, "colour": colour, "x": x,
+                      "y": rng.normal(size=n).round(3)})  # fmt: skip
+    path = str(tmp_path / "gaps.parquet")
+    pq.write_table(table, path, row_group_size=20)
+    want = Preprocessing.fit(read_table(path), impute=impute, indicator=True)
+    assert want.task == "regression" and "colour" in want.categories
+    for part_bytes in (1, 2000, 10**9):
+        got = Preprocessing.fit_parts(_parts(path, part_bytes), impute=impute, indicator=True)
+        assert_same_preprocessing(got, want)
+
+
+AGREEMENT_WORKER = """
+import json, sys
+import numpy as np
+from mpi4py import MPI
+from betaprop.files.agreement import Agreement
+
+agreement = Agreement(MPI.COMM_WORLD)
+r = agreement.rank
+mine = np.array([r + 1.5, -r, 10.0 * r], dtype=np.float64)
+counts = np.array([r, 2**40 + r], dtype=np.int64)
+result = {"sum": agreement.sum(mine).tolist(), "min": agreement.min(mine).tolist(),
+          "max": agreement.max(mine).tolist(), "int": agreement.sum(counts).tolist(),
+          "gather": agreement.gather({"rank": r, "text": "x" * r}), "size": agreement.size}
+with open(sys.argv[1] + f".{r}", "w") as handle:
+    json.dump(result, handle)
+"""
+
+
+def test_the_agreement_reduces_over_real_ranks(tmp_path):
+    k = 3
+    out = str(tmp_path / "agreed")
+    done = ranks(k, "-c", AGREEMENT_WORKER, out)
+    assert done.returncode == 0, done.stderr
+    each = np.array([[r + 1.5, -r, 10.0 * r] for r in range(k)])
+    for r in range(k):
+        got = json.loads(Path(f"{out}.{r}").read_text())
+        assert got["size"] == k
+        assert got["sum"] == each.sum(axis=0).tolist()
+        assert got["min"] == each.min(axis=0).tolist()
+        assert got["max"] == each.max(axis=0).tolist()
+        assert got["int"] == [sum(range(k)), k * 2**40 + sum(range(k))]
+        assert got["gather"] == [{"rank": q, "text": "x" * q} for q in range(k)]
+    alone = Agreement(None)
+    assert alone.gather(7) == [7] and alone.sum(np.ones(2)).tolist() == [1.0, 1.0]
