@@ -25,7 +25,6 @@ from typing import Any
 from ..engine.activations import ACTIVATIONS
 from ..engine.activations import names as activation_names
 from ..engine.losses import LOSSES
-from ..engine.network import Network
 from ..files.checkpoint import Checkpoint, load_checkpoint
 from ..files.datasets import (
     BUNDLED,
@@ -52,6 +51,7 @@ from .options import (
     rich_console,
 )
 from .progress import ProgressBar, print_train_table
+from .resuming import refuse_finished_model, resume_settings
 from .runs import (
     CHECKPOINT_FILE,
     MODEL_FILE,
@@ -283,7 +283,7 @@ def _train_in(
         "schedule": schedule,
     }
     if saved is not None:
-        settings = _resume_settings(saved, net, fingerprint)
+        settings = resume_settings(saved, net, fingerprint)
     lead = is_lead(comm)
     if comm is not None:
         settings["comm"] = comm
@@ -398,7 +398,7 @@ def _resumed(args: argparse.Namespace) -> tuple[Any, argparse.Namespace]:
             f"--resume: the run in {folder} is finished (epoch {saved.state.epoch}"
             f"{', stopped early' if saved.history.stopped_early else ''}); nothing to resume"
         )
-    _refuse_finished_model(folder, saved)
+    refuse_finished_model(folder, saved)
     restored.out, restored.resume, restored.quiet, restored.argv = folder, None, args.quiet, argv
     if args.checkpoint_every is not None:
         restored.checkpoint_every = args.checkpoint_every
@@ -418,49 +418,3 @@ def _given(args: argparse.Namespace) -> list[str]:
     for action in commands.choices["train"]._actions:  # absent unless given
         action.default = argparse.SUPPRESS
     return [k for k in vars(parser.parse_args(argv)) if k != "command"]
-
-
-def _refuse_finished_model(folder: str, saved: Any) -> None:
-    """Refuse to resume into a folder whose model file is a finished run's (or another
-    run's): resuming would replace it."""
-    from ..files.model import ModelFileError, read_model
-
-    path = os.path.join(folder, MODEL_FILE)
-    if not os.path.lexists(path):
-        return
-    try:
-        record = read_model(path).metadata.get("training", {})
-    except ModelFileError:
-        return  # a damaged model file: the resumed run writes a good one
-    record = record if isinstance(record, dict) else {}
-    theirs, ours = record.get("run_id"), saved.metadata.get("run_id")
-    if record.get("interrupted") is not True or (theirs is not None and theirs != ours):
-        raise UserError(
-            f"--resume: {path} is the model of a finished run, not of the interrupted run "
-            f"in {saved.path}; resuming would replace it: move one of them elsewhere"
-        )
-
-
-def _resume_settings(saved: Any, net: Network, fingerprint: str) -> dict[str, Any]:
-    """Arguments of ``fit`` that continue the saved run; checks it matches data and network."""
-    if saved.metadata.get("data_sha256") != fingerprint:
-        raise UserError(
-            f"--resume: the training data differ from those of {saved.path} (their SHA-256 "
-            "differs): resume with the same data file"
-        )
-    # the same architecture; the seed only drew the first weights, which the checkpoint replaces
-    architecture = {**saved.network.spec(), "seed": net.seed}
-    if architecture != net.spec():
-        raise UserError(f"--resume: the network in {saved.path} does not match its settings")
-    net.params[...] = saved.network.params
-    net.stats[...] = saved.network.stats  # running statistics of batch normalisation
-    net.dropout_rng = saved.network.dropout_rng  # where dropout's masks go on from
-    state = saved.state
-    return {
-        "optimizer": state.optimizer,
-        "epochs": saved.remaining_epochs,
-        "early_stopping": state.early_stopping,
-        "schedule": state.schedule,
-        "history": saved.history,
-        "state": state,
-    }
