@@ -281,3 +281,12 @@ def test_a_part_that_is_not_utf8_is_refused_in_one_line_as_read_table_refuses_it
             read_part(path, part)
     assert "\n" not in str(caught.value)
     assert f"byte {Path(path).read_bytes().index(0xE9)} cannot" in str(caught.value)
+
+
+def test_a_file_changed_after_its_plan_is_refused_not_misnumbered(tmp_path):
+    path = str(tmp_path / "moving.csv")
+    Path(path).write_text("a,b\n" + "".join(f"{i},{i}\n" for i in range(100)))
+    parts = plan_parts(path, part_bytes=64)
+    Path(path).write_text("a,b\n" + "".join(f"{i},{i}\n1,1\n" for i in range(100)))
+    with pytest.raises(DataError, match="changed after its parts were planned"):
+        read_part(path, parts[1])

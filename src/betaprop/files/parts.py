@@ -140,8 +140,18 @@ def read_part(
     frame.columns = names
     for name in [n for n in names if frame[n].dtype == np.dtype("O")]:
         frame[name] = frame[name].astype(str)  # parsed in chunks: numbers and text
+    _planned_rows(path, part, len(frame))
     frame.index = range(part.first_row, part.first_row + len(frame))
     return frame, part.first_row
+
+
+def _planned_rows(path: str, part: Part, rows: int) -> None:
+    """Refuse a part that does not hold the rows its plan counted: the file changed since."""
+    if part.rows is not None and rows != part.rows:
+        raise DataError(
+            f"{path} changed after its parts were planned: part {part.index} holds {rows} "
+            f"rows, not the {part.rows} planned; plan its parts again"
+        )
 
 
 def _plain_index(frame: Any) -> bool:
@@ -259,6 +269,7 @@ def _read_row_groups(path: str, part: Part) -> Any:
     frame = table.to_pandas()
     frame.attrs["format"] = "parquet"
     frame.columns = [str(c).strip() for c in frame.columns]
+    _planned_rows(path, part, len(frame))
     frame.index = range(part.first_row, part.first_row + len(frame))
     return frame
 
