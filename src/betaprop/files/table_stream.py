@@ -26,7 +26,7 @@ from .parts import PART_BYTES, Part, plan_parts, read_part
 from .preprocessing import Preprocessing
 from .statistics import column_statistics
 
-__all__ = ["table_stream", "Moments"]
+__all__ = ["table_stream", "TableStream", "Moments"]
 
 Array = np.ndarray
 
@@ -70,7 +70,7 @@ def table_stream(
     sep: str | None = None,
     outputs: int | None = None,
     dtype: str = "float32",
-) -> Stream:
+) -> TableStream:
     """The training rows of a data file as a ``Stream`` (``fit(net, stream)``).
 
     ``target``: the target column (default: the last); ``task``: "classification" or
@@ -81,20 +81,55 @@ def table_stream(
     ``DataError``.
     """
     parts = plan_parts(path, sep=sep, part_bytes=part_bytes)
-    pass_ = _FirstPass(path, target, sep, dtype)
-    rows = [pass_.add(part) for part in parts]
-    prep = pass_.preprocessing(task)
-    width = outputs if outputs is not None else (prep.n_classes or 1)
+    first = _FirstPass(path, target, sep, dtype)
+    rows = [first.add(part) for part in parts]
+    prep = first.preprocessing(task)
+    stream = TableStream(parts, first, prep, rows, shuffle_buffer, dtype)
+    if outputs is not None:
+        stream.outputs = outputs
+    return stream
 
-    def read(part: Part) -> tuple[Array, Array]:
-        data = pass_.dataset(part)
+
+class TableStream(Stream):
+    """A data file's parts as a ``Stream``: ``read(part)`` encodes a part's rows with the
+    fitted ``preprocessing``, its targets for ``outputs`` columns (N_Q: one per class, or
+    1; set it to the network's N_Q, e.g. 1 for two classes and a sigmoid output);
+    ``dataset(part)`` is the part as read (its raw target, for metrics in its own units)."""
+
+    def __init__(
+        self,
+        parts: list[Part],
+        first: _FirstPass,
+        prep: Preprocessing,
+        rows: list[int],
+        shuffle_buffer: int,
+        dtype: str,
+    ) -> None:
+        super().__init__(parts, self._encoded, rows=rows, shuffle_buffer=shuffle_buffer,
+                         preprocessing=prep)  # fmt: skip
+        self.first, self.dtype = first, dtype
+        self.outputs = prep.n_classes or 1
+
+    def dataset(self, part: Part) -> Dataset:
+        return self.first.dataset(part)
+
+    def subset(self, chosen: list[int]) -> TableStream:
+        """The same file's parts ``chosen`` (indices into ``parts``) as a stream of their own."""
+        parts, rows = [self.parts[k] for k in chosen], [self.rows[k] for k in chosen]
+        prep = self.preprocessing
+        stream = TableStream(parts, self.first, prep, rows, self.shuffle_buffer, self.dtype)
+        stream.outputs = self.outputs
+        return stream
+
+    def _encoded(self, part: Part) -> tuple[Array, Array]:
+        prep = self.preprocessing
+        data = self.first.dataset(part)
         raw = prep.columns_of(data)
-        X = np.empty(raw.shape, dtype=dtype)
+        X = np.empty(raw.shape, dtype=self.dtype)
         for start in range(0, len(raw), _BLOCK_ROWS):  # float64 scratch of a block, not a part
-            X[start : start + _BLOCK_ROWS] = prep.transform(raw[start : start + _BLOCK_ROWS], dtype)
-        return X, prep.encode(data.target, width, dtype=dtype)
-
-    return Stream(parts, read, rows=rows, shuffle_buffer=shuffle_buffer, preprocessing=prep)
+            block = raw[start : start + _BLOCK_ROWS]
+            X[start : start + _BLOCK_ROWS] = prep.transform(block, self.dtype)
+        return X, prep.encode(data.target, self.outputs, dtype=self.dtype)
 
 
 class _FirstPass:

@@ -1,0 +1,212 @@
+"""``betaprop train --stream``: a data file larger than memory, trained on part by part.
+
+``--stream`` (or, for a data file, a memory pre-check that says the table does not fit:
+one line on stderr says so) trains from ``Stream.from_file``: the file's parts (Parquet
+row groups, CSV byte ranges, ``.npy`` row ranges) in a shuffled order each epoch, through a
+shuffle buffer of ``--shuffle-buffer`` rows, the preprocessing fitted in a first pass
+(docs/streaming.md). What differs from training in memory:
+
+- the validation and test splits are whole parts (drawn with ``--seed``, about
+  ``--val-fraction`` and ``--test-fraction`` of the rows, none when the file has fewer than
+  three parts), and their metrics are computed part by part after training;
+- there is no validation during training, so no early stopping (``--early-stopping`` is
+  ignored) and the run ends with its last epoch's weights;
+- ``--resume`` of a streamed run is refused (a checkpoint resumes at an epoch boundary from
+  the library: ``fit(net, stream, state=...)``).
+
+Under ``mpiexec`` each rank streams its own parts (``fit(..., comm=)``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from ..files.datasets import BUNDLED, SYNTHETIC
+from ..files.parts import PART_BYTES
+from ..files.table_stream import Moments, TableStream, table_stream
+from ..training.stream import SHUFFLE_BUFFER
+from .memory import available_bytes, network_bytes
+from .options import UserError, int_at_least, positive_float
+
+__all__ = ["add_stream_options", "wants_stream", "train_stream", "held_out_parts"]
+
+
+def add_stream_options(parser: Any) -> None:
+    """train's --stream, --shuffle-buffer and --part-size."""
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        help="read the data file part by part each epoch, through a shuffle buffer (data "
+        "larger than memory); chosen by itself when the table does not fit",
+    )
+    parser.add_argument(
+        "--shuffle-buffer",
+        type=int_at_least(1),
+        default=SHUFFLE_BUFFER,
+        metavar="ROWS",
+        help=f"rows of the shuffle buffer with --stream (default {SHUFFLE_BUFFER}; at least "
+        "a batch is used)",
+    )
+    parser.add_argument(
+        "--part-size",
+        type=positive_float,
+        default=PART_BYTES / 2**20,
+        metavar="MIB",
+        help=f"with --stream: MiB of the file a part holds (default {PART_BYTES // 2**20}; "
+        "Parquet row groups are merged up to it); memory holds a part and the buffer",
+    )
+
+
+def wants_stream(args: argparse.Namespace, available: int | None = None) -> bool:
+    """--stream, or a data file whose table the memory pre-check (``cli.memory``'s estimate:
+    parameters, a batch's work and the table in the network's dtype) says does not fit in
+    the memory available (``available``: measured when None); then one line on stderr says
+    that it streams."""
+    if getattr(args, "stream", False):
+        return True
+    if getattr(args, "resume", None) or args.data in BUNDLED + SYNTHETIC:
+        return False
+    if not os.path.isfile(args.data):
+        return False
+    from ..files.parts import plan_parts, read_part
+
+    parts = plan_parts(args.data)
+    n = sum(part.rows or 0 for part in parts)
+    if not n:
+        return False  # a file that cannot be split (gzip): read as a whole
+    frame, _ = read_part(args.data, parts[0])
+    columns = frame.shape[1] if frame.ndim == 2 else 1
+    itemsize = np.dtype(args.dtype).itemsize
+    sizes = [columns, *args.hidden, 1]
+    needed, _ = network_bytes(sizes, itemsize, args.batch_size, n * columns)
+    room = available_bytes() if available is None else available
+    if room is None or needed <= room:
+        return False
+    if not getattr(args, "quiet", False):
+        print(
+            f"betaprop: {args.data} needs about {needed / 2**20:.0f} MiB in memory, more than "
+            f"the {room / 2**20:.0f} MiB available: streaming it part by part (--stream)",
+            file=sys.stderr,
+        )
+    return True
+
+
+def held_out_parts(rows: list[int], val: float, test: float, seed: int) -> dict[str, list[int]]:
+    """The parts of each split: test, then validation parts drawn in a seeded order until
+    each holds about its fraction of the rows (never every part; none with fewer than three
+    parts); the rest train."""
+    if val + test >= 1.0:
+        raise UserError(
+            f"--val-fraction + --test-fraction must be < 1, got {val!r} + {test!r} = {val + test!r}"
+        )
+    order = [int(k) for k in np.random.default_rng(seed).permutation(len(rows))]
+    n = sum(rows)
+    splits: dict[str, list[int]] = {"train": [], "validation": [], "test": []}
+    if len(rows) >= 3:
+        for name, fraction in (("test", test), ("validation", val)):
+            taken = 0
+            while fraction and order and taken < fraction * n and len(order) > 1:
+                k = order.pop()
+                splits[name].append(k)
+                taken += rows[k]
+    splits["train"] = sorted(order)
+    return {name: sorted(parts) for name, parts in splits.items()}
+
+
+def train_stream(args: argparse.Namespace, console: Any, out: str, saved: Any = None) -> Any:
+    """Train as ``betaprop train`` does, from the data file's parts, and write the run folder
+    ``out`` (made and owned by the caller); returns the ``TrainRun``."""
+    from ..files.frames import Dataset
+    from ..training.distributed import is_lead, world
+    from .runs import TrainRun, finite, portable_argv, write_run
+    from .settings import build_network, optimizer_and_schedule
+    from .training import fit_network, training_record
+
+    if saved is not None:
+        raise UserError("--resume: a streamed run resumes from the library (fit(net, stream, "
+                        "state=...)), not from the command line yet")  # fmt: skip
+    task = None if args.task == "auto" else args.task
+    part_bytes = max(1, int(args.part_size * 2**20))
+    stream = table_stream(args.data, args.target, task=task, shuffle_buffer=args.shuffle_buffer,
+                          part_bytes=part_bytes, dtype=args.dtype)  # fmt: skip
+    prep = stream.preprocessing
+    net = build_network(args, len(prep.feature_names), prep)
+    stream.outputs = net.sizes[-1]
+    optimizer, schedule = optimizer_and_schedule(args)
+    chosen = held_out_parts(stream.rows, args.val_fraction, args.test_fraction, args.seed)
+    splits = {name: stream.subset(parts) for name, parts in chosen.items() if parts}
+    train = splits["train"]
+    settings: dict[str, Any] = {"optimizer": optimizer, "epochs": args.epochs, "seed": args.seed,
+                                "schedule": schedule, "batch_size": args.batch_size}  # fmt: skip
+    comm = world()
+    if comm is not None:
+        settings["comm"] = comm
+    started = time.perf_counter()
+    history = fit_network(net, train, None, settings, [], None)  # type: ignore[arg-type]
+    seconds = time.perf_counter() - started
+    scores = {name: stream_metrics(net, part) for name, part in splits.items()}
+    data = Dataset(np.empty((0, len(prep.feature_names))), np.empty(0), list(prep.feature_names),
+                   prep.target_name, args.data)  # fmt: skip
+    rows = {name: range(part.n_rows) for name, part in splits.items()}
+    run = TrainRun(net, prep, history, data, rows, scores, {}, out, seconds)  # type: ignore[arg-type]
+    run.metadata["preprocessing"] = prep.to_dict()
+    batch_size = min(args.batch_size, train.n_rows)
+    run.metadata["training"] = training_record(args, run, optimizer, batch_size)
+    run.metadata["training"].update(stream=True, shuffle_buffer=args.shuffle_buffer,
+                                    argv=portable_argv(getattr(args, "argv", None)))  # fmt: skip
+    run.metadata["metrics"] = finite(scores)
+    if is_lead(comm):
+        write_run(out, net, run.metadata, history, prep=prep)
+    return run
+
+
+def stream_metrics(net: Any, stream: TableStream) -> dict[str, float]:
+    """Loss and scores of ``net`` on a stream's parts, one part at a time: accuracy and macro
+    F1 (from per-class counts), or R², MAE and RMSE in the target's units (R² from the
+    residuals' sum of squares and the target's moments, combined part by part)."""
+    prep, total, n = stream.preprocessing, 0.0, 0
+    classes = len(prep.classes) if prep.classes else 0
+    hits, truths, guesses = np.zeros(classes), np.zeros(classes), np.zeros(classes)
+    residuals, absolute, moments = 0.0, 0.0, Moments(1)
+    for part in stream.parts:
+        data = stream.dataset(part)
+        X, D = stream.read(part)
+        P = net.predict(X)
+        total += _loss(net, X, D) * len(X)
+        n += len(X)
+        if classes:
+            position = {label: k for k, label in enumerate(prep.classes or [])}
+            truth = np.array([position[label] for label in prep.labels(data.target)])
+            guess = np.array([position[label] for label in prep.decode(P)])
+            np.add.at(hits, truth[truth == guess], 1)
+            np.add.at(truths, truth, 1)
+            np.add.at(guesses, guess, 1)
+        else:
+            values = np.asarray(prep.decode(P), dtype=np.float64)
+            target = np.asarray(data.target, dtype=np.float64)
+            residuals += float(np.sum(np.square(target - values)))
+            absolute += float(np.sum(np.abs(target - values)))
+            moments.add(target[:, None], [prep.target_name])
+    result = {"loss": total / n}
+    if classes:
+        result["accuracy"] = float(hits.sum() / n)
+        seen = (truths + guesses) > 0  # scikit-learn's macro F1 over the labels present
+        result["f1_macro"] = float(np.mean(2 * hits[seen] / (truths[seen] + guesses[seen])))
+    else:
+        spread = moments.m2[0]
+        result["r2"] = 1.0 - residuals / spread if n > 1 and spread > 0 else math.nan
+        result["mae"], result["rmse"] = absolute / n, math.sqrt(residuals / n)
+    return result
+
+
+def _loss(net: Any, X: Any, D: Any) -> float:
+    from ..training.loop import evaluate
+
+    return float(evaluate(net, X, D)[0])

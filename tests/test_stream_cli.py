@@ -1,0 +1,105 @@
+"""cli/streaming.py: ``betaprop train --stream``'s module, called directly (the train command's
+hook is wired by cli/train.py). Oracles: scikit-learn's metrics on the held-out parts' rows,
+read by pandas and predicted by the trained network; the model file read back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+
+import betaprop as bp
+from betaprop.cli.options import Parser, UserError
+from betaprop.cli.streaming import add_stream_options, held_out_parts, train_stream, wants_stream
+from betaprop.cli.train import add_command
+
+pq = pytest.importorskip("pyarrow.parquet")
+pa = pytest.importorskip("pyarrow")
+
+
+def parse(*argv: str):
+    parser = Parser(prog="betaprop")
+    commands = parser.add_subparsers(dest="command", parser_class=Parser)
+    add_command(commands)
+    train = commands.choices["train"]
+    if not any("--stream" in action.option_strings for action in train._actions):
+        add_stream_options(train)  # until cli/train.py adds them itself
+    args = parser.parse_args(["train", *argv])
+    args.argv = ["train", *argv]
+    return args
+
+
+def write_table(path, n=4000, regression=False, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 5))
+    if regression:
+        y = 3.0 * X[:, 0] - X[:, 1] + 0.1 * rng.normal(size=n) + 50.0
+    else:
+        y = np.digitize(X[:, 0] + X[:, 1], [-0.7, 0.7])  # 3 classes
+    frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(5)]).assign(y=y)
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=400)
+    return frame
+
+
+def rows_of(stream):
+    """The file's row numbers held by a stream's parts."""
+    return np.concatenate([np.arange(p.first_row, p.first_row + p.rows) for p in stream.parts])
+
+
+@pytest.mark.parametrize("regression", [False, True])
+def test_train_stream_writes_a_model_and_scores_held_out_parts(tmp_path, regression):
+    path = str(tmp_path / "t.parquet")
+    frame = write_table(path, regression=regression)
+    args = parse("--data", path, "--stream", "--epochs", "4", "--hidden", "16", "--quiet",
+                 "--shuffle-buffer", "300", "--dtype", "float64",
+                 "--part-size", "0.01")  # fmt: skip
+    out = str(tmp_path / "run")
+    run = train_stream(args, None, out)
+    assert set(run.metrics) == {"train", "validation", "test"}
+    model = bp.load(f"{out}/model.safetensors")
+    np.testing.assert_array_equal(model.params, run.net.params)
+    from betaprop.files.table_stream import table_stream
+
+    stream = table_stream(path, dtype="float64", part_bytes=int(0.01 * 2**20))
+    chosen = held_out_parts(stream.rows, 0.1, 0.2, 0)
+    test = rows_of(stream.subset(chosen["test"]))
+    assert len(test) == len(run.splits["test"]) and 0.15 < len(test) / 4000 < 0.3
+    X = run.prep.transform(frame.iloc[test, :5].to_numpy(), "float64")
+    predicted = run.prep.decode(run.net.predict(X))
+    truth = frame["y"].to_numpy()[test]
+    scores = run.metrics["test"]
+    if regression:
+        assert scores["r2"] == pytest.approx(skm.r2_score(truth, predicted), abs=1e-10)
+        assert scores["mae"] == pytest.approx(skm.mean_absolute_error(truth, predicted), rel=1e-10)
+        assert scores["r2"] > 0.5
+    else:
+        labels = [str(v) for v in truth]
+        assert scores["accuracy"] == pytest.approx(skm.accuracy_score(labels, predicted))
+        f1 = skm.f1_score(labels, predicted, average="macro", zero_division=0)
+        assert scores["f1_macro"] == pytest.approx(f1, abs=1e-12)
+        assert scores["accuracy"] > 0.6  # it learned: the largest class is 38 % of rows
+
+
+def test_the_memory_pre_check_chooses_streaming_with_one_line(tmp_path, capsys):
+    path = str(tmp_path / "t.parquet")
+    write_table(path)
+    args = parse("--data", path)
+    assert not wants_stream(args, available=2**40)
+    assert capsys.readouterr().err == ""
+    assert wants_stream(args, available=2**16)  # 64 KiB: the 4 000 x 6 table does not fit
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "streaming it part by part (--stream)" in err
+    assert wants_stream(parse("--data", path, "--stream"), available=2**40)
+    assert not wants_stream(parse("--data", "digits"), available=2**16)  # bundled: in memory
+
+
+def test_held_out_parts_cover_the_file_once():
+    rows = [100] * 20
+    chosen = held_out_parts(rows, 0.1, 0.2, seed=3)
+    every = sorted(k for parts in chosen.values() for k in parts)
+    assert every == list(range(20))
+    assert len(chosen["test"]) == 4 and len(chosen["validation"]) == 2
+    assert held_out_parts([5, 5], 0.1, 0.2, 0) == {"train": [0, 1], "validation": [], "test": []}
+    with pytest.raises(UserError, match="--val-fraction \\+ --test-fraction must be < 1"):
+        held_out_parts(rows, 0.5, 0.5, 0)
