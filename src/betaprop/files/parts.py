@@ -63,11 +63,15 @@ class Part:
     header_end: int = 0
 
 
-def plan_parts(path: str, *, sep: str | None = None, part_bytes: int = PART_BYTES) -> list[Part]:
+def plan_parts(
+    path: str, *, sep: str | None = None, part_bytes: int = PART_BYTES, agreement: Any = None
+) -> list[Part]:
     """The parts of a data file, in order, its header checked once (``open_table``).
 
     Reads a Parquet footer, a ``.npy`` header, or scans a CSV file's bytes once (bounded
-    memory) for its record starts. Raises a one-line ``DataError``.
+    memory) for its record starts. With an ``Agreement`` of K ranks, every rank calls this
+    together: each scans 1/K of a CSV file's bytes and all get the same plan as one process
+    (``files.csv_scan``). Raises a one-line ``DataError``.
     """
     if not (isinstance(part_bytes, int) and part_bytes > 0):
         raise ValueError(f"part_bytes must be a positive integer, got {part_bytes!r}")
@@ -81,6 +85,10 @@ def plan_parts(path: str, *, sep: str | None = None, part_bytes: int = PART_BYTE
             if handle.read(2) == b"\x1f\x8b":  # gzip cannot be split
                 return [Part(0, "csv", 0, None, 0, None)]
             handle.seek(0)
+            if agreement is not None and agreement.size > 1:
+                from .csv_plan import plan_csv_ranks
+
+                return plan_csv_ranks(handle, size, path, separator, part_bytes, agreement)
             return _plan_csv(handle, size, path, separator, part_bytes)
 
 
@@ -303,19 +311,42 @@ def _plan_csv(handle: Any, size: int, path: str, sep: str, part_bytes: int) -> l
         if not scan.feed(np.frombuffer(piece, dtype=np.uint8), after[0] if after else _END):
             return whole
     scan.finish(size)
-    if scan.header_end is None or sum(rows for _, _, rows in scan.cuts) == 0:
+    if scan.header_end is None:
+        raise DataError(f"{path} has a header row but no data rows")
+    return parts_of(scan.cuts, scan.header_end, path)
+
+
+def parts_of(cuts: list[tuple[int, int, int]], header_end: int, path: str) -> list[Part]:
+    """The CSV parts of the cuts (start, stop, rows); a range of blank lines joins the part
+    before it (or after it: the first part starts after the header)."""
+    if sum(rows for _, _, rows in cuts) == 0:
         raise DataError(f"{path} has a header row but no data rows")
     parts: list[Part] = []
-    first, begin = 0, scan.header_end
-    for _, stop, rows in scan.cuts:  # a range of blank lines joins the part before (after)
+    first, begin = 0, header_end
+    for _, stop, rows in cuts:
         if rows == 0 and parts:
             parts[-1] = Part(len(parts) - 1, "csv", parts[-1].start, stop, parts[-1].first_row,
-                             parts[-1].rows, scan.header_end)  # fmt: skip
+                             parts[-1].rows, header_end)  # fmt: skip
         elif rows:
-            parts.append(Part(len(parts), "csv", begin, stop, first, rows, scan.header_end))
+            parts.append(Part(len(parts), "csv", begin, stop, first, rows, header_end))
             first += rows
         begin = stop
     return parts
+
+
+def header_end(handle: Any, size: int, sep: str) -> int | None:
+    """Where the header record of a CSV file ends (its first non-blank record), scanned from
+    the start; None when the quotes seen on the way break RFC 4180 (one part)."""
+    scan = _Scan(ord(sep), size + 1)
+    offset = 3 if handle.read(3) == b"\xef\xbb\xbf" else 0
+    handle.seek(offset)
+    scan.offset = offset
+    while scan.header_end is None and (piece := handle.read(_SCAN)):
+        after = handle.read(1)
+        handle.seek(scan.offset + len(piece))
+        if not scan.feed(np.frombuffer(piece, dtype=np.uint8), after[0] if after else _END):
+            return None
+    return scan.header_end if scan.header_end is not None else size  # no line feed: no rows
 
 
 class _Scan:
