@@ -6,6 +6,8 @@ Contenders, alternating in one process (``--repeats`` rounds), medians and ratio
 
 - reading: ``pandas.read_csv``; ``read_table`` (the whole file); ``plan_parts`` alone (the
   scan that finds record starts and counts rows); the plan and every part read (8 MiB parts);
+- the plan by K = 1 and 2 ranks (``plan_parts(..., agreement=)`` under ``mpiexec``, each
+  rank scanning 1/K of the bytes; the slowest rank's time);
 - preprocessing: ``Preprocessing.fit`` on the whole table against ``fit_parts`` on the
   parts (median imputation: a few passes of selection; mean imputation: one pass).
 
@@ -39,6 +41,38 @@ def write_table(path: str, rows: int) -> None:
     table["note"] = rng.choice(["plain", "a, b", 'say "x"'], rows)
     table["y"] = rng.choice(["yes", "no", "maybe"], rows)
     table.to_csv(path, index=False)
+
+
+RANKS = """
+import sys, time
+from mpi4py import MPI
+from betaprop.files.agreement import Agreement
+from betaprop.files.parts import plan_parts
+
+comm = MPI.COMM_WORLD
+times = []
+for _ in range(int(sys.argv[3])):
+    comm.Barrier()
+    start = time.perf_counter()
+    plan_parts(sys.argv[1], part_bytes=int(sys.argv[2]), agreement=Agreement(comm))
+    times.append(comm.allreduce(time.perf_counter() - start, op=MPI.MAX))
+if comm.rank == 0:
+    print(" ".join(map(str, times)))
+"""
+
+
+def plan_by_ranks(path: str, part_bytes: int, k: int, repeats: int) -> list[float]:
+    """Seconds of ``plan_parts(..., agreement=)`` on k ranks (the slowest rank's), a run each."""
+    import shutil
+    import subprocess
+    import sys
+
+    mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or "mpiexec"
+    command = [mpiexec, "-n", str(k), sys.executable, "-m", "mpi4py", "-c", RANKS, path,
+               str(part_bytes), str(repeats)]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+    return [float(t) for t in done.stdout.split()]
 
 
 def timed(function: Callable[[], object]) -> float:
@@ -79,6 +113,10 @@ def main() -> None:
         for _ in range(args.repeats):
             for name, function in contenders.items():
                 times[name].append(timed(function))
+            for k in (1, 2):  # the plan under mpiexec, in the same rounds
+                times.setdefault(f"plan_parts, {k} rank(s)", []).extend(
+                    plan_by_ranks(path, part_bytes, k, 1)
+                )
     load = os.getloadavg()
     print(f"{args.rows:,} rows, {size / 2**20:.1f} MiB, {len(frames)} parts of 8 MiB; "
           f"{args.repeats} rounds; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
@@ -86,11 +124,14 @@ def main() -> None:
     base = {"reading": statistics.median(times["pandas.read_csv"])}
     base["median"] = statistics.median(times["fit median (whole)"])
     base["mean"] = statistics.median(times["fit mean (whole)"])
+    base["plan"] = statistics.median(times["plan_parts, 1 rank(s)"])
     for name, values in times.items():
         median = statistics.median(values)
         against = "median" if "median" in name else "mean" if "mean" in name else "reading"
+        if "rank" in name:
+            against = "plan"
         reference = {"reading": "pandas.read_csv", "median": "fit median (whole)",
-                     "mean": "fit mean (whole)"}[against]  # fmt: skip
+                     "mean": "fit mean (whole)", "plan": "1 rank"}[against]  # fmt: skip
         ratio = median / base[against]
         print(f"{name:24s} {median:8.3f} s   {ratio:5.2f} x {reference}")
 
