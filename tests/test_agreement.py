@@ -343,3 +343,22 @@ def test_the_agreement_reduces_over_real_ranks(tmp_path):
         assert got["gather"] == [{"rank": q, "text": "x" * q} for q in range(k)]
     alone = Agreement(None)
     assert alone.gather(7) == [7] and alone.sum(np.ones(2)).tolist() == [1.0, 1.0]
+
+
+def test_declared_categories_read_as_written_in_parts_as_in_one_read(tmp_path):
+    """--categorical code: "07" and "7" are two categories, "4.0" is "4" (read_part with
+    text=, as read_table with text=); unknown="error" is kept."""
+    rng = np.random.default_rng(5)
+    codes = np.array(["07", "7", "4.0", "4", "12"], dtype=object)[rng.integers(0, 5, 150)]
+    frame = pd.DataFrame({"code": codes, "x": rng.normal(size=150).round(3),
+                          "y": rng.integers(0, 2, 150)})  # fmt: skip
+    path = str(tmp_path / "codes.csv")
+    frame.to_csv(path, index=False)
+    options = dict(categorical=["code"], unknown="error", impute="most_frequent")
+    want = Preprocessing.fit(read_table(path, text=["code"]), **options)
+    assert want.categories["code"] == ["07", "12", "4", "7"]
+    for part_bytes in (50, 400):
+        frames = [
+            read_part(path, p, text=["code"])[0] for p in plan_parts(path, part_bytes=part_bytes)
+        ]
+        assert_same_preprocessing(Preprocessing.fit_parts(frames, **options), want)
