@@ -231,9 +231,11 @@ from betaprop.files.preprocessing import Preprocessing
 
 path, out, impute, indicator, part_bytes = sys.argv[1:6]
 comm = MPI.COMM_WORLD
-mine = owned_parts(plan_parts(path, part_bytes=int(part_bytes)), comm.rank, comm.size)
+agreement = Agreement(comm)
+plan = plan_parts(path, part_bytes=int(part_bytes), agreement=agreement)  # planned together
+mine = owned_parts(plan, comm.rank, comm.size)
 frames = [read_part(path, part)[0] for part in mine]
-prep = Preprocessing.fit_parts(frames, agreement=Agreement(comm), impute=impute,
+prep = Preprocessing.fit_parts(frames, agreement=agreement, impute=impute,
                                indicator=indicator == "1")
 with open(f"{out}.{comm.rank}", "w") as handle:
     json.dump({"prep": prep.to_dict(), "parts": len(mine)}, handle)
@@ -254,6 +256,23 @@ def test_k_ranks_each_with_their_parts_give_fit_s_preprocessing(tmp_path, k, imp
     assert sum(r["parts"] for r in results) == len(plan_parts(path, part_bytes=part_bytes))
     if k == 3:
         assert [r["parts"] for r in results] == [1, 0, 0]
+    for result in results:
+        assert result["prep"] == results[0]["prep"], "every rank agrees to the bit"
+        assert_same_preprocessing(Preprocessing.from_dict(result["prep"]), want)
+
+
+@pytest.mark.parametrize("impute", ["median", "constant"])
+def test_k_ranks_with_parquet_row_groups_give_fit_s_preprocessing(tmp_path, impute):
+    pytest.importorskip("pyarrow")
+    csv_path = _table(tmp_path, 77, "classification")
+    path = str(tmp_path / "table.parquet")
+    pd.read_csv(csv_path).to_parquet(path, row_group_size=17)
+    want = Preprocessing.fit(read_table(path), impute=impute, indicator=True)
+    out = str(tmp_path / "prep")
+    done = ranks(3, "-c", WORKER, path, out, impute, "1", "1")  # a part per row group
+    assert done.returncode == 0, done.stderr
+    results = [json.loads(Path(f"{out}.{r}").read_text()) for r in range(3)]
+    assert all(r["parts"] > 0 for r in results)
     for result in results:
         assert result["prep"] == results[0]["prep"], "every rank agrees to the bit"
         assert_same_preprocessing(Preprocessing.from_dict(result["prep"]), want)
