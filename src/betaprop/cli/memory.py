@@ -7,9 +7,11 @@ batch (s, y, beta and a scratch matrix per layer), and the data arrays the comma
 It is a lower bound of the real use (Python and NumPy add their own), so a refusal is
 certain, while a command that passes may still be tight.
 
-Under MPI every rank runs the command and holds its own copy (until sharded reading, the
-whole data too): the ranks on one node (a shared-memory split of COMM_WORLD) need that many
-times the estimate from the node's one pool of available memory.
+Under MPI every rank runs the command and holds its own copy of the network and, reading a
+data file sharded, its own rows (the estimate counts the largest rank's training rows; a
+bundled dataset or a table read whole: all of them): the ranks on one node (a shared-memory
+split of COMM_WORLD) need that many times the estimate from the node's one pool of
+available memory.
 """
 
 from __future__ import annotations

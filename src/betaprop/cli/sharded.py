@@ -75,8 +75,9 @@ def sharded_data(args: argparse.Namespace, comm: Any) -> tuple[Dataset, Shard] |
     """This rank's rows of --data as a ``Dataset``, and where they lie; None when the table
     needs encoding (read whole, for now). Collective: every rank calls it."""
     before = _identity(args.data)
-    # parts of about size / K bytes (at most PART_BYTES): each rank a block of the file
-    size = -(-before[0] // comm.Get_size())
+    # parts of about size / 8K bytes (at most PART_BYTES): each rank a block of about 8
+    # parts, so that the blocks are balanced to about a part (Parquet: to a row group)
+    size = -(-before[0] // (8 * comm.Get_size()))
     part_bytes = max(1, min(PART_BYTES, size))
     sep = table_options(args)["sep"]
     parts = _agreed(comm, lambda: plan_parts(args.data, sep=sep, part_bytes=part_bytes))
@@ -100,41 +101,43 @@ def sharded_data(args: argparse.Namespace, comm: Any) -> tuple[Dataset, Shard] |
 
 
 def _read(args: argparse.Namespace, parts: list) -> Dataset | None:
-    """The rows of this rank's parts, as ``load_data`` reads a table (None: no parts)."""
+    """The rows of this rank's parts, as ``load_data`` reads a table (None: no parts), part
+    by part into one matrix (sized from the plan's row counts: never two copies at once)."""
     options = table_options(args)
     declared = [] if isinstance(options["categorical"], str) else options["categorical"]
-    pieces = []
+    capacity = sum(part.rows or 0 for part in parts)
+    first: Dataset | None = None
+    X, targets, filled = None, [], 0
     for part in parts:
         frame, _ = read_part(
             args.data, part, sep=options["sep"], text=declared,
             decimal=options["decimal"], thousands=options["thousands"],
         )  # fmt: skip
-        pieces.append(
-            from_frame(
-                frame,
-                args.target,
-                source=args.data,
-                categorical=options["categorical"],
-                drop=options["drop"],
-                allow_missing=options["allow_missing"],
-                sep=options["sep"],
-                dtype=args.dtype,
-                na_values=options["na_values"],
-                decimal=options["decimal"],
-                thousands=options["thousands"],
-            )  # fmt: skip
-        )
+        piece = from_frame(
+            frame, args.target, source=args.data, categorical=options["categorical"],
+            drop=options["drop"], allow_missing=options["allow_missing"], sep=options["sep"],
+            dtype=args.dtype, na_values=options["na_values"], decimal=options["decimal"],
+            thousands=options["thousands"],
+        )  # fmt: skip
         del frame
-    if not pieces:
+        if piece.frame is not None:  # a table to encode: read whole (the caller's fallback)
+            return piece
+        if X is None or filled + len(piece.X) > len(X):  # (a part of unknown rows: grow)
+            grown = np.empty((max(capacity, filled + len(piece.X)), piece.X.shape[1]),
+                             dtype=piece.X.dtype)  # fmt: skip
+            if X is not None:
+                grown[:filled] = X[:filled]
+            X = grown
+        X[filled : filled + len(piece.X)] = piece.X
+        filled += len(piece.X)
+        targets.append(piece.target)
+        first = first or piece
+        piece.X = X[:0]  # let the part's own matrix go
+    if first is None or X is None:
         return None
-    if len(pieces) == 1:
-        return pieces[0]
-    one = pieces[0]
-    X = np.concatenate([piece.X for piece in pieces])
-    target = np.concatenate([piece.target for piece in pieces])
-    frame = None if all(piece.frame is None for piece in pieces) else one.frame
-    return Dataset(X, target, one.feature_names, one.target_name, one.source, one.task,
-                   frame, one.categorical, one.notes)  # fmt: skip
+    target = np.concatenate(targets) if len(targets) > 1 else targets[0]
+    return Dataset(X[:filled], target, first.feature_names, first.target_name, first.source,
+                   first.task, None, first.categorical, first.notes)  # fmt: skip
 
 
 def _identity(path: str) -> tuple[int, int]:
@@ -223,15 +226,19 @@ def infer_task_of_ranks(data: Dataset, comm: Any) -> str:
 
 
 # ----------------------------------------------------------------------------- statistics
-def reduced_statistics(X: Array, comm: Any) -> tuple[Array, Array]:
-    """Mean and standard deviation (ddof 0) of every column over all ranks' rows of X, in
-    float64: each rank's count, mean and sum of squared deviations M2, combined pairwise
-    (Chan, Golub and LeVeque): M2 = M2_a + M2_b + (mean_b - mean_a)^2 n_a n_b / (n_a + n_b)."""
-    m = len(X)
-    mean = X.sum(axis=0, dtype=np.float64) / max(m, 1)
+def reduced_statistics(X: Array, rows: Array, comm: Any) -> tuple[Array, Array]:
+    """Mean and standard deviation (ddof 0) of every column over all ranks' ``rows`` of X,
+    in float64: each rank's count, mean and sum of squared deviations M2 (two passes over
+    blocks of its rows, never a copy of them all), combined pairwise (Chan, Golub and
+    LeVeque): M2 = M2_a + M2_b + (mean_b - mean_a)^2 n_a n_b / (n_a + n_b)."""
+    m, step = len(rows), 65536
+    mean = np.zeros(X.shape[1])
+    for start in range(0, m, step):
+        mean += X[rows[start : start + step]].sum(axis=0, dtype=np.float64)
+    mean /= max(m, 1)
     squares = np.zeros(X.shape[1])
-    for start in range(0, m, 65536):
-        block = X[start : start + 65536].astype(np.float64) - mean
+    for start in range(0, m, step):
+        block = X[rows[start : start + step]].astype(np.float64) - mean
         squares += np.square(block, out=block).sum(axis=0)
     n, total_mean, total_m2 = 0, np.zeros(X.shape[1]), np.zeros(X.shape[1])
     for count, mean_r, m2_r in comm.allgather((m, mean, squares)):
@@ -251,7 +258,7 @@ def sharded_preprocessing(
     """``Preprocessing.fit`` on the training rows of all ranks (a table of numbers): means
     and scales reduced over the ranks, the classes of every rank's labels."""
     comm, rows = shard.comm, shard.local["train"]
-    mean, scale = reduced_statistics(data.X[rows], comm)
+    mean, scale = reduced_statistics(data.X, rows, comm)
     scale[scale == 0.0] = 1.0
     prep = Preprocessing(list(data.feature_names), [float(v) for v in mean],
                          [float(v) for v in scale], task, data.target_name)  # fmt: skip
@@ -264,7 +271,7 @@ def sharded_preprocessing(
         numbers = numeric_labels(data.target)
         if numbers is None:
             raise DataError(f"target {data.target_name!r} must be numeric for regression")
-        t_mean, t_scale = reduced_statistics(numbers[rows][:, None], comm)
+        t_mean, t_scale = reduced_statistics(numbers[:, None], rows, comm)
         prep.target_mean = float(t_mean[0])
         prep.target_scale = float(t_scale[0]) if t_scale[0] > 0 else 1.0
     return prep

@@ -25,6 +25,7 @@ from ..files.datasets import Dataset
 from ..files.preprocessing import Preprocessing
 from ..training.loop import evaluate
 from .models import METRICS_CELLS
+from .training import BLOCK_ROWS
 
 __all__ = ["reduced_metrics", "reduced_confusion"]
 
@@ -35,7 +36,7 @@ def _passes(
     net: Network, prep: Preprocessing, data: Dataset, rows: Array
 ) -> tuple[float, list[Any]]:
     """This rank's summed loss over ``rows`` and its decoded predictions, in chunks."""
-    step = max(1, METRICS_CELLS // net.sizes[-1])
+    step = max(1, min(METRICS_CELLS // net.sizes[-1], BLOCK_ROWS))  # bounded temporaries
     total, predicted = 0.0, list[Any]()
     for start in range(0, len(rows), step):
         part = rows[start : start + step]

@@ -41,6 +41,8 @@ from .sharded import Shard, shardable, sharded_data_and_splits
 if TYPE_CHECKING:
     from ..explain.plots import Confusion
 
+BLOCK_ROWS = 65536  # rows encoded at a time (split_arrays)
+
 __all__ = [
     "confusion_matrix",
     "confusion_split",
@@ -181,12 +183,14 @@ def split_arrays(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Inputs X (n, N_0) and targets D (n, N_Q) of some rows, as the network takes them
     (none: a rank that holds no rows of a split)."""
-    if not len(rows):
-        return np.empty((0, net.sizes[0]), net.dtype), np.empty((0, net.sizes[-1]), net.dtype)
-    return (
-        prep.transform(data.X[rows], net.dtype),
-        prep.encode(data.target[rows], net.sizes[-1], net.dtype),
-    )
+    X = np.empty((len(rows), net.sizes[0]), net.dtype)
+    D = np.empty((len(rows), net.sizes[-1]), net.dtype)
+    # in blocks of rows: the float64 arithmetic of ``transform`` never holds the whole split
+    for start in range(0, len(rows), BLOCK_ROWS):
+        block = rows[start : start + BLOCK_ROWS]
+        X[start : start + len(block)] = prep.transform(data.X[block], net.dtype)
+        D[start : start + len(block)] = prep.encode(data.target[block], net.sizes[-1], net.dtype)
+    return X, D
 
 
 def fit_network(
