@@ -17,7 +17,9 @@ change of load touches all alike; printed are the median time and its ratio to p
 Peak memory is what the reading adds to the process: after the imports the child resets
 Linux's peak resident set (``/proc/self/clear_refs``), reads, and subtracts its resident set
 before reading from the new peak (VmHWM); set against the final float32 feature matrix.
-``--train`` times whole processes (interpreter, imports, everything the command does) and
+``--train`` times whole processes (interpreter, imports, everything the command does; one
+BLAS thread each unless ``--threads``: on a busy machine more threads than free cores make
+small-batch training wait on each other, scikit-learn's most) and
 takes each one's peak resident set from the kernel (``os.wait4``): ``betaprop train --data
 mixed.csv --epochs 1`` (hidden 128, batch 32, float32, 70/10/20 split, validation each epoch,
 the scores of the three splits, model file and report written) against ``pandas.read_csv``,
@@ -181,12 +183,15 @@ def mixed(repeats: int) -> None:
     print(f"load after {os.getloadavg()[0]:.1f}")
 
 
-def whole_process(command: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak resident bytes of one process run to its end (``os.wait4``)."""
+def whole_process(command: list[str], threads: int) -> tuple[float, float]:
+    """Wall seconds and peak resident bytes of one process run to its end (``os.wait4``),
+    with ``threads`` BLAS threads."""
     import time
 
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads))  # fmt: skip
     start = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - start
     child.returncode = os.waitstatus_to_exitcode(status)
@@ -198,13 +203,14 @@ def whole_process(command: list[str]) -> tuple[float, float]:
     return seconds, usage.ru_maxrss * 1024.0  # kilobytes on Linux
 
 
-def train(repeats: int) -> None:
+def train(repeats: int, threads: int) -> None:
     """``betaprop train --epochs 1`` against pandas + the scikit-learn Pipeline, end to end."""
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "mixed.csv")
         mixed_table(path)
-        print(f"mixed {ROWS} x 49 table, train --epochs 1 end to end (hidden 128, batch 32); "
-              f"{repeats} alternating rounds, load before {os.getloadavg()[0]:.1f}")  # fmt: skip
+        print(f"mixed {ROWS} x 49 table, train --epochs 1 end to end (hidden 128, batch 32, "
+              f"{threads} BLAS threads each); {repeats} alternating rounds, load before "
+              f"{os.getloadavg()[0]:.1f}")  # fmt: skip
         commands = {
             "pandas+sklearn": [sys.executable, "-c", SKLEARN_TRAIN, path],
             "betaprop train": [sys.executable, "-m", "betaprop", "train", "--data", path,
@@ -215,7 +221,7 @@ def train(repeats: int) -> None:
         loads = []
         for _ in range(repeats):
             for name, command in commands.items():
-                samples[name].append(whole_process(command))
+                samples[name].append(whole_process(command, threads))
             loads.append(os.getloadavg()[0])
     reference = statistics.median(s for s, _ in samples["pandas+sklearn"])
     peak_reference = statistics.median(p for _, p in samples["pandas+sklearn"])
@@ -243,9 +249,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--mixed", action="store_true", help="the mixed table of issue 24")
     parser.add_argument("--train", action="store_true", help="that table, train end to end")
+    parser.add_argument("--threads", type=int, default=1, help="BLAS threads of --train's runs")
     args = parser.parse_args(argv)
     if args.train:
-        train(args.repeats)
+        train(args.repeats, args.threads)
         return
     if args.mixed:
         mixed(args.repeats)

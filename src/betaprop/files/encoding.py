@@ -151,8 +151,9 @@ def encode_table(
 ) -> Array:
     """The encoded features (n, N_0) of a table: numeric columns imputed, indicators,
     one-hot columns (scikit-learn's OneHotEncoder with the stored categories); the raw
-    columns are found by name, in any order. Before the standardisation. ``onehot`` False:
-    the columns before the one-hot blocks only (those that are standardised)."""
+    columns are found by name, in any order. Before the standardisation. Of the dtype of
+    ``data.X`` (a float32 run's table in half the memory); ``onehot`` False: in float64, the
+    columns before the one-hot blocks only (those that are standardised)."""
     assert prep.columns is not None
     frame = table_of(data)
     lacking = [c for c in prep.columns if c not in frame.columns]
@@ -165,7 +166,11 @@ def encode_table(
     n = len(frame) if rows is None else len(rows)
     # one matrix written in place: numbers, indicators, one-hot blocks (no dense parts
     # made and then stacked)
-    encoded = np.zeros((n, len(numeric) + len(prep.indicators) + blocks))
+    # in the dtype the table was read in (read_csv's: float32 for a float32 network, float64
+    # where float32 would lose what training needs), as its numbers alone would be; the
+    # standardised columns of fit's training rows in float64, for their statistics
+    dtype = data.X.dtype if onehot and data.X.dtype in (np.float32, np.float64) else np.float64
+    encoded = np.zeros((n, len(numeric) + len(prep.indicators) + blocks), dtype=dtype)
     values = encoded[:, : len(numeric)]
     _rows_of(frame, numeric, rows, values)
     gaps = np.isnan(values)

@@ -10,13 +10,13 @@ first cell that is not a plain, finite number of bounded magnitude (text, a gap,
 boolean, a ragged row) makes it give up and return None: the general reader
 (``read_table`` and ``frames.from_frame``) then reads the file again and encodes,
 imputes or refuses it, with its messages. Both give the same numbers
-(tests/test_reading_numbers.py). A Parquet file goes to the general reader (pyarrow's
-batches would hold whole row groups).
+(tests/test_reading_numbers.py). A Parquet file of plain numbers is read the same way, in
+batches of rows with its column chunks streamed; any other goes to the general reader.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,44 +38,35 @@ def read_numbers(
     limit: float,
     missing: Sequence[str],
 ) -> tuple[list[str], str | None, Array, Array] | None:
-    """(feature names, target name, X, target) of an all-numeric CSV file, or None.
+    """(feature names, target name, X, target) of an all-numeric CSV or Parquet file, or None.
 
     ``select(header)`` returns (feature names, target name or None), or None to leave the
     file to the general reader. X is (n, p) of ``dtype``, or float64 where ``dtype`` would
     lose what training needs (``faithful``); the target is int64 or float64 as
     parsed or stripped text. ``limit`` bounds the magnitude of a number, ``missing``
-    lists the (lower-case) cells that mean a gap in a text target.
+    lists the (lower-case) cells that mean a gap in a text target. CSV is parsed
+    ``CHUNK_ROWS`` rows at a time, Parquet read in batches of as many rows.
     """
     with open_table(path, sep) as (stream, header, sep):
         try:
-            if header is None:  # Parquet: pyarrow's batches would hold whole row groups
+            if header is None:
+                source = _parquet_chunks(stream, path, select, limit, missing)
+            else:
+                source = _csv_chunks(stream, path, header, sep, select, limit, missing)
+            if source is None:
                 return None
-            rows = _estimated_rows(stream, path, len(header))
-            chunks = parse_csv(stream, sep, chunksize=CHUNK_ROWS)
-            chosen = select(header)
-            if chosen is None:
-                return None
-            X = np.empty((rows, len(chosen[0])), dtype=dtype)
+            names, target, rows, chunks = source
+            X = np.empty((rows, len(names)), dtype=dtype)
         except MemoryError:  # the caller words it: the data does not fit (reading.too_large)
             raise
         except Exception:  # numpy's "array is too big", ...: the general reader words it
             return None
-        names, target = chosen
-        position = {name: j for j, name in enumerate(header)}  # not header.index: 1e5 columns
-        columns = [position[name] for name in names]
-        where = None if target is None else position[target]
         labels: list[Array] = []
         n, wide = 0, False
         low, high = np.full(len(names), np.inf), np.full(len(names), -np.inf)
         try:
-            for chunk in chunks:
-                if chunk.shape[1] != len(header):
-                    return None
-                block = _numbers(chunk, columns, limit)
-                label = None
-                if block is not None and where is not None:
-                    label = target_cells(chunk.iloc[:, where], limit, missing)
-                if block is None or (where is not None and label is None):
+            for block, label in chunks:
+                if block is None or (target is not None and label is None):
                     return None
                 if n + len(block) > X.shape[0]:  # realloc: no second copy of the rows so far
                     X.resize((max(n + len(block), X.shape[0] * 3 // 2), X.shape[1]), refcheck=False)
@@ -104,6 +95,91 @@ def read_numbers(
         return None  # others, or integers beyond int64 in some: one float64 would round them
     values = np.concatenate(labels) if labels else np.array([], dtype=object)
     return names, target, X, values
+
+
+Chunks = Iterator[tuple[Array | None, Array | None]]  # (features, target) of some rows
+
+
+def _csv_chunks(
+    stream: Any,
+    path: str,
+    header: list[str],
+    sep: str,
+    select: Any,
+    limit: float,
+    missing: Sequence[str],
+) -> tuple[list[str], str | None, int, Chunks] | None:
+    """(names, target, estimated rows, chunks) of a CSV file for ``read_numbers``; a chunk's
+    features are None where a cell is not a plain number."""
+    rows = _estimated_rows(stream, path, len(header))
+    parsed = parse_csv(stream, sep, chunksize=CHUNK_ROWS)
+    chosen = select(header)
+    if chosen is None:
+        return None
+    names, target = chosen
+    position = {name: j for j, name in enumerate(header)}  # not header.index: 1e5 columns
+    columns = [position[name] for name in names]
+    where = None if target is None else position[target]
+
+    def chunks() -> Chunks:
+        for chunk in parsed:
+            if chunk.shape[1] != len(header):
+                yield None, None
+                return
+            block = _numbers(chunk, columns, limit)
+            label = None
+            if block is not None and where is not None:
+                label = target_cells(chunk.iloc[:, where], limit, missing)
+            yield block, label
+
+    return names, target, rows, chunks()
+
+
+def _parquet_chunks(
+    handle: Any, path: str, select: Any, limit: float, missing: Sequence[str]
+) -> tuple[list[str], str | None, int, Chunks] | None:
+    """(names, target, rows, chunks) of a Parquet file whose feature columns are all plain
+    numbers (integers or floats, no null), read in batches of ``CHUNK_ROWS`` rows with the
+    column chunks streamed (``buffer_size``), so that the peak is about the matrix plus a
+    batch; None for any other file (booleans, text, dates, nulls: the general reader)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .header import check_header
+
+    table = pq.ParquetFile(handle, buffer_size=1 << 20, pre_buffer=False)
+    schema = table.schema_arrow
+    header = [str(name).strip() for name in schema.names]
+    check_header(path, header, ",".join(header), ",")  # the general reader's checks
+    index = (schema.pandas_metadata or {}).get("index_columns", [])
+    if any(isinstance(column, str) for column in index):  # pandas' index kept as a column
+        return None
+    if header != schema.names or (chosen := select(header)) is None:
+        return None
+    names, target = chosen
+    kinds = {field.name: field.type for field in schema}
+    if not all(pa.types.is_integer(kinds[n]) or pa.types.is_floating(kinds[n]) for n in names):
+        return None
+    wanted = names if target is None else [*names, target]
+
+    def chunks() -> Chunks:
+        for batch in table.iter_batches(batch_size=CHUNK_ROWS, columns=wanted):
+            block = np.empty((batch.num_rows, len(names)))
+            for j in range(len(names)):
+                column = batch.column(j)
+                if column.null_count:
+                    yield None, None
+                    return
+                block[:, j] = column.to_numpy(zero_copy_only=False)
+            if not -limit <= block.min(initial=0.0) <= block.max(initial=0.0) <= limit:
+                yield None, None  # NaN, infinite or too large
+                return
+            label = None
+            if target is not None:
+                label = target_cells(batch.column(len(names)).to_pandas(), limit, missing)
+            yield block, label
+
+    return names, target, table.metadata.num_rows, chunks()
 
 
 def faithful(values: Array, rounded: Array, low: Array, high: Array) -> bool:
