@@ -45,8 +45,8 @@ class Batches:
         if self.sparse:
             x = self.X[idx]  # the rows, still sparse: the first layer's products use them
         else:
-            self.X.take(idx, axis=0, out=x, mode="clip")  # np.take without its wrapper
-        self.D.take(idx, axis=0, out=d, mode="clip")
+            _rows(self.X, idx, x)
+        _rows(self.D, idx, d)
         if self.w is None:
             return x.T, d.T, None, float(m)
         sw, w_cols = self.sw[:m], self.w_cols[:, :m]
@@ -56,3 +56,13 @@ class Batches:
             return x.T, d.T, None, 0.0
         np.multiply(sw, m / total, out=w_cols[0])  # m w_i / sum w: mean 1
         return x.T, d.T, w_cols, total
+
+
+def _rows(A: Array, idx: Array, out: Array) -> None:
+    """out[:] = A[idx]: ``np.take(..., out=)`` on a C-ordered A (nothing allocated); other
+    layouts by indexing, since ``take`` would copy the whole of A first, every batch (a
+    DataFrame's ``to_numpy()`` is column-major: 35 ms a batch of 256 on 600 000 x 40)."""
+    if A.flags.c_contiguous:
+        A.take(idx, axis=0, out=out, mode="clip")  # np.take without its wrapper
+    else:
+        np.copyto(out, A[idx])
