@@ -7,7 +7,8 @@ Writes a Parquet file of ``--rows`` x ``--columns`` float32 features and a 3-cla
 target (row groups of 50,000 rows), then runs ``betaprop train --dtype float32`` on it with
 ``mpiexec -n 2`` and with one process, in turn, ``--repeats`` rounds. Each process records
 its resident memory after importing what the run imports (betaprop, pandas, pyarrow,
-scikit-learn, mpi4py: the baseline) and its peak (VmHWM) once reading, training and the final
+scikit-learn, mpi4py, matplotlib, and a 2-row Parquet read that loads the reading path's
+modules: the baseline) and its peak (VmHWM) once reading, training and the final
 metrics are done (before rank 0 writes the run folder and draws its report); the data part
 of its peak is the difference. Printed: per rank and for the one process, that data part next to
 the matrix of the rows it holds (n_r x p float32), their ratio (the goal: <= 2.5 under K = 2),
@@ -44,6 +45,11 @@ def rss(key):
         if line.startswith(key):
             return int(line.split()[1]) * 1024
 
+import pandas as pd  # warm-up: a 2-row Parquet read through the same path loads its modules
+from betaprop.files.parts import plan_parts, read_part
+warm = f"{sys.argv[2]}.warm{mpi4py.MPI.COMM_WORLD.Get_rank()}.parquet"
+pd.DataFrame({"x": [1.0, 2.0], "label": ["a", "b"]}).to_parquet(warm)
+read_part(warm, plan_parts(warm)[0])
 baseline = rss("VmRSS:")
 trained = {}
 write_run = betaprop.cli.train.write_run
@@ -80,7 +86,7 @@ def run(k: int, data: str, out: str, record: str, epochs: int) -> list[dict]:
     """``betaprop train`` with k ranks (1: one process); each process's memory record."""
     args = ["train", "--data", data, "--target", "label", "--dtype", "float32", "--hidden",
             "64", "--batch-size", "256", "--epochs", str(epochs), "--seed", "0", "--quiet",
-            "--out", out]  # fmt: skip
+            "--force", "--out", out]  # fmt: skip
     command = [sys.executable, "-c", RANK, ROOT, record, *args]
     if k > 1:
         mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")

@@ -23,6 +23,7 @@ plan and after its reads must be the same on every rank.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,7 @@ from .options import UserError
 __all__ = [
     "Shard",
     "balanced_weights",
+    "encoded_splits",
     "row_digest",
     "shardable",
     "sharded_data",
@@ -133,11 +135,46 @@ def _read(args: argparse.Namespace, parts: list) -> Dataset | None:
         targets.append(piece.target)
         first = first or piece
         piece.X = X[:0]  # let the part's own matrix go
+        _release_freed_memory()  # before the next part: the peak stays one part's
     if first is None or X is None:
         return None
     target = np.concatenate(targets) if len(targets) > 1 else targets[0]
     return Dataset(X[:filled], target, first.feature_names, first.target_name, first.source,
                    first.task, None, first.categorical, first.notes)  # fmt: skip
+
+
+def _release_freed_memory() -> None:
+    """Give back what reading freed but the allocators keep: Arrow's memory pool, and the C
+    heap's free pages (glibc's ``malloc_trim``; elsewhere nothing)."""
+    import ctypes
+    import sys
+
+    with contextlib.suppress(ImportError):
+        import pyarrow
+
+        pyarrow.default_memory_pool().release_unused()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def encoded_splits(prep: Preprocessing, data: Dataset, shard: Shard) -> dict[str, Array]:
+    """This rank's inputs of each split, standardised, with no second copy of its table:
+    ``data.X`` is standardised in place in blocks of rows ((x - mean) / scale in float64, as
+    ``transform`` computes it, stored in the table's dtype), the validation and test rows are
+    copied out, and the training rows are moved to the front of ``data.X`` (a view of them is
+    the training input). ``data.X`` is no longer row by row the table afterwards."""
+    X, step = data.X, 8192
+    for start in range(0, len(X), step):
+        block = X[start : start + step]
+        block[...] = prep.transform(block, X.dtype.name)
+    inputs = {name: X[rows] for name, rows in shard.local.items() if name != "train"}
+    train = shard.local["train"]
+    for start in range(0, len(train), step):  # train[i] >= i: a source is never overwritten
+        block = train[start : start + step]  # before it is moved
+        X[start : start + len(block)] = X[block]
+    inputs["train"] = X[: len(train)]
+    return inputs
 
 
 def _identity(path: str) -> tuple[int, int]:
@@ -195,7 +232,8 @@ def strata(codes: Array) -> list[str]:
     sorted order, so scikit-learn's stratified split sees the same classes in the same
     order as one process does)."""
     width = len(str(int(codes.max()))) if len(codes) else 1
-    return [f"{c:0{width}d}" for c in codes.tolist()]
+    names = [f"{j:0{width}d}" for j in range(int(codes.max()) + 1 if len(codes) else 0)]
+    return [names[c] for c in codes.tolist()]  # n references to a few strings
 
 
 def place(shard: Shard, splits: dict[str, Array], m: int) -> None:
@@ -231,7 +269,7 @@ def reduced_statistics(X: Array, rows: Array, comm: Any) -> tuple[Array, Array]:
     in float64: each rank's count, mean and sum of squared deviations M2 (two passes over
     blocks of its rows, never a copy of them all), combined pairwise (Chan, Golub and
     LeVeque): M2 = M2_a + M2_b + (mean_b - mean_a)^2 n_a n_b / (n_a + n_b)."""
-    m, step = len(rows), 65536
+    m, step = len(rows), 8192
     mean = np.zeros(X.shape[1])
     for start in range(0, m, step):
         mean += X[rows[start : start + step]].sum(axis=0, dtype=np.float64)
@@ -297,6 +335,7 @@ def sharded_data_and_splits(
     splits = split_rows(shard.n, stratify, args.val_fraction, args.test_fraction, args.seed)
     del stratify, codes
     place(shard, splits, len(data.X))
+    _release_freed_memory()  # what the split's temporaries left in the C heap
     prep = sharded_preprocessing(data, task, shard, distinct)
     if args.loss and LOSSES[args.loss].targets == "counts":  # the log link needs them as they are
         prep.target_mean, prep.target_scale = 0.0, 1.0
@@ -338,11 +377,11 @@ def row_digest(X: Array, D: Array, numbers: Array, comm: Any) -> str:
     for A in (X, D):
         words = A.shape[1] * A.dtype.itemsize // 4
         weights = rng.integers(1, 2**63, size=words + 1, dtype=np.uint64) | np.uint64(1)
-        for start in range(0, len(A), 65536):
-            block = np.ascontiguousarray(A[start : start + 65536]).view(np.uint32)
+        for start in range(0, len(A), 8192):
+            block = np.ascontiguousarray(A[start : start + 8192]).view(np.uint32)
             with np.errstate(over="ignore"):
                 h = block.astype(np.uint64) @ weights[:words]
-                h += numbers[start : start + 65536].astype(np.uint64) * weights[words]
+                h += numbers[start : start + 8192].astype(np.uint64) * weights[words]
                 h ^= h >> np.uint64(29)
                 h *= np.uint64(0xBF58476D1CE4E5B9)  # a 64-bit mixer (splitmix64's)
             total = (total + int(h.sum(dtype=np.uint64))) % 2**64

@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from ..engine.network import Network
-from ..files.datasets import Dataset
 from ..files.preprocessing import Preprocessing
 from ..training.loop import evaluate
 from .models import METRICS_CELLS
@@ -33,30 +32,32 @@ Array = np.ndarray
 
 
 def _passes(
-    net: Network, prep: Preprocessing, data: Dataset, rows: Array
+    net: Network, prep: Preprocessing, inputs: Array, target: Array
 ) -> tuple[float, list[Any]]:
-    """This rank's summed loss over ``rows`` and its decoded predictions, in chunks."""
+    """This rank's summed loss over its rows of a split (``inputs``: standardised, as
+    ``sharded.encoded_splits`` gives them; ``target``: theirs) and its decoded predictions,
+    in chunks."""
     step = max(1, min(METRICS_CELLS // net.sizes[-1], BLOCK_ROWS))  # bounded temporaries
     total, predicted = 0.0, list[Any]()
-    for start in range(0, len(rows), step):
-        part = rows[start : start + step]
-        Z = prep.transform(data.X[part], net.dtype)
-        D = prep.encode(data.target[part], net.sizes[-1], net.dtype)
+    for start in range(0, len(inputs), step):
+        Z = inputs[start : start + step]
+        D = prep.encode(target[start : start + step], net.sizes[-1], net.dtype)
         loss, _ = evaluate(net, Z, D)
-        total += float(loss) * len(part)
+        total += float(loss) * len(Z)
         predicted.extend(prep.decode(net.predict(Z)))
     return total, predicted
 
 
 def reduced_metrics(
-    net: Network, prep: Preprocessing, data: Dataset, rows: Array, comm: Any
+    net: Network, prep: Preprocessing, inputs: Array, target: Array, comm: Any
 ) -> dict[str, float]:
-    """``metrics`` of a split whose rows are spread over the ranks (``rows``: this rank's)."""
-    total, predicted = _passes(net, prep, data, rows)
-    n = int(comm.allreduce(len(rows)))
+    """``metrics`` of a split whose rows are spread over the ranks (``inputs``, ``target``:
+    this rank's rows, standardised)."""
+    total, predicted = (0.0, []) if not len(inputs) else _passes(net, prep, inputs, target)
+    n = int(comm.allreduce(len(inputs)))
     result = {"loss": float(comm.allreduce(total)) / n}
     if prep.task == "classification":
-        truth, guess = _codes(prep, prep.labels(data.target[rows])), _codes(prep, predicted)
+        truth, guess = _codes(prep, prep.labels(target)), _codes(prep, predicted)
         C = len(prep.classes or ())
         counts = np.zeros((3, C), dtype=np.int64)  # TP, FP, FN per class
         right = truth == guess
@@ -70,7 +71,7 @@ def reduced_metrics(
         result["accuracy"] = float(tp.sum()) / n
         result["f1_macro"] = float(f1[seen].mean()) if seen.any() else 0.0
         return result
-    truth_values = np.array([float(v) for v in data.target[rows]])
+    truth_values = np.array([float(v) for v in target])
     values = np.asarray(predicted, dtype=np.float64)
     errors = values - truth_values
     sums = np.array([truth_values.sum(), np.abs(errors).sum(), np.square(errors).sum()])
@@ -90,15 +91,15 @@ def reduced_metrics(
 
 
 def reduced_confusion(
-    net: Network, prep: Preprocessing, data: Dataset, rows: Array, comm: Any
+    net: Network, prep: Preprocessing, inputs: Array, target: Array, comm: Any
 ) -> Any:
     """``Confusion.of`` over all ranks' rows of a split: the shown classes from the summed
     class counts, the shown block's counts summed over the ranks."""
     from ..explain.plots import MOST_CLASSES, Confusion
 
     classes = list(prep.classes or ())
-    _, predicted = _passes(net, prep, data, rows)
-    t, p = _codes(prep, prep.labels(data.target[rows])), _codes(prep, predicted)
+    _, predicted = (0.0, []) if not len(inputs) else _passes(net, prep, inputs, target)
+    t, p = _codes(prep, prep.labels(target)), _codes(prep, predicted)
     frequency = np.bincount(t[t >= 0], minlength=len(classes)).astype(np.int64)
     comm.Allreduce(_mpi().IN_PLACE, frequency)
     shown = np.sort(np.argsort(-frequency, kind="stable")[:MOST_CLASSES])

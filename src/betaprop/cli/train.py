@@ -65,7 +65,7 @@ from .runs import (
     write_run,
 )
 from .settings import build_network, optimizer_and_schedule
-from .sharded import balanced_weights, row_digest
+from .sharded import balanced_weights, encoded_splits, row_digest
 from .sharded_metrics import reduced_confusion, reduced_metrics
 from .training import (
     class_weights,
@@ -270,7 +270,10 @@ def _train_in(
     net = build_network(args, data.X.shape[1], prep)
     optimizer, schedule = optimizer_and_schedule(args)
     say_notes()  # the options are good: a refusal above was its one line alone
-    X, D = split_arrays(net, prep, data, mine["train"])
+    inputs: dict[str, Any] = {}
+    if shard is not None:  # a table of numbers: standardised in place, no second matrix
+        inputs = encoded_splits(prep, data, shard)
+    X, D = _arrays(net, prep, data, mine["train"], inputs.get("train"))
     if shard is None:
         fingerprint = hashlib.sha256(X.tobytes() + D.tobytes()).hexdigest()
     else:  # the same whichever rank holds which row
@@ -296,7 +299,8 @@ def _train_in(
         settings["sample_weight"] = class_weights(args, prep, data, splits["train"])
     rows = mine["validation"]
     validating = len(splits["validation"]) > 0
-    settings["validation_data"] = split_arrays(net, prep, data, rows) if validating else None
+    validation = _arrays(net, prep, data, rows, inputs.get("validation"))
+    settings["validation_data"] = validation if validating else None
     # (a rank without training rows has no examples to diagnose: nothing to watch)
     diagnostics: Any = Diagnostics(X, D, max_examples=256) if len(X) else _Unwatched()
     every = getattr(args, "checkpoint_every", None)
@@ -327,10 +331,12 @@ def _train_in(
             os.rmdir(out)  # made for this run by a callback, and still empty
         raise
     seconds = time.perf_counter() - started
+    del X, D
+    settings["validation_data"] = None  # the metrics below take the rows from ``data``
     scores = {
         name: metrics(net, prep, data, rows)
         if shard is None
-        else reduced_metrics(net, prep, data, shard.local[name], comm)
+        else reduced_metrics(net, prep, inputs[name], data.target[mine[name]], comm)
         for name, rows in splits.items()
         if len(rows)
     }
@@ -350,8 +356,9 @@ def _train_in(
 
     if shard is not None and classification:  # every rank counts its rows of the split
         assert comm is not None
-        shown = shard.local[prep.extra["confusion_split"]]
-        run.confusion = reduced_confusion(net, prep, data, shown, comm)
+        shown = prep.extra["confusion_split"]
+        target = data.target[mine[shown]]
+        run.confusion = reduced_confusion(net, prep, inputs[shown], target, comm)
     if lead:
         made: Any = (lambda: run.confusion) if shard is not None else confusion
         write_run(out, net, run.metadata, history, confusion=made if classification else None,
@@ -363,6 +370,14 @@ class _Unwatched(Callback):
     """Diagnostics of a rank that holds no training rows: no warnings."""
 
     warnings: list = []
+
+
+def _arrays(net: Any, prep: Any, data: Any, rows: Any, inputs: Any) -> tuple[Any, Any]:
+    """X, D of some rows: from the table (``split_arrays``), or, sharded, the split's
+    standardised ``inputs`` with their targets."""
+    if inputs is None or not len(rows):
+        return split_arrays(net, prep, data, rows)
+    return inputs, prep.encode(data.target[rows], net.sizes[-1], net.dtype)
 
 
 def _train_parser() -> argparse.ArgumentParser:
