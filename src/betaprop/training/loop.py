@@ -192,18 +192,7 @@ def fit(
     read part by part through a shuffle buffer, for data larger than memory; with ``comm``
     each process streams its own parts (docs/streaming.md).
     """
-    stream = X if isinstance(X, Stream) else None
-    if stream is not None:  # rows read part by part: training/stream_epochs.py
-        check_stream(stream, D, sample_weight, rows)
-        validation_data = _checked_validation(net, validation_data)
-    elif rows is None:
-        X = net.check_X(X)
-        D = net.check_D(D, X.shape[0])
-        validation_data = _checked_validation(net, validation_data)
-    else:  # this process's own rows, maybe none: training.distributed
-        from .sharding import own_rows
-
-        X, D, validation_data = own_rows(net, X, D, validation_data, comm)
+    stream, X, D, validation_data = _inputs(net, X, D, validation_data, sample_weight, rows, comm)
     _check_positive_int("epochs", epochs)
     _check_positive_int("batch_size", batch_size)
     seed = check_seed(seed)
@@ -247,6 +236,25 @@ def fit(
             _train(net, run, epochs)
         _finish(net, run)
         return history
+
+
+def _inputs(
+    net: Network, X: Any, D: Any, validation_data: Any, sample_weight: Any, rows: Any, comm: Any
+) -> tuple[Stream | None, Any, Any, tuple[Array, Array] | None]:
+    """fit's data, checked: (the stream or None, X, D, the validation data)."""
+    stream = X if isinstance(X, Stream) else None
+    if stream is not None:  # rows read part by part: training/stream_epochs.py
+        check_stream(stream, D, sample_weight, rows)
+        validation_data = _checked_validation(net, validation_data)
+    elif rows is None:
+        X = net.check_X(X)
+        D = net.check_D(D, X.shape[0])
+        validation_data = _checked_validation(net, validation_data)
+    else:  # this process's own rows, maybe none: training.distributed
+        from .sharding import own_rows
+
+        X, D, validation_data = own_rows(net, X, D, validation_data, comm)
+    return stream, X, D, validation_data
 
 
 def _start(
