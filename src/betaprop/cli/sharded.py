@@ -89,14 +89,14 @@ def sharded_data(args: argparse.Namespace, comm: Any) -> tuple[Dataset, Shard] |
     plain = data is None or data.frame is None
     if not comm.allreduce(plain, op=_mpi().LAND):
         return None
-    names = comm.allgather(None if data is None else data.feature_names)
+    names = comm.allgather(None if data is None else (data.feature_names, data.target_name))
     known = [n for n in names if n is not None]
     if any(n != known[0] for n in known):
         raise DataError(f"{args.data}: the parts of the file have different columns: {known}")
     if data is None:  # no rows here: an empty table of the same columns
-        target = np.empty(0, dtype=object)
-        data = Dataset(np.empty((0, len(known[0])), dtype=args.dtype), target, known[0],
-                       args.target or "", args.data)  # fmt: skip
+        features, target_name = known[0]
+        data = Dataset(np.empty((0, len(features)), dtype=args.dtype),
+                       np.empty(0, dtype=object), features, target_name, args.data)  # fmt: skip
     m = len(data.X)
     first = int(comm.exscan(m) or 0)  # (None on rank 0)
     return data, Shard(comm, first, int(comm.allreduce(m)))
