@@ -177,3 +177,17 @@ def test_streaming_600k_rows_holds_under_half_the_matrix(big_parquet):
     assert result["loss"] < 0.6  # it trained (ln 2 = 0.69 at the start)
     default = probe((path, warm), {})
     assert default["peak"] - default["base"] <= 1.0 * nbytes, default
+
+
+def test_a_part_changed_after_the_first_pass_is_checked_again(tmp_path):
+    """Epoch reads take plain finite numbers as they are; a part that is not (the file was
+    rewritten with a gap) goes through the reader's checks again: its one-line DataError."""
+    frame = table(2100)
+    path = write(frame, str(tmp_path / "t.parquet"), "parquet")
+    stream = bp.Stream.from_file(path, part_bytes=1, dtype="float64")
+    frame.loc[1500, "b"] = np.nan
+    write(frame, path, "parquet")
+    stream.read(stream.parts[0])  # rows 0-699: still plain numbers
+    with pytest.raises(DataError) as error:
+        stream.read(stream.parts[2])
+    assert "\n" not in str(error.value) and "'b'" in str(error.value)
