@@ -1,7 +1,8 @@
 """``betaprop train`` under K ranks: each rank reads, encodes and trains on its own rows.
 
 The file is cut into parts (``files.parts``: Parquet row groups, CSV byte ranges at record
-starts), planned once by rank 0 and shared; rank r reads only its contiguous block of parts
+starts), planned by the ranks together (each scans 1/K of a CSV file's bytes); rank r reads
+only its contiguous block of parts
 (``owned_parts``). The rows keep their global numbers 0..n-1 (rank r's first is the sum of
 the rows before it, an ``Exscan``). Then, as one process does on the whole table:
 
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..engine.losses import LOSSES
+from ..files.agreement import Agreement
 from ..files.datasets import Dataset, class_labels, numeric_labels
 from ..files.frames import from_frame
 from ..files.parts import PART_BYTES, owned_parts, plan_parts, read_part
@@ -82,7 +84,8 @@ def sharded_data(args: argparse.Namespace, comm: Any) -> tuple[Dataset, Shard] |
     size = -(-before[0] // (8 * comm.Get_size()))
     part_bytes = max(1, min(PART_BYTES, size))
     sep = table_options(args)["sep"]
-    parts = _agreed(comm, lambda: plan_parts(args.data, sep=sep, part_bytes=part_bytes))
+    # every rank plans together: each scans 1/K of a CSV file's bytes (Parquet: the footer)
+    parts = plan_parts(args.data, sep=sep, part_bytes=part_bytes, agreement=Agreement(comm))
     mine = owned_parts(parts, comm.Get_rank(), comm.Get_size())
     data = _read(args, mine)
     _same_file(comm, args.data, before, _identity(args.data))
@@ -191,20 +194,6 @@ def _same_file(comm: Any, path: str, before: tuple, after: tuple) -> None:
             f"{path} changed while the ranks read it (sizes {sizes} bytes, or its "
             "modification time, differ between ranks' reads): train on a file nothing writes"
         )
-
-
-def _agreed(comm: Any, plan: Any) -> Any:
-    """Rank 0's ``plan()``, shared; its one-line error raised on every rank."""
-    result: Any = None
-    if comm.Get_rank() == 0:
-        try:
-            result = plan()
-        except (DataError, UserError, OSError) as error:
-            result = error
-    result = comm.bcast(result, root=0)
-    if isinstance(result, BaseException):
-        raise result
-    return result
 
 
 def _mpi() -> Any:
