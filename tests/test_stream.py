@@ -169,30 +169,44 @@ def test_streamed_accuracy_matches_in_memory_on_digits():
     assert abs(memory - stream) < 0.03, scores
 
 
-def test_stop_signal_mid_epoch_goes_back_to_the_epoch_start_and_resumes_exactly():
-    """SIGINT in epoch 2 (sent by a callback: no timing): fit returns the weights of epoch
-    1 (= a one-epoch run) and a state that, resumed, ends where 3 uninterrupted epochs end."""
+class Interrupt(bp.Callback):
+    """SIGINT to this process after a given batch of a given epoch (no timing)."""
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        self.at = (epoch, batch)
+
+    def on_batch_end(self, net, epoch, batch, loss):
+        if (epoch, batch) == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.parametrize("cuts", [[200, 400], []])  # three parts; one part
+def test_stop_signal_mid_epoch_resumes_exactly(cuts):
+    """SIGINT in epoch 2: with several parts the state keeps the epoch's start, the parts
+    opened and the batches done, and resuming replays the reads and draws: the weights of 3
+    uninterrupted epochs, bit for bit (dropout's masks and Adam's moments included). One part
+    cannot mark a position: the run goes back to epoch 1's end (= a one-epoch run)."""
     X, D = tagged(600)
-    stream = split(X, D, [200, 400], 100)
-
-    class Interrupt(bp.Callback):
-        def on_batch_end(self, net, epoch, batch, loss):
-            if epoch == 2 and batch == 5:
-                os.kill(os.getpid(), signal.SIGINT)
-
-    one = network(dropout=0.2)
-    bp.fit(one, stream, epochs=1, seed=2, batch_size=20)
+    stream = split(X, D, cuts, 100)
     stopped, state = network(dropout=0.2), TrainingState()
     with pytest.warns(bp.InterruptedWarning):
         history = bp.fit(stopped, stream, epochs=3, seed=2, batch_size=20, state=state,
-                         callbacks=[Interrupt()])  # fmt: skip
+                         callbacks=[Interrupt(2, 5)])  # fmt: skip
     assert history.interrupted and history.epoch == [1]
-    np.testing.assert_array_equal(stopped.params, one.params)
+    one = network(dropout=0.2)
+    bp.fit(one, stream, epochs=1, seed=2, batch_size=20)
+    if cuts:
+        assert state.batch == 5 and 1 <= state.position < 3
+        assert not np.array_equal(stopped.params, one.params)  # 5 batches into epoch 2
+    else:
+        assert state.batch == 0 and state.position == 0
+        np.testing.assert_array_equal(stopped.params, one.params)
     bp.fit(stopped, stream, epochs=2, batch_size=20, state=state, history=history)
     whole = network(dropout=0.2)
-    bp.fit(whole, stream, epochs=3, seed=2, batch_size=20)
+    whole_history = bp.fit(whole, stream, epochs=3, seed=2, batch_size=20)
     np.testing.assert_array_equal(stopped.params, whole.params)
     assert history.epoch == [1, 2, 3]
+    np.testing.assert_allclose(history.loss, whole_history.loss, rtol=1e-14)
 
 
 def test_errors_name_what_was_wrong():
@@ -240,3 +254,25 @@ def test_column_major_arrays_train_alike_without_a_copy_a_batch():
         tracemalloc.stop()
     np.testing.assert_array_equal(Cn.params, Fn.params)
     assert peak < X.nbytes / 10, (peak, X.nbytes)
+
+
+def test_a_checkpoint_of_a_stopped_stream_resumes_exactly(tmp_path):
+    """The Checkpoint callback writes the mid-epoch state (the part order, position, batch);
+    checkpoint.resume(folder, stream, None) reads the file back and ends where 3
+    uninterrupted epochs end."""
+    from betaprop.files.checkpoint import Checkpoint, load_checkpoint, resume
+
+    X, D = tagged(600)
+    stream = split(X, D, [150, 300, 450], 64)
+    stopped = network(normalization="batch")
+    with pytest.warns(bp.InterruptedWarning):
+        bp.fit(stopped, stream, epochs=3, seed=9, batch_size=24,
+               callbacks=[Checkpoint(str(tmp_path)), Interrupt(2, 11)])  # fmt: skip
+    saved = load_checkpoint(str(tmp_path)).state
+    assert (saved.epoch, saved.batch) == (1, 11) and saved.position > 0
+    net, history = resume(str(tmp_path), stream, None)
+    whole = network(normalization="batch")
+    bp.fit(whole, stream, epochs=3, seed=9, batch_size=24)
+    np.testing.assert_array_equal(net.params, whole.params)
+    np.testing.assert_array_equal(net.stats, whole.stats)
+    assert history.epoch == [1, 2, 3]

@@ -7,11 +7,13 @@ one more seed from it for the buffer's draws, and yields the epoch's mini-batche
 runs ``train_step`` (or ``DataParallel.step``) on each. Memory: one part, the buffer of S
 (S / K) rows and one mini-batch, whatever n.
 
-A stop signal in the middle of an epoch (Ctrl-C) finishes the mini-batch and then puts the
-run back at the start of that epoch: the weights, running statistics, optimizer state and
-generators it had then, so a checkpoint resumes the streamed run at an epoch boundary, bit
-for bit (resuming in the middle of a streamed epoch would replay its part reads up to the
-stopping point: not done; the rows trained on in the stopped epoch are trained on again).
+A stop signal in the middle of an epoch (Ctrl-C) finishes the mini-batch; the state then
+holds the epoch's start (its generator and part order), the parts opened (``position``) and
+the batches done (``batch``). Resuming from it (``fit(..., state=)``, a checkpoint) replays
+the epoch's part reads and buffer draws up to that batch, reads only, no training, and goes
+on: bit for bit the uninterrupted run. A stream of one part cannot mark a position (it must
+be below the number of parts): there the run goes back to the epoch's start instead (its
+weights, statistics, optimizer state and generators) and the epoch is trained again.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ class StreamBatches:
         self.w = np.empty((1, room), dtype=dtype)
         self.least = least
         self.shard = None if parallel is None else parallel.batches_made
+        self.reading: Any = None  # the epoch's PartRows (the parts it has opened)
 
     def batches(self, state: Any) -> Iterator[tuple[int, int]]:
         """The epoch's global batches: yields (m_r, W) for each, with this rank's m_r rows
@@ -101,6 +104,7 @@ class StreamBatches:
             rng = np.random.default_rng([seed, self.rank])  # this rank's draws
         order = [int(k) for k in state.order if k in self.mine]
         rows = PartRows(self.stream, order, self.widths, self.dtype)
+        self.reading = rows  # (how many parts it has opened: a checkpoint's position)
         if self.buffer is not None:
             self.buffer.filled = 0
             self.buffer.fill(rows)
@@ -135,22 +139,45 @@ class StreamBatches:
         return self.x[:m].T, self.d[:m].T, w, float(W)
 
     def epoch(self, net: Any, run: Any, epoch: int, after_batch: Callable) -> tuple[float, int]:
-        """One streamed epoch of ``fit``: (summed loss, batches). A stop signal in the middle
-        puts the run back at the epoch's start (``_EpochStart``) and sets ``run.rewound``."""
+        """One streamed epoch of ``fit``: (summed loss, batches).
+
+        A stop signal in the middle (``_stop``) leaves the run where it is and the state at
+        the epoch's start with the batches done (``state.batch``); continuing from that
+        state replays the epoch's reads and draws up to there (no training: the buffer is
+        rebuilt as it was) and goes on, bit for bit the uninterrupted run.
+        """
         state = run.state
-        start = _EpochStart(net, state)
-        total, batch = 0.0, 0
+        done, total = state.batch, state.epoch_loss if state.position else 0.0
+        start = _EpochStart(net, state)  # before the part order is shuffled
+        state.position = state.batch = 0
+        batch = done
         for j, (m, W) in enumerate(self.batches(state)):
+            if j < done:
+                continue  # replayed: the rows this run already trained on
             x, d, w, weight = self.columns(m, W, j)
             loss = run.step(net, run.optimizer, state.optimizer_state, x, d, w, run.penalty, weight)
             batch = j + 1
             after_batch(net, run, loss, epoch, batch)
             total += loss * W
             if run.guard.requested and batch < self.count:
-                start.restore(net, run)
-                run.rewound = True
+                self._stop(net, run, start, batch, total)
                 break
         return total, batch
+
+    def _stop(self, net: Any, run: Any, start: _EpochStart, batch: int, total: float) -> None:
+        """Stopped after ``batch`` of ``self.count``: the state keeps the epoch's start (its
+        generator and part order) with ``position`` (parts opened, >= 1) and ``batch``, and
+        ``last_good``, as ``fit`` keeps an interrupted epoch in memory. With one part
+        ``position`` cannot be told from 0: the run goes back to the epoch's start."""
+        state, parts = run.state, len(self.stream.parts)
+        if parts == 1:
+            start.restore(net, run)
+            run.rewound = True
+            return
+        state.rng.bit_generator.state = start.rng
+        state.order[...] = start.order
+        state.position = min(max(self.reading.next_part, 1), parts - 1)
+        state.batch, state.epoch_loss, state.last_good = batch, total, run.last_good
 
 
 class _EpochStart:
