@@ -29,15 +29,20 @@ COMMON = ["--epochs", "3", "--hidden", "6", "--dtype", "float64", "--seed", "1",
 
 
 def table(n: int, task: str, seed: int = 0) -> Any:
-    """n rows of 4 numeric features and a target: 3 unbalanced classes, or a number."""
+    """n rows of 4 numeric features and a target: 3 unbalanced classes, or a number; or
+    ("table") a text column, gaps and a yes/no target."""
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, 4)) * [1.0, 2.0, 0.5, 3.0] + [0.0, 1.0, -2.0, 5.0]
     frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
     if task == "classes":
         score = X[:, 0] + 0.5 * X[:, 1]
         frame["label"] = np.where(score > 1.5, "high", np.where(score > -0.5, "mid", "low"))
-    else:
+    elif task == "numbers":
         frame["label"] = X @ [1.0, -0.5, 2.0, 0.1] + 0.1 * rng.standard_normal(n)
+    else:  # a text category and gaps: a table read whole by every rank (not yet sharded)
+        frame["colour"] = np.array(["red", "green", "blue"])[rng.integers(0, 3, n)]
+        frame.loc[rng.random(n) < 0.05, "b"] = np.nan
+        frame["label"] = np.where(X[:, 0] + (frame["colour"] == "red") > 0.5, "yes", "no")
     return frame
 
 
@@ -101,6 +106,8 @@ CASES = {
     "csv_balanced_classes_3": (".csv", "classes", 500, 3, ["--class-weight", "balanced"]),
     # 2 row groups for 3 ranks: rank 2 holds no row at all
     "parquet_rank_without_rows": (".parquet", "classes", 128, 3, ["--batch-size", "16"]),
+    # categories and gaps to impute: every rank reads the table whole (as before sharding)
+    "csv_table_to_encode_2": (".csv", "table", 300, 2, ["--batch-size", "32"]),
     # the issue's run: 301 rows in batches of 50 (no validation, no test: all train)
     "csv_301_rows_batch_50": (".csv", "classes", 301, 3, ["--batch-size", "50",
                               "--val-fraction", "0", "--test-fraction", "0"]),
