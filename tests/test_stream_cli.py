@@ -103,3 +103,37 @@ def test_held_out_parts_cover_the_file_once():
     assert held_out_parts([5, 5], 0.1, 0.2, 0) == {"train": [0, 1], "validation": [], "test": []}
     with pytest.raises(UserError, match="--val-fraction \\+ --test-fraction must be < 1"):
         held_out_parts(rows, 0.5, 0.5, 0)
+
+
+def test_a_stopped_streamed_run_resumes_to_the_uninterrupted_weights(tmp_path):
+    """SIGINT once the first checkpoint is written (a file appearing: an event, not a time)
+    stops the run inside some later epoch; train_stream with that checkpoint replays the
+    epoch's reads and ends with the weights of the uninterrupted run, bit for bit."""
+    import os
+    import signal
+    import threading
+
+    from betaprop.files.checkpoint import load_checkpoint
+
+    path = str(tmp_path / "t.parquet")
+    write_table(path, n=3000)
+    argv = ("--data", path, "--stream", "--epochs", "40", "--hidden", "8", "--quiet",
+            "--dtype", "float64", "--part-size", "0.01", "--checkpoint-every", "1")  # fmt: skip
+    whole = train_stream(parse(*argv), None, str(tmp_path / "whole"))
+    out = str(tmp_path / "stopped")
+    written = os.path.join(out, "checkpoint.safetensors")
+
+    def stop_after_the_first_checkpoint() -> None:
+        while not os.path.exists(written):
+            threading.Event().wait(0.001)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    watcher = threading.Thread(target=stop_after_the_first_checkpoint)
+    watcher.start()
+    stopped = train_stream(parse(*argv), None, out)
+    watcher.join()
+    assert stopped.history.interrupted and len(stopped.history.epoch) < 40
+    saved = load_checkpoint(out)
+    resumed = train_stream(parse(*argv), None, out, saved)
+    np.testing.assert_array_equal(resumed.net.params, whole.net.params)
+    assert resumed.history.epoch == list(range(1, 41))

@@ -11,8 +11,9 @@ shuffle buffer of ``--shuffle-buffer`` rows, the preprocessing fitted in a first
   three parts), and their metrics are computed part by part after training;
 - there is no validation during training, so no early stopping (``--early-stopping`` is
   ignored) and the run ends with its last epoch's weights;
-- ``--resume`` of a streamed run is refused (a checkpoint resumes at an epoch boundary from
-  the library: ``fit(net, stream, state=...)``).
+- a checkpoint (``--checkpoint-every``, and always on Ctrl-C) keeps the position inside an
+  epoch; ``--resume`` replays that epoch's reads up to it and goes on (``cli.train`` passes
+  the checkpoint as ``saved``).
 
 Under ``mpiexec`` each rank streams its own parts (``fit(..., comm=)``).
 """
@@ -122,16 +123,14 @@ def held_out_parts(rows: list[int], val: float, test: float, seed: int) -> dict[
 
 def train_stream(args: argparse.Namespace, console: Any, out: str, saved: Any = None) -> Any:
     """Train as ``betaprop train`` does, from the data file's parts, and write the run folder
-    ``out`` (made and owned by the caller); returns the ``TrainRun``."""
+    ``out`` (made and owned by the caller); returns the ``TrainRun``. ``saved``: the
+    checkpoint of ``--resume`` (``cli.train``), whose run goes on where it stopped."""
     from ..files.frames import Dataset
     from ..training.distributed import is_lead, world
     from .runs import TrainRun, finite, portable_argv, write_run
-    from .settings import build_network, optimizer_and_schedule
-    from .training import fit_network, training_record
+    from .settings import build_network
+    from .training import training_record
 
-    if saved is not None:
-        raise UserError("--resume: a streamed run resumes from the library (fit(net, stream, "
-                        "state=...)), not from the command line yet")  # fmt: skip
     task = None if args.task == "auto" else args.task
     part_bytes = max(1, int(args.part_size * 2**20))
     stream = table_stream(args.data, args.target, task=task, shuffle_buffer=args.shuffle_buffer,
@@ -139,17 +138,11 @@ def train_stream(args: argparse.Namespace, console: Any, out: str, saved: Any = 
     prep = stream.preprocessing
     net = build_network(args, len(prep.feature_names), prep)
     stream.outputs = net.sizes[-1]
-    optimizer, schedule = optimizer_and_schedule(args)
     chosen = held_out_parts(stream.rows, args.val_fraction, args.test_fraction, args.seed)
     splits = {name: stream.subset(parts) for name, parts in chosen.items() if parts}
-    train = splits["train"]
-    settings: dict[str, Any] = {"optimizer": optimizer, "epochs": args.epochs, "seed": args.seed,
-                                "schedule": schedule, "batch_size": args.batch_size}  # fmt: skip
     comm = world()
-    if comm is not None:
-        settings["comm"] = comm
     started = time.perf_counter()
-    history = fit_network(net, train, None, settings, [], None)  # type: ignore[arg-type]
+    history, optimizer, run_id = _fit(args, net, splits["train"], out, saved, comm)
     seconds = time.perf_counter() - started
     scores = {name: stream_metrics(net, part) for name, part in splits.items()}
     data = Dataset(np.empty((0, len(prep.feature_names))), np.empty(0), list(prep.feature_names),
@@ -157,14 +150,64 @@ def train_stream(args: argparse.Namespace, console: Any, out: str, saved: Any = 
     rows = {name: range(part.n_rows) for name, part in splits.items()}
     run = TrainRun(net, prep, history, data, rows, scores, {}, out, seconds)  # type: ignore[arg-type]
     run.metadata["preprocessing"] = prep.to_dict()
-    batch_size = min(args.batch_size, train.n_rows)
+    batch_size = min(args.batch_size, splits["train"].n_rows)
     run.metadata["training"] = training_record(args, run, optimizer, batch_size)
-    run.metadata["training"].update(stream=True, shuffle_buffer=args.shuffle_buffer,
+    run.metadata["training"].update(stream=True, shuffle_buffer=args.shuffle_buffer, run_id=run_id,
                                     argv=portable_argv(getattr(args, "argv", None)))  # fmt: skip
     run.metadata["metrics"] = finite(scores)
     if is_lead(comm):
         write_run(out, net, run.metadata, history, prep=prep)
     return run
+
+
+def _fit(
+    args: argparse.Namespace, net: Any, train: TableStream, out: str, saved: Any, comm: Any
+) -> tuple[Any, Any, str]:
+    """fit on the training parts with the run's checkpoint (every --checkpoint-every epochs,
+    and on Ctrl-C, in the middle of an epoch too); from ``saved`` when resuming. Returns the
+    history, the optimizer and the run's id."""
+    import secrets
+
+    from ..files.checkpoint import Checkpoint
+    from ..training.distributed import is_lead
+    from .runs import portable_argv
+    from .settings import optimizer_and_schedule
+    from .training import fit_network
+
+    optimizer, schedule = optimizer_and_schedule(args)
+    settings: dict[str, Any] = {"optimizer": optimizer, "epochs": args.epochs, "seed": args.seed,
+                                "schedule": schedule, "batch_size": args.batch_size}  # fmt: skip
+    run_id = secrets.token_hex(8)
+    if saved is not None:
+        settings, run_id = _resumed(saved, net, train), saved.metadata.get("run_id", run_id)
+        settings["batch_size"] = saved.state.batch_size
+    if comm is not None:
+        settings["comm"] = comm
+    every = getattr(args, "checkpoint_every", None)
+    metadata = {"argv": portable_argv(getattr(args, "argv", None)), "run_id": run_id,
+                "stream_rows": train.rows}  # fmt: skip
+    checkpoint = Checkpoint(out, every=every, metadata=metadata,
+                            final=every is not None or saved is not None)  # fmt: skip
+    callbacks = [checkpoint] if is_lead(comm) else []
+    history = fit_network(net, train, None, settings, callbacks, None)  # type: ignore[arg-type]
+    return history, settings["optimizer"], run_id
+
+
+def _resumed(saved: Any, net: Any, train: TableStream) -> dict[str, Any]:
+    """fit's arguments that continue the saved streamed run; its parts and network checked."""
+    if saved.metadata.get("stream_rows") != train.rows:
+        raise UserError(
+            f"--resume: the training parts differ from those of {saved.path} (their row "
+            "counts differ): resume with the same data file and --part-size"
+        )
+    if {**saved.network.spec(), "seed": net.seed} != net.spec():
+        raise UserError(f"--resume: the network in {saved.path} does not match its settings")
+    net.params[...] = saved.network.params
+    net.stats[...] = saved.network.stats
+    net.dropout_rng = saved.network.dropout_rng
+    state = saved.state
+    return {"optimizer": state.optimizer, "epochs": saved.remaining_epochs,
+            "schedule": state.schedule, "history": saved.history, "state": state}  # fmt: skip
 
 
 def stream_metrics(net: Any, stream: TableStream) -> dict[str, float]:
