@@ -218,3 +218,35 @@ def test_a_file_that_changes_while_the_ranks_read_it_is_refused(tmp_path):
     said = [line for line in done.stderr.splitlines() if "changed while the ranks read it" in line]
     assert said and said[0].startswith("betaprop: rank "), done.stderr
     assert not (tmp_path / "r" / "model.safetensors").exists()
+
+
+class _Alone:
+    """A communicator of one process (what ``row_digest`` asks of one: allgather)."""
+
+    def allgather(self, value: Any) -> list:
+        return [value]
+
+
+def test_the_data_fingerprint_does_not_depend_on_who_holds_which_row():
+    """``row_digest``: the training rows' fingerprint of a sharded run is the same for any
+    split of the rows over ranks and any order within a rank (so a checkpoint resumes under
+    another K), and changes with a value or a row's number."""
+    from betaprop.cli.sharded import row_digest
+
+    rng = np.random.default_rng(0)
+    X, D = rng.standard_normal((1000, 5)).astype(np.float32), np.eye(3)[rng.integers(0, 3, 1000)]
+    numbers = np.arange(1000)
+
+    def digest(rows: np.ndarray) -> int:
+        return int(row_digest(X[rows], D[rows], numbers[rows], _Alone()).split(":")[1], 16)
+
+    whole = digest(numbers)
+    for k in (2, 3, 7):
+        blocks = np.array_split(rng.permutation(1000), k)
+        assert sum(digest(rows) for rows in blocks) % 2**64 == whole
+    changed = X.copy()
+    changed[500, 2] += 1e-3
+    assert row_digest(changed, D, numbers, _Alone()) != row_digest(X, D, numbers, _Alone())
+    swapped = numbers.copy()
+    swapped[[3, 4]] = swapped[[4, 3]]
+    assert row_digest(X, D, swapped, _Alone()) != row_digest(X, D, numbers, _Alone())
