@@ -69,34 +69,51 @@ def wants_stream(args: argparse.Namespace, available: int | None = None) -> bool
     """--stream, or a data file whose table the memory pre-check (``cli.memory``'s estimate:
     parameters, a batch's work and the table in the network's dtype) says does not fit in
     the memory available (``available``: measured when None); then one line on stderr says
-    that it streams."""
+    that it streams. Under mpiexec the ranks agree (any rank short of memory: all stream)."""
+    from ..training.distributed import is_lead, world
+
     if getattr(args, "stream", False):
         return True
     if getattr(args, "resume", None) or args.data in BUNDLED + SYNTHETIC:
         return False
     if not os.path.isfile(args.data):
         return False
+    needed = _table_bytes(args)
+    room = available_bytes() if available is None else available
+    short = room is not None and needed is not None and needed > room
+    comm = world()
+    if comm is not None:
+        short = bool(comm.allreduce(short, op=_max()))
+    if short and not getattr(args, "quiet", False) and is_lead(comm):
+        print(
+            f"betaprop: {args.data} needs about {(needed or 0) / 2**20:.0f} MiB in memory, "
+            f"more than the {(room or 0) / 2**20:.0f} MiB available: streaming it part by part "
+            "(--stream)",
+            file=sys.stderr,
+        )
+    return short
+
+
+def _table_bytes(args: argparse.Namespace) -> int | None:
+    """The pre-check's estimate for training on the whole table in memory (its rows from the
+    file's parts, its columns from the first part); None for a file that cannot be split."""
     from ..files.parts import plan_parts, read_part
 
     parts = plan_parts(args.data)
     n = sum(part.rows or 0 for part in parts)
     if not n:
-        return False  # a file that cannot be split (gzip): read as a whole
+        return None  # a file that cannot be split (gzip): read as a whole
     frame, _ = read_part(args.data, parts[0])
     columns = frame.shape[1] if frame.ndim == 2 else 1
-    itemsize = np.dtype(args.dtype).itemsize
     sizes = [columns, *args.hidden, 1]
-    needed, _ = network_bytes(sizes, itemsize, args.batch_size, n * columns)
-    room = available_bytes() if available is None else available
-    if room is None or needed <= room:
-        return False
-    if not getattr(args, "quiet", False):
-        print(
-            f"betaprop: {args.data} needs about {needed / 2**20:.0f} MiB in memory, more than "
-            f"the {room / 2**20:.0f} MiB available: streaming it part by part (--stream)",
-            file=sys.stderr,
-        )
-    return True
+    needed, _ = network_bytes(sizes, np.dtype(args.dtype).itemsize, args.batch_size, n * columns)
+    return needed
+
+
+def _max() -> Any:
+    from ..training.launch import mpi
+
+    return mpi().MAX
 
 
 def held_out_parts(rows: list[int], val: float, test: float, seed: int) -> dict[str, list[int]]:
