@@ -238,15 +238,61 @@ def test_the_data_fingerprint_does_not_depend_on_who_holds_which_row():
     numbers = np.arange(1000)
 
     def digest(rows: np.ndarray) -> int:
-        return int(row_digest(X[rows], D[rows], numbers[rows], _Alone()).split(":")[1], 16)
+        return int(row_digest(X, rows, D[rows], numbers[rows], _Alone()).split(":")[1], 16)
 
     whole = digest(numbers)
+
+    def digest_of(table: np.ndarray, rows: np.ndarray) -> str:
+        return row_digest(table, rows, D[rows], numbers[rows], _Alone())
+
     for k in (2, 3, 7):
         blocks = np.array_split(rng.permutation(1000), k)
         assert sum(digest(rows) for rows in blocks) % 2**64 == whole
     changed = X.copy()
     changed[500, 2] += 1e-3
-    assert row_digest(changed, D, numbers, _Alone()) != row_digest(X, D, numbers, _Alone())
+    assert row_digest(changed, numbers, D, numbers, _Alone()) != digest_of(X, numbers)
     swapped = numbers.copy()
     swapped[[3, 4]] = swapped[[4, 3]]
-    assert row_digest(X, D, swapped, _Alone()) != row_digest(X, D, numbers, _Alone())
+    assert row_digest(X, numbers, D, swapped, _Alone()) != digest_of(X, numbers)
+
+
+STOPPING = """
+import os, signal, sys
+sys.path.insert(0, sys.argv[1])
+import betaprop.cli.train as train
+from betaprop.cli import main
+from betaprop.training.distributed import run_main, world
+from betaprop.training.state import Callback
+fit_network = train.fit_network
+
+class CtrlC(Callback):  # Ctrl-C on rank 0 once epoch 1 is done: the ranks stop together
+    def on_epoch_end(self, net, epoch, history):
+        if epoch == 1 and world().Get_rank() == 0:
+            os.kill(os.getpid(), signal.SIGINT)
+
+def interrupted(net, X, D, settings, callbacks, bar):
+    return fit_network(net, X, D, settings, [*callbacks, CtrlC()], bar)
+
+train.fit_network = interrupted
+sys.exit(run_main(lambda: main(sys.argv[2:])))
+"""
+
+
+def test_a_sharded_run_interrupted_on_2_ranks_resumes_on_3(tmp_path):
+    """Ctrl-C during a sharded run of 2 ranks, resumed by 3: the weights of the run that was
+    never interrupted (the same global batches whoever holds the rows)."""
+    from .test_distributed import ranks
+
+    write(table(500, "classes"), tmp_path / "d.csv")
+    options = ["--data", str(tmp_path / "d.csv"), "--target", "label", "--batch-size", "16",
+               *COMMON, "--early-stopping", "0"]  # fmt: skip
+    root = str(Path(__file__).parents[1])
+    stopped = ranks(2, "-c", STOPPING, root, "train", *options, "--out", str(tmp_path / "r"))
+    assert stopped.returncode == 130, stopped.stderr  # stopped by Ctrl-C, checkpoint kept
+    resumed = ranks(3, "-m", "betaprop", "train", "--resume", str(tmp_path / "r"), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    train(tmp_path, 2, "d.csv", "whole", "--batch-size", "16", "--early-stopping", "0")
+    a = read_model(str(tmp_path / "r" / "model.safetensors"))
+    b = read_model(str(tmp_path / "whole" / "model.safetensors"))
+    assert a.metadata["training"]["epochs_run"] == 3
+    np.testing.assert_allclose(a.network.params, b.network.params, rtol=0, atol=1e-10)

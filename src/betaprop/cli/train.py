@@ -65,7 +65,7 @@ from .runs import (
     write_run,
 )
 from .settings import build_network, optimizer_and_schedule
-from .sharded import balanced_weights, encoded_splits, row_digest
+from .sharded import balanced_weights, data_digest, encoded_splits
 from .sharded_metrics import reduced_confusion, reduced_metrics
 from .training import (
     class_weights,
@@ -272,12 +272,11 @@ def _train_in(
     say_notes()  # the options are good: a refusal above was its one line alone
     inputs: dict[str, Any] = {}
     if shard is not None:  # a table of numbers: standardised in place, no second matrix
+        fingerprint = data_digest(prep, data, shard)  # the same whichever rank holds which row
         inputs = encoded_splits(prep, data, shard)
     X, D = _arrays(net, prep, data, mine["train"], inputs.get("train"))
     if shard is None:
         fingerprint = hashlib.sha256(X.tobytes() + D.tobytes()).hexdigest()
-    else:  # the same whichever rank holds which row
-        fingerprint = row_digest(X, D, shard.numbers["train"], comm)
     settings: dict[str, Any] = {
         "optimizer": optimizer,
         "epochs": args.epochs,
