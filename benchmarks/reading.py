@@ -46,6 +46,7 @@ ROWS, COLUMNS = 200_000, 51
 CHILD = r"""
 import sys, time
 import numpy as np, pandas as pd
+import pyarrow.parquet  # imported before the peak is reset, as pandas is: reading is measured
 from betaprop.files.datasets import read_csv
 
 def status(field):

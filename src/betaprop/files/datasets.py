@@ -272,6 +272,11 @@ def class_labels(target: Array) -> list[str]:
     if numbers is not None and np.all(numbers == np.round(numbers)):
         pairs = zip(target.tolist(), numbers.tolist(), strict=True)
         return [_integer_label(cell, number) for cell, number in pairs]
+    if target.dtype == np.dtype("O"):
+        import pandas as pd
+
+        if pd.api.types.infer_dtype(target, skipna=False) == "string":
+            return target.tolist()  # text already: no str() per label
     return [str(v) for v in target]
 
 

@@ -10,8 +10,8 @@ first cell that is not a plain, finite number of bounded magnitude (text, a gap,
 boolean, a ragged row) makes it give up and return None: the general reader
 (``read_table`` and ``frames.from_frame``) then reads the file again and encodes,
 imputes or refuses it, with its messages. Both give the same numbers
-(tests/test_reading_numbers.py). A Parquet file of plain numbers is read the same way, in
-batches of rows with its column chunks streamed; any other goes to the general reader.
+(tests/test_reading_numbers.py). A Parquet file of plain numbers is read into one matrix
+too, a column of a row group at a time; any other goes to the general reader.
 """
 
 from __future__ import annotations
@@ -45,14 +45,16 @@ def read_numbers(
     lose what training needs (``faithful``); the target is int64 or float64 as
     parsed or stripped text. ``limit`` bounds the magnitude of a number, ``missing``
     lists the (lower-case) cells that mean a gap in a text target. CSV is parsed
-    ``CHUNK_ROWS`` rows at a time, Parquet read in batches of as many rows.
+    ``CHUNK_ROWS`` rows at a time, Parquet read a column of a row group at a time.
     """
     with open_table(path, sep) as (stream, header, sep):
         try:
             if header is None:
-                source = _parquet_chunks(stream, path, select, limit, missing)
-            else:
-                source = _csv_chunks(stream, path, header, sep, select, limit, missing)
+                read = _parquet_numbers(stream, path, select, dtype, limit, missing)
+                if read == "wide":  # read again, all in float64
+                    return read_numbers(path, sep, select, "float64", limit, missing)
+                return _with_labels(*read) if isinstance(read, tuple) else None
+            source = _csv_chunks(stream, path, header, sep, select, limit, missing)
             if source is None:
                 return None
             names, target, rows, chunks = source
@@ -87,9 +89,17 @@ def read_numbers(
     if wide:
         del X  # before the float64 matrix exists
         return read_numbers(path, sep, select, "float64", limit, missing)
-    if n == 0:
-        return None
     X.resize((n, X.shape[1]), refcheck=False)
+    return _with_labels(names, target, X, labels)
+
+
+def _with_labels(
+    names: list[str], target: str | None, X: Array, labels: list[Array]
+) -> tuple[list[str], str | None, Array, Array] | None:
+    """``read_numbers``' result with the target's pieces as one column, or None when there
+    are no rows or the pieces do not make one (numbers in some, text in others)."""
+    if len(X) == 0:
+        return None
     kinds = {label.dtype.kind for label in labels}
     if len(kinds) > 1 and ("O" in kinds or "u" in kinds):  # numbers in some chunks, text in
         return None  # others, or integers beyond int64 in some: one float64 would round them
@@ -135,13 +145,15 @@ def _csv_chunks(
     return names, target, rows, chunks()
 
 
-def _parquet_chunks(
-    handle: Any, path: str, select: Any, limit: float, missing: Sequence[str]
-) -> tuple[list[str], str | None, int, Chunks] | None:
-    """(names, target, rows, chunks) of a Parquet file whose feature columns are all plain
-    numbers (integers or floats, no null), read in batches of ``CHUNK_ROWS`` rows with the
-    column chunks streamed (``buffer_size``), so that the peak is about the matrix plus a
-    batch; None for any other file (booleans, text, dates, nulls: the general reader)."""
+def _parquet_numbers(
+    handle: Any, path: str, select: Any, dtype: str, limit: float, missing: Sequence[str]
+) -> tuple[list[str], str | None, Array, list[Array]] | str | None:
+    """(names, target, X, the target's pieces) of a Parquet file whose feature columns are
+    all plain numbers (integers or floats, no null, finite, within ``limit``), "wide" when
+    ``dtype`` would lose what training needs, None for any other file (booleans, text,
+    dates, nulls: the general reader). One column of one row group is read at a time, so
+    the peak is about the matrix plus a column chunk (pyarrow's batches decode a whole row
+    group: 6x the float32 matrix for a file of one group)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -160,26 +172,33 @@ def _parquet_chunks(
     kinds = {field.name: field.type for field in schema}
     if not all(pa.types.is_integer(kinds[n]) or pa.types.is_floating(kinds[n]) for n in names):
         return None
-    wanted = names if target is None else [*names, target]
-
-    def chunks() -> Chunks:
-        for batch in table.iter_batches(batch_size=CHUNK_ROWS, columns=wanted):
-            block = np.empty((batch.num_rows, len(names)))
-            for j in range(len(names)):
-                column = batch.column(j)
-                if column.null_count:
-                    yield None, None
-                    return
-                block[:, j] = column.to_numpy(zero_copy_only=False)
-            if not -limit <= block.min(initial=0.0) <= block.max(initial=0.0) <= limit:
-                yield None, None  # NaN, infinite or too large
-                return
-            label = None
-            if target is not None:
-                label = target_cells(batch.column(len(names)).to_pandas(), limit, missing)
-            yield block, label
-
-    return names, target, table.metadata.num_rows, chunks()
+    X = np.empty((table.metadata.num_rows, len(names)), dtype=dtype)
+    low, high = np.full(len(names), np.inf), np.full(len(names), -np.inf)
+    labels: list[Array] = []
+    n = 0
+    for group in range(table.num_row_groups):
+        rows = slice(n, n + table.metadata.row_group(group).num_rows)
+        for j, name in enumerate(names):
+            column = table.read_row_group(group, columns=[name]).column(0)
+            if column.null_count:
+                return None
+            values = np.asarray(column.to_numpy(), dtype=np.float64)[:, None]
+            if len(values) and not -limit <= values.min() <= values.max() <= limit:
+                return None  # NaN, infinite or too large
+            with np.errstate(over="ignore"):  # beyond float32: inf, then read in float64
+                X[rows, j : j + 1] = values
+            if len(values):  # the column's range so far
+                low[j], high[j] = min(low[j], values.min()), max(high[j], values.max())
+            if not faithful(values, X[rows, j : j + 1], low[j : j + 1], high[j : j + 1]):
+                return "wide"
+        if target is not None:
+            cells = table.read_row_group(group, columns=[target]).column(0).to_pandas()
+            label = target_cells(cells, limit, missing)
+            if label is None:
+                return None
+            labels.append(label)
+        n = rows.stop
+    return names, target, X, labels
 
 
 def faithful(values: Array, rounded: Array, low: Array, high: Array) -> bool:
@@ -249,7 +268,8 @@ def target_cells(column: Any, limit: float, missing: Sequence[str]) -> Array | N
         return values if (np.abs(values) <= limit).all() else None  # NaN too
     # text: each distinct cell stripped, tested and parsed once (kinds.text_levels); a cell
     # without a value (None, NaN) is ""
-    codes, levels = text_levels(column.astype(object))
+    text = column if isinstance(column.dtype, pd.StringDtype) else column.astype(object)
+    codes, levels = text_levels(text)  # pandas' strings (Arrow) factorized as they are
     if ("" in missing and (codes < 0).any()) or levels.str.lower().isin(missing).any():
         return None
     numbers = pd.to_numeric(levels, errors="coerce").to_numpy(np.float64)
