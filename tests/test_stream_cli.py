@@ -14,6 +14,8 @@ from betaprop.cli.options import Parser, UserError
 from betaprop.cli.streaming import add_stream_options, held_out_parts, train_stream, wants_stream
 from betaprop.cli.train import add_command
 
+from .test_stream_files import big_parquet  # noqa: F401 - the 600 000 x 40 Parquet fixture
+
 pq = pytest.importorskip("pyarrow.parquet")
 pa = pytest.importorskip("pyarrow")
 
@@ -55,7 +57,7 @@ def test_train_stream_writes_a_model_and_scores_held_out_parts(tmp_path, regress
                  "--shuffle-buffer", "300", "--dtype", "float64",
                  "--part-size", "0.01")  # fmt: skip
     out = str(tmp_path / "run")
-    run = train_stream(args, None, out)
+    run = train_stream(args, None, out, allocators=False)
     assert set(run.metrics) == {"train", "validation", "test"}
     model = bp.load(f"{out}/model.safetensors")
     np.testing.assert_array_equal(model.params, run.net.params)
@@ -119,7 +121,7 @@ def test_a_stopped_streamed_run_resumes_to_the_uninterrupted_weights(tmp_path):
     write_table(path, n=3000)
     argv = ("--data", path, "--stream", "--epochs", "40", "--hidden", "8", "--quiet",
             "--dtype", "float64", "--part-size", "0.01", "--checkpoint-every", "1")  # fmt: skip
-    whole = train_stream(parse(*argv), None, str(tmp_path / "whole"))
+    whole = train_stream(parse(*argv), None, str(tmp_path / "whole"), allocators=False)
     out = str(tmp_path / "stopped")
     written = os.path.join(out, "checkpoint.safetensors")
 
@@ -130,10 +132,48 @@ def test_a_stopped_streamed_run_resumes_to_the_uninterrupted_weights(tmp_path):
 
     watcher = threading.Thread(target=stop_after_the_first_checkpoint)
     watcher.start()
-    stopped = train_stream(parse(*argv), None, out)
+    stopped = train_stream(parse(*argv), None, out, allocators=False)
     watcher.join()
     assert stopped.history.interrupted and len(stopped.history.epoch) < 40
     saved = load_checkpoint(out)
-    resumed = train_stream(parse(*argv), None, out, saved)
+    resumed = train_stream(parse(*argv), None, out, saved, allocators=False)
     np.testing.assert_array_equal(resumed.net.params, whole.net.params)
     assert resumed.history.epoch == list(range(1, 41))
+
+
+CLI_PROBE = """
+import json, sys
+import numpy, pandas, pyarrow.parquet
+from tests.test_stream_cli import parse
+from betaprop.cli.streaming import train_stream
+path, warm, out = sys.argv[1:4]
+common = ("--stream", "--epochs", "1", "--hidden", "32", "--quiet", "--batch-size", "256",
+          "--part-size", "4", "--shuffle-buffer", "8192")
+train_stream(parse("--data", warm, *common), None, out + "/warm")  # code and buffers in memory
+with open("/proc/self/status") as handle:
+    base = next(int(line.split()[1]) * 1024 for line in handle if line.startswith("VmRSS:"))
+with open("/proc/self/clear_refs", "w") as handle:
+    handle.write("5")  # the peak resident set starts again from the resident set now
+run = train_stream(parse("--data", path, *common), None, out + "/big")
+with open("/proc/self/status") as handle:
+    peak = next(int(line.split()[1]) * 1024 for line in handle if line.startswith("VmHWM:"))
+print(json.dumps({"data": peak - base, "accuracy": run.metrics["test"]["accuracy"]}))
+"""
+
+
+def test_the_command_streams_600k_rows_in_under_half_the_matrix(big_parquet, tmp_path):  # noqa: F811
+    """train --stream's whole run (first pass, an epoch, metrics of the held-out parts, the
+    run folder and its report) in a fresh process with the default environment: the data's
+    share of the peak resident set <= 0.5 x the float32 matrix (the command sets allocators
+    that hand freed memory back: returning_allocators)."""
+    import json
+    import subprocess
+    import sys
+
+    path, warm, nbytes = big_parquet
+    done = subprocess.run([sys.executable, "-c", CLI_PROBE, path, warm, str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["data"] <= 0.5 * nbytes, (result, nbytes)
+    assert result["accuracy"] > 0.85  # the label is a linear rule of 5 features

@@ -36,7 +36,13 @@ from ..training.stream import SHUFFLE_BUFFER
 from .memory import available_bytes, network_bytes
 from .options import UserError, int_at_least, positive_float
 
-__all__ = ["add_stream_options", "wants_stream", "train_stream", "held_out_parts"]
+__all__ = [
+    "add_stream_options",
+    "wants_stream",
+    "train_stream",
+    "held_out_parts",
+    "returning_allocators",
+]
 
 
 def add_stream_options(parser: Any) -> None:
@@ -110,6 +116,34 @@ def _table_bytes(args: argparse.Namespace) -> int | None:
     return needed
 
 
+def returning_allocators() -> None:
+    """Allocators that hand freed memory back, for this command's process: pyarrow's system
+    pool instead of mimalloc (which keeps a part's freed pages), and glibc's mmap threshold
+    fixed at 64 KiB (it grows to the largest block freed, after which a part's arrays come
+    from a heap that is not returned). Measured on a 600 000 x 40 Parquet file: the data's
+    share of the peak 0.71 x the matrix before, 0.30 x after. Process-wide settings, so the
+    command sets them, never the library (docs/streaming.md says how to set them there)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        import pyarrow as pa
+
+        pa.set_memory_pool(pa.system_memory_pool())
+    except ImportError:  # no Parquet reader: nothing of pyarrow's to return
+        pass
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None and hasattr(libc, "mallopt"):
+            libc.mallopt(_M_MMAP_THRESHOLD, 64 * 1024)
+    except OSError:  # not glibc: its own allocator's rules
+        pass
+
+
+_M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+
+
 def _max() -> Any:
     from ..training.launch import mpi
 
@@ -138,16 +172,22 @@ def held_out_parts(rows: list[int], val: float, test: float, seed: int) -> dict[
     return {name: sorted(parts) for name, parts in splits.items()}
 
 
-def train_stream(args: argparse.Namespace, console: Any, out: str, saved: Any = None) -> Any:
+def train_stream(
+    args: argparse.Namespace, console: Any, out: str, saved: Any = None, allocators: bool = True
+) -> Any:
     """Train as ``betaprop train`` does, from the data file's parts, and write the run folder
     ``out`` (made and owned by the caller); returns the ``TrainRun``. ``saved``: the
-    checkpoint of ``--resume`` (``cli.train``), whose run goes on where it stopped."""
+    checkpoint of ``--resume`` (``cli.train``), whose run goes on where it stopped.
+    ``allocators``: set ``returning_allocators`` for the process (the command's own; a
+    caller inside a longer-lived process, such as a test session, passes False)."""
     from ..files.frames import Dataset
     from ..training.distributed import is_lead, world
     from .runs import TrainRun, finite, portable_argv, write_run
     from .settings import build_network
     from .training import training_record
 
+    if allocators:
+        returning_allocators()
     task = None if args.task == "auto" else args.task
     part_bytes = max(1, int(args.part_size * 2**20))
     stream = table_stream(args.data, args.target, task=task, shuffle_buffer=args.shuffle_buffer,
