@@ -96,6 +96,14 @@ def test_the_memory_pre_check_chooses_streaming_with_one_line(tmp_path, capsys):
     assert not wants_stream(parse("--data", "digits"), available=2**16)  # bundled: in memory
 
 
+def test_class_weights_are_refused_in_one_line(tmp_path):
+    path = str(tmp_path / "t.parquet")
+    write_table(path, n=500)
+    args = parse("--data", path, "--stream", "--class-weight", "balanced")
+    with pytest.raises(UserError, match="--class-weight needs the class counts"):
+        train_stream(args, None, str(tmp_path / "run"), allocators=False)
+
+
 def test_held_out_parts_cover_the_file_once():
     rows = [100] * 20
     chosen = held_out_parts(rows, 0.1, 0.2, seed=3)

@@ -186,6 +186,9 @@ def train_stream(
     from .settings import build_network
     from .training import training_record
 
+    if getattr(args, "class_weight", None):
+        raise UserError("--class-weight needs the class counts of the whole table: not with "
+                        "--stream (train in memory, or balance the file)")  # fmt: skip
     if allocators:
         returning_allocators()
     task = None if args.task == "auto" else args.task
