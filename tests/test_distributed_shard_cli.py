@@ -39,7 +39,7 @@ def table(n: int, task: str, seed: int = 0) -> Any:
         frame["label"] = np.where(score > 1.5, "high", np.where(score > -0.5, "mid", "low"))
     elif task == "numbers":
         frame["label"] = X @ [1.0, -0.5, 2.0, 0.1] + 0.1 * rng.standard_normal(n)
-    else:  # a text category and gaps: a table read whole by every rank (not yet sharded)
+    else:  # a text category and gaps: a table to encode
         frame["colour"] = np.array(["red", "green", "blue"])[rng.integers(0, 3, n)]
         frame.loc[rng.random(n) < 0.05, "b"] = np.nan
         frame["label"] = np.where(X[:, 0] + (frame["colour"] == "red") > 0.5, "yes", "no")
@@ -80,7 +80,12 @@ def assert_same_run(where: Path, sharded: str, one: str) -> None:
         np.testing.assert_allclose(pa.pop(key), pb.pop(key), rtol=1e-12, atol=1e-12)
     for key in ("target_mean", "target_scale"):
         assert pa.pop(key, 0.0) == pytest.approx(pb.pop(key, 0.0), rel=1e-12, abs=1e-12)
-    assert pa == pb  # classes, names, task
+    fill_a, fill_b = pa.pop("fill", {}), pb.pop("fill", {})  # means: to rounding
+    assert fill_a.keys() == fill_b.keys()
+    for name, value in fill_b.items():
+        expected = pytest.approx(value, rel=1e-12) if isinstance(value, float) else value
+        assert fill_a[name] == expected
+    assert pa == pb  # classes, names, task, categories
     assert a.metadata["training"]["rows"] == b.metadata["training"]["rows"]
     ma, mb = a.metadata["metrics"], b.metadata["metrics"]
     assert ma.keys() == mb.keys() and "train" in mb
@@ -106,8 +111,10 @@ CASES = {
     "csv_balanced_classes_3": (".csv", "classes", 500, 3, ["--class-weight", "balanced"]),
     # 2 row groups for 3 ranks: rank 2 holds no row at all
     "parquet_rank_without_rows": (".parquet", "classes", 128, 3, ["--batch-size", "16"]),
-    # categories and gaps to impute: every rank reads the table whole (as before sharding)
+    # text categories and gaps: categories, medians (exact), moments agreed by reduction
     "csv_table_to_encode_2": (".csv", "table", 300, 2, ["--batch-size", "32"]),
+    "parquet_table_3_mean_indicator": (".parquet", "table", 300, 3, ["--impute", "mean",
+                                       "--indicator"]),
     # the issue's run: 301 rows in batches of 50 (no validation, no test: all train)
     "csv_301_rows_batch_50": (".csv", "classes", 301, 3, ["--batch-size", "50",
                               "--val-fraction", "0", "--test-fraction", "0"]),
@@ -231,7 +238,7 @@ def test_the_data_fingerprint_does_not_depend_on_who_holds_which_row():
     """``row_digest``: the training rows' fingerprint of a sharded run is the same for any
     split of the rows over ranks and any order within a rank (so a checkpoint resumes under
     another K), and changes with a value or a row's number."""
-    from betaprop.cli.sharded import row_digest
+    from betaprop.cli.fingerprint import row_digest
 
     rng = np.random.default_rng(0)
     X, D = rng.standard_normal((1000, 5)).astype(np.float32), np.eye(3)[rng.integers(0, 3, 1000)]

@@ -15,8 +15,10 @@ the rows before it, an ``Exscan``). Then, as one process does on the whole table
 - each rank encodes only its rows; ``fit(..., rows=)`` trains on them (the global shuffle);
 - the final metrics and the confusion matrix: sums over the ranks (``cli.sharded_metrics``).
 
-A table that needs encoding (text categories, gaps to impute) is read whole on every rank for
-now (its categories and fill values are not yet agreed by reduction); a bundled dataset too.
+A table that needs encoding (text categories, gaps to impute) is fitted with
+``Preprocessing.fit_parts`` over the ranks (categories, fill values and exact medians agreed
+by reduction, ``files.agreement``) and each rank encodes its rows with it; only a table whose
+reading leaves rows out (a missing target) is read whole on every rank, as a bundled dataset.
 Every rank checks that it read the same file: its size and modification time before the
 plan and after its reads must be the same on every rank.
 """
@@ -44,9 +46,7 @@ from .options import UserError
 __all__ = [
     "Shard",
     "balanced_weights",
-    "data_digest",
     "encoded_splits",
-    "row_digest",
     "shardable",
     "sharded_data",
     "sharded_data_and_splits",
@@ -66,6 +66,8 @@ class Shard:
     n: int
     local: dict[str, Array] = field(default_factory=dict)
     numbers: dict[str, Array] = field(default_factory=dict)
+    raw: Any = None  # a table to encode: this rank's rows as read (pandas, with the target)
+    table: bool = False  # some rank's rows need encoding (text categories, gaps)
 
 
 def shardable(args: argparse.Namespace, comm: Any) -> bool:
@@ -77,8 +79,8 @@ def shardable(args: argparse.Namespace, comm: Any) -> bool:
 
 
 def sharded_data(args: argparse.Namespace, comm: Any) -> tuple[Dataset, Shard] | None:
-    """This rank's rows of --data as a ``Dataset``, and where they lie; None when the table
-    needs encoding (read whole, for now). Collective: every rank calls it."""
+    """This rank's rows of --data as a ``Dataset``, and where they lie; None where a table
+    to encode lost rows (a missing target: read whole). Collective: every rank calls it."""
     before = _identity(args.data)
     # parts of about size / 8K bytes (at most PART_BYTES): each rank a block of about 8
     # parts, so that the blocks are balanced to about a part (Parquet: to a row group)
@@ -88,14 +90,17 @@ def sharded_data(args: argparse.Namespace, comm: Any) -> tuple[Dataset, Shard] |
     # every rank plans together: each scans 1/K of a CSV file's bytes (Parquet: the footer)
     parts = plan_parts(args.data, sep=sep, part_bytes=part_bytes, agreement=Agreement(comm))
     mine = owned_parts(parts, comm.Get_rank(), comm.Get_size())
-    data = _read(args, mine)
-    _same_file(comm, args.data, before, _identity(args.data))
+    data, raw = _read(args, mine), None
     plain = data is None or data.frame is None
-    if not comm.allreduce(plain, op=_mpi().LAND):
-        return None
+    table = not comm.allreduce(plain, op=_mpi().LAND)
+    if table:  # text categories or gaps somewhere: every rank keeps its rows as read
+        data, raw = _read_table(args, mine)
+        if not comm.allreduce(raw is not False, op=_mpi().LAND):
+            return None  # rows without a target left out: the global numbering is lost
+    _same_file(comm, args.data, before, _identity(args.data))
     names = comm.allgather(None if data is None else (data.feature_names, data.target_name))
     known = [n for n in names if n is not None]
-    if any(n != known[0] for n in known):
+    if not table and any(n != known[0] for n in known):
         raise DataError(f"{args.data}: the parts of the file have different columns: {known}")
     if data is None:  # no rows here: an empty table of the same columns
         features, target_name = known[0]
@@ -103,7 +108,7 @@ def sharded_data(args: argparse.Namespace, comm: Any) -> tuple[Dataset, Shard] |
                        np.empty(0, dtype=object), features, target_name, args.data)  # fmt: skip
     m = len(data.X)
     first = int(comm.exscan(m) or 0)  # (None on rank 0)
-    return data, Shard(comm, first, int(comm.allreduce(m)))
+    return data, Shard(comm, first, int(comm.allreduce(m)), raw=raw, table=table)
 
 
 def _read(args: argparse.Namespace, parts: list) -> Dataset | None:
@@ -145,6 +150,32 @@ def _read(args: argparse.Namespace, parts: list) -> Dataset | None:
     target = np.concatenate(targets) if len(targets) > 1 else targets[0]
     return Dataset(X[:filled], target, first.feature_names, first.target_name, first.source,
                    first.task, None, first.categorical, first.notes)  # fmt: skip
+
+
+def _read_table(args: argparse.Namespace, parts: list) -> tuple[Dataset | None, Any]:
+    """A table to encode: this rank's parts as read (one frame, with the target) and as one
+    ``Dataset`` (its feature table kept for ``encode_table``); (None, None) without parts,
+    (None, False) when reading left rows out (a missing target)."""
+    import pandas as pd
+
+    options = table_options(args)
+    declared = [] if isinstance(options["categorical"], str) else options["categorical"]
+    frames = [
+        read_part(args.data, part, sep=options["sep"], text=declared,
+                  decimal=options["decimal"], thousands=options["thousands"])[0]
+        for part in parts
+    ]  # fmt: skip
+    if not frames:
+        return None, None
+    raw = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    raw.index = range(len(raw))
+    data = from_frame(
+        raw, args.target, source=args.data, categorical=options["categorical"],
+        drop=options["drop"], allow_missing=options["allow_missing"], sep=options["sep"],
+        dtype=args.dtype, na_values=options["na_values"], decimal=options["decimal"],
+        thousands=options["thousands"],
+    )  # fmt: skip
+    return (data, raw) if len(data.target) == len(raw) else (None, False)
 
 
 def _release_freed_memory() -> None:
@@ -280,6 +311,33 @@ def reduced_statistics(X: Array, rows: Array, comm: Any) -> tuple[Array, Array]:
     return total_mean, np.sqrt(total_m2 / max(n, 1))
 
 
+def table_preprocessing(
+    args: argparse.Namespace, data: Dataset, task: str, shard: Shard
+) -> tuple[Dataset, Preprocessing]:
+    """A table to encode: ``Preprocessing.fit_parts`` on all ranks' training rows (agreed by
+    reduction: categories, fill values, exact medians, moments), then this rank's rows
+    encoded (``encode_table``) as one process encodes them."""
+    from ..files.agreement import Agreement
+
+    options = table_options(args)
+    impute = getattr(args, "impute", None)
+    impute = None if impute == "none" else (impute or "median")  # a table: median
+    parts = [] if shard.raw is None else [shard.raw.iloc[shard.local["train"]]]
+    reading = {key: options[key] for key in ("drop", "na_values", "decimal", "thousands")}
+    prep = Preprocessing.fit_parts(
+        parts, task, Agreement(shard.comm), target=data.target_name, impute=impute,
+        indicator=getattr(args, "indicator", False), categorical=options["categorical"],
+        reading=dict(reading, source=args.data, sep=options["sep"], dtype=args.dtype),
+    )  # fmt: skip
+    shard.raw = None  # the table's cells: no longer needed
+    if len(data.target):
+        encoded = prep.encode_table(data)
+    else:
+        encoded = np.empty((0, len(prep.feature_names)), dtype=args.dtype)
+    return Dataset(encoded, data.target, list(prep.feature_names), data.target_name,
+                   data.source, data.task), prep  # fmt: skip
+
+
 def sharded_preprocessing(
     data: Dataset, task: str, shard: Shard, distinct: list[str] | None
 ) -> Preprocessing:
@@ -326,7 +384,10 @@ def sharded_data_and_splits(
     del stratify, codes
     place(shard, splits, len(data.X))
     _release_freed_memory()  # what the split's temporaries left in the C heap
-    prep = sharded_preprocessing(data, task, shard, distinct)
+    if shard.table:
+        data, prep = table_preprocessing(args, data, task, shard)
+    else:
+        prep = sharded_preprocessing(data, task, shard, distinct)
     if args.loss and LOSSES[args.loss].targets == "counts":  # the log link needs them as they are
         prep.target_mean, prep.target_scale = 0.0, 1.0
         mine = numeric_labels(data.target) if task == "regression" else None
@@ -356,41 +417,3 @@ def balanced_weights(prep: Preprocessing, data: Dataset, shard: Shard) -> Array:
     shard.comm.Allreduce(_mpi().IN_PLACE, counts)
     n, k = int(counts.sum()), int((counts > 0).sum())
     return n / (k * counts[codes])
-
-
-def data_digest(prep: Preprocessing, data: Dataset, shard: Shard) -> str:
-    """The fingerprint of a sharded run's training data (``row_digest``) from the table as
-    read (before ``encoded_splits``: standardised values would carry the rounding of means
-    reduced in an order that depends on K) and the targets as numbers (the class's index, or
-    the value)."""
-    rows = shard.local["train"]
-    if prep.task == "classification":
-        index = {label: j for j, label in enumerate(prep.classes or ())}
-        values = [float(index[label]) for label in prep.labels(data.target[rows])]
-        targets = np.array(values, dtype=np.float64).reshape(-1, 1)
-    else:
-        numbers = numeric_labels(data.target[rows])
-        targets = np.zeros((len(rows), 1)) if numbers is None else numbers.reshape(-1, 1)
-    return row_digest(data.X, rows, targets, shard.numbers["train"], shard.comm)
-
-
-def row_digest(X: Array, rows: Array, targets: Array, numbers: Array, comm: Any) -> str:
-    """A fingerprint of all ranks' training rows, whichever rank holds which (so a run resumes
-    under any number of ranks): the sum mod 2^64 of a hash of each row's bytes (``X[rows]``
-    and ``targets``, row by row) and global number, summed over the ranks. (One process keeps
-    the SHA-256 of its X and D.)"""
-    rng = np.random.default_rng(20251206)
-    total, step = 0, 8192
-    for A, index in ((X, rows), (targets, None)):
-        words = A.shape[1] * A.dtype.itemsize // 4
-        weights = rng.integers(1, 2**63, size=words + 1, dtype=np.uint64) | np.uint64(1)
-        for start in range(0, len(rows), step):
-            part = A[index[start : start + step]] if index is not None else A[start : start + step]
-            block = np.ascontiguousarray(part).view(np.uint32)
-            with np.errstate(over="ignore"):
-                h = block.astype(np.uint64) @ weights[:words]
-                h += numbers[start : start + step].astype(np.uint64) * weights[words]
-                h ^= h >> np.uint64(29)
-                h *= np.uint64(0xBF58476D1CE4E5B9)  # a 64-bit mixer (splitmix64's)
-            total = (total + int(h.sum(dtype=np.uint64))) % 2**64
-    return f"rows:{sum(comm.allgather(total)) % 2**64:016x}"

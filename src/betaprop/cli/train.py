@@ -34,6 +34,7 @@ from ..training.distributed import is_lead, world
 from ..training.optimizers import OPTIMIZERS
 from ..training.schedules import SCHEDULES
 from ..training.state import Callback, DivergenceError
+from .fingerprint import data_digest
 from .models import add_table_options, metrics, minority_warning
 from .options import (
     EXIT_FAILED,
@@ -65,7 +66,7 @@ from .runs import (
     write_run,
 )
 from .settings import build_network, optimizer_and_schedule
-from .sharded import balanced_weights, data_digest, encoded_splits
+from .sharded import balanced_weights, encoded_splits
 from .sharded_metrics import reduced_confusion, reduced_metrics
 from .training import (
     class_weights,
