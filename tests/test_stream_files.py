@@ -84,14 +84,31 @@ def test_moments_combine_as_one_pass():
     np.testing.assert_allclose(moments.std, X.std(axis=0), rtol=1e-10)
 
 
-def test_text_categories_are_refused_in_one_line(tmp_path):
-    frame = table(100)
-    frame["city"] = "Paris"
-    frame = frame[["a", "city", "label"]]
-    path = write(frame, str(tmp_path / "t.csv"), "csv")
-    with pytest.raises(DataError, match="streaming takes columns of numbers") as error:
-        bp.Stream.from_file(path)
-    assert "\n" not in str(error.value)
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_categories_and_gaps_encode_as_the_whole_table(tmp_path, kind):
+    """A text column whose levels differ between parts and numeric gaps (median imputation
+    with indicators): the stream's Preprocessing is Preprocessing.fit's on the whole table
+    (scikit-learn's SimpleImputer and OneHotEncoder underneath), and its parts, put end to
+    end, are that preprocessing's transform of the whole table."""
+    from betaprop.files.preprocessing import Preprocessing
+
+    frame = table(3000)
+    frame.insert(2, "city", np.where(np.arange(3000) < 1500, "Paris", "Oslo"))
+    frame.loc[2900:, "city"] = "Lima"  # a level of the last part only
+    frame.loc[::7, "a"] = np.nan
+    path = write(frame, str(tmp_path / f"t.{kind}"), kind)
+    stream = bp.Stream.from_file(path, part_bytes=1 if kind == "parquet" else 9000,
+                                 dtype="float64", impute="median", indicator=True)  # fmt: skip
+    assert len(stream.parts) > 3
+    whole = Preprocessing.fit(frame, impute="median", indicator=True)
+    prep = stream.preprocessing
+    assert prep.feature_names == whole.feature_names and prep.categories == whole.categories
+    assert prep.fill == whole.fill and prep.classes == whole.classes
+    np.testing.assert_allclose(prep.mean, whole.mean, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(prep.scale, whole.scale, rtol=1e-12)
+    X = np.concatenate([stream.read(part)[0] for part in stream.parts])
+    expected = whole.transform(frame.drop(columns="label"), "float64")
+    np.testing.assert_allclose(X, expected, rtol=0, atol=1e-10)
 
 
 def test_streamed_file_trains_like_the_table_in_memory(tmp_path):

@@ -1,28 +1,24 @@
 """A data file as a ``Stream`` of parts (``files.parts``), encoded part by part.
 
 ``table_stream(path)`` plans the file's parts (Parquet row groups, CSV byte ranges, ``.npy``
-row ranges), then makes one pass over them to fit the ``Preprocessing`` as one process fits
-it on the whole table: the feature means and standard deviations combined part by part with
-Chan et al.'s pairwise update (count, mean and sum of squared deviations; never Σx and Σx²,
-which cancel), the class labels as the union of the parts' labels in ``Preprocessing``'s
-order, a regression target's mean and spread the same way. Training then reads each part
-again, every epoch, and encodes it (x - mean) / scale and one-hot (or scaled) targets. Only
-one part is held at a time.
+row ranges), then fits the ``Preprocessing`` in a pass over them with
+``Preprocessing.fit_parts`` (``files.agreement``): what one process fits on the whole table,
+means and scales combined with Chan et al.'s pairwise update, categories, classes, most
+frequent values and medians exactly (a median takes a few more passes). Training then reads
+each part again, every epoch, and encodes it: imputed, one-hot, (x - mean) / scale, targets
+one-hot or scaled. Only one part is held at a time.
 
-Tables of numbers only: a column of text categories, or gaps to impute, need the category
-lists and medians agreed over the parts (``files.agreement``): refused with one line here.
 A ``.npy`` array's last column is the target, the others its features.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from ..training.stream import SHUFFLE_BUFFER, Stream
-from .datasets import MAX_INTEGER_CLASSES, class_labels, infer_task, numeric_labels
-from .errors import DataError
 from .frames import Dataset, from_frame
 from .parts import PART_BYTES, Part, plan_parts, read_part
 from .preprocessing import Preprocessing
@@ -72,21 +68,32 @@ def table_stream(
     sep: str | None = None,
     outputs: int | None = None,
     dtype: str = "float32",
+    impute: str | None = None,
+    indicator: bool = False,
 ) -> TableStream:
     """The training rows of a data file as a ``Stream`` (``fit(net, stream)``).
 
     ``target``: the target column (default: the last); ``task``: "classification" or
-    "regression" (default: inferred as ``infer_task`` does, from the labels of every part);
-    ``outputs``: N_Q (default: one per class, 1 for regression); ``part_bytes``: the size
-    of a part (Parquet row groups are merged up to it). The stream's ``preprocessing`` is
-    the fitted ``Preprocessing`` (for the model file and ``predict``). Raises a one-line
-    ``DataError``.
+    "regression" (default: inferred from every part's labels, as ``infer_task`` does);
+    ``impute``, ``indicator``: gaps filled as ``Preprocessing.fit`` fills them; ``outputs``:
+    N_Q (default: one per class, 1 for regression); ``part_bytes``: the size of a part
+    (Parquet row groups are merged up to it). The stream's ``preprocessing`` is the fitted
+    ``Preprocessing`` (for the model file and ``predict``). Raises a one-line ``DataError``.
     """
     parts = plan_parts(path, sep=sep, part_bytes=part_bytes)
-    first = _FirstPass(path, target, sep, dtype)
-    rows = [first.add(part) for part in parts]
-    prep = first.preprocessing(task)
-    stream = TableStream(parts, first, prep, rows, shuffle_buffer, dtype)
+    reader = _Reader(path, target, sep, dtype, impute is not None)
+    rows: list[int] = []
+
+    def datasets() -> Iterator[Dataset]:  # read again by a median's rounds
+        rows.clear()
+        for part in parts:
+            data = reader.first(part)
+            rows.append(len(data.X))
+            yield data
+
+    prep = Preprocessing.fit_parts(datasets, task, target=target, impute=impute,
+                                   indicator=indicator)  # fmt: skip
+    stream = TableStream(parts, reader, prep, list(rows), shuffle_buffer, dtype)
     if outputs is not None:
         stream.outputs = outputs
     return stream
@@ -101,7 +108,7 @@ class TableStream(Stream):
     def __init__(
         self,
         parts: list[Part],
-        first: _FirstPass,
+        reader: _Reader,
         prep: Preprocessing,
         rows: list[int],
         shuffle_buffer: int,
@@ -109,17 +116,17 @@ class TableStream(Stream):
     ) -> None:
         super().__init__(parts, self._encoded, rows=rows, shuffle_buffer=shuffle_buffer,
                          preprocessing=prep)  # fmt: skip
-        self.first, self.dtype = first, dtype
+        self.reader, self.dtype = reader, dtype
         self.outputs = prep.n_classes or 1
 
     def dataset(self, part: Part) -> Dataset:
-        return self.first.dataset(part)
+        return self.reader.checked(self.reader.frame(part), self.preprocessing)
 
     def subset(self, chosen: list[int]) -> TableStream:
         """The same file's parts ``chosen`` (indices into ``parts``) as a stream of their own."""
         parts, rows = [self.parts[k] for k in chosen], [self.rows[k] for k in chosen]
         prep = self.preprocessing
-        stream = TableStream(parts, self.first, prep, rows, self.shuffle_buffer, self.dtype)
+        stream = TableStream(parts, self.reader, prep, rows, self.shuffle_buffer, self.dtype)
         stream.outputs = self.outputs
         return stream
 
@@ -129,10 +136,10 @@ class TableStream(Stream):
         taken as it is (a third of an epoch's time went to checking again); anything else
         goes through ``from_frame`` again, with its one-line errors."""
         prep = self.preprocessing
-        frame = self.first.frame(part)
+        frame = self.reader.frame(part)
         raw, target = _plain(frame, prep, self.dtype)
         if raw is None:
-            data = self.first.checked(frame)
+            data = self.reader.checked(frame, prep)
             raw, target = prep.columns_of(data), data.target
         X = np.empty(raw.shape, dtype=self.dtype)
         for start in range(0, len(raw), _BLOCK_ROWS):  # float64 scratch of a block, not a part
@@ -144,6 +151,8 @@ class TableStream(Stream):
 def _plain(frame: Any, prep: Preprocessing, dtype: str) -> tuple[Array | None, Any]:
     """The model's feature columns as numbers and the target column, or (None, None) when a
     column is not plain numbers, a number is not finite or a target is missing."""
+    if prep.columns is not None:  # a table to encode (categories, gaps): from_frame
+        return None, None
     try:
         raw = frame[prep.feature_names].to_numpy(dtype=dtype)
         target = frame[prep.target_name]
@@ -154,16 +163,13 @@ def _plain(frame: Any, prep: Preprocessing, dtype: str) -> tuple[Array | None, A
     return raw, target.to_numpy()
 
 
-class _FirstPass:
-    """The pass over the parts that fits the preprocessing: moments, labels, the task."""
+class _Reader:
+    """A part of the file as a DataFrame, and as a checked ``Dataset``."""
 
-    def __init__(self, path: str, target: str | None, sep: str | None, dtype: str) -> None:
-        self.path, self.target, self.sep, self.dtype = path, target, sep, dtype
-        self.features: Moments | None = None
-        self.targets = Moments(1)
-        self.labels: set[str] = set()
-        self.numeric, self.tasks = True, set[str]()
-        self.first: Dataset | None = None  # the first part: feature and target names
+    def __init__(
+        self, path: str, target: str | None, sep: str | None, dtype: str, gaps: bool
+    ) -> None:
+        self.path, self.target, self.sep, self.dtype, self.gaps = path, target, sep, dtype, gaps
 
     def frame(self, part: Part) -> Any:
         """A part read as a DataFrame (a ``.npy`` part's last column named "target")."""
@@ -179,72 +185,22 @@ class _FirstPass:
             frame = pd.DataFrame(np.asarray(frame), columns=names)
         return frame
 
-    def dataset(self, part: Part) -> Dataset:
-        """A part read as a checked ``Dataset`` of numbers."""
-        return self.checked(self.frame(part))
+    def first(self, part: Part) -> Dataset:
+        """A part as ``fit_parts`` takes it: every column, its kinds found on its own rows."""
+        frame = self.frame(part)
+        name = self.target if self.target is not None else str(frame.columns[-1])
+        features = [str(c) for c in frame.columns if str(c) != name]
+        return from_frame(frame, name, source=self.path, features=features,
+                          allow_missing=self.gaps, dtype=self.dtype)  # fmt: skip
 
-    def checked(self, frame: Any) -> Dataset:
-        """A part's DataFrame as a ``Dataset`` (``from_frame``'s checks); text refused."""
-        data = from_frame(frame, self.target, source=self.path, dtype=self.dtype)
-        if data.frame is not None:
-            raise DataError(
-                f"{self.path}: streaming takes columns of numbers; {data.categorical[:3]} "
-                "hold text categories (train without --stream, or encode them first)"
-            )
-        return data
-
-    def add(self, part: Part) -> int:
-        """Part ``part``'s statistics merged in; returns its rows."""
-        data = self.dataset(part)
-        if self.features is None:
-            self.features, self.first = Moments(data.X.shape[1]), data
-        self.features.add(data.X, data.feature_names)
-        self.tasks.add(infer_task(data))
-        numbers = numeric_labels(data.target)
-        self.numeric = self.numeric and numbers is not None
-        if numbers is not None:
-            self.targets.add(numbers[:, None], [data.target_name])
-        if len(self.labels) <= MAX_INTEGER_CLASSES or not self.numeric:
-            self.labels.update(class_labels(data.target))
-        return len(data.X)
-
-    def preprocessing(self, task: str | None) -> Preprocessing:
-        """The ``Preprocessing`` one process fits on the whole table, from the pass."""
-        assert self.features is not None and self.first is not None
-        if task is None:
-            many = self.numeric and len(self.labels) > MAX_INTEGER_CLASSES
-            task = "regression" if "regression" in self.tasks or many else "classification"
-        scale = self.features.std
-        scale[scale == 0.0] = 1.0
-        first = self.first
-        prep = Preprocessing(
-            list(first.feature_names),
-            [float(v) for v in self.features.mean],
-            [float(v) for v in scale],
-            task,
-            first.target_name,
+    def checked(self, frame: Any, prep: Preprocessing) -> Dataset:
+        """A part's DataFrame read as the model's table (its columns and categories)."""
+        return from_frame(
+            frame,
+            prep.target_name,
+            source=self.path,
+            features=prep.columns if prep.columns is not None else prep.feature_names,
+            categorical=list(prep.categories),
+            allow_missing=prep.impute is not None,
+            dtype=self.dtype,
         )
-        if task == "classification":
-            prep.classes = _ordered(sorted(self.labels), first.target_name)
-            if len(prep.classes) < 2:
-                raise DataError(
-                    f"target {first.target_name!r} must have at least 2 classes for "
-                    f"classification, got {prep.classes}"
-                )
-        elif not self.numeric:
-            raise DataError(f"target {first.target_name!r} must be numeric for regression")
-        else:
-            prep.target_mean = float(self.targets.mean[0])
-            spread = float(self.targets.std[0])
-            prep.target_scale = spread if spread > 0 else 1.0
-        return prep
-
-
-def _ordered(labels: list[str], target: str) -> list[str]:
-    """The labels in the order ``Preprocessing`` gives classes (numbers by value)."""
-    import pandas as pd
-
-    frame = pd.DataFrame({f"{target} (not it)": np.zeros(len(labels)), target: labels})
-    classes = Preprocessing.fit(frame, "classification", target=target).classes
-    assert classes is not None
-    return classes
