@@ -185,3 +185,23 @@ def test_the_command_streams_600k_rows_in_under_half_the_matrix(big_parquet, tmp
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["data"] <= 0.5 * nbytes, (result, nbytes)
     assert result["accuracy"] > 0.85  # the label is a linear rule of 5 features
+
+
+def test_text_columns_and_gaps_stream_with_impute(tmp_path):
+    """--impute median --indicator with --stream: the model's preprocessing is what
+    Preprocessing.fit learns from the whole file (categories, fill values, indicators)."""
+    from betaprop.files.preprocessing import Preprocessing
+
+    path = str(tmp_path / "t.parquet")
+    frame = write_table(path, n=2000)
+    frame.insert(1, "city", np.where(np.arange(2000) % 3 == 0, "Paris", "Oslo"))
+    frame.loc[::11, "f2"] = np.nan
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=400)
+    args = parse("--data", path, "--stream", "--epochs", "2", "--quiet", "--impute", "median",
+                 "--indicator", "--part-size", "0.01", "--val-fraction", "0",
+                 "--test-fraction", "0")  # fmt: skip
+    run = train_stream(args, None, str(tmp_path / "run"), allocators=False)
+    whole = Preprocessing.fit(frame, impute="median", indicator=True)
+    assert run.prep.categories == whole.categories and run.prep.fill == whole.fill
+    assert run.prep.indicators == whole.indicators == ["f2"]
+    np.testing.assert_allclose(run.prep.mean, whole.mean, rtol=1e-9, atol=1e-12)

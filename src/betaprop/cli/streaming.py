@@ -11,6 +11,8 @@ shuffle buffer of ``--shuffle-buffer`` rows, the preprocessing fitted in a first
   three parts), and their metrics are computed part by part after training;
 - there is no validation during training, so no early stopping (``--early-stopping`` is
   ignored) and the run ends with its last epoch's weights;
+- of the table options, ``--sep``, ``--impute`` (no imputation unless asked: a gap is
+  refused) and ``--indicator`` are taken; text columns are one-hot encoded as in memory;
 - a checkpoint (``--checkpoint-every``, and always on Ctrl-C) keeps the position inside an
   epoch; ``--resume`` replays that epoch's reads up to it and goes on (``cli.train`` passes
   the checkpoint as ``saved``).
@@ -193,8 +195,18 @@ def train_stream(
         returning_allocators()
     task = None if args.task == "auto" else args.task
     part_bytes = max(1, int(args.part_size * 2**20))
-    stream = table_stream(args.data, args.target, task=task, shuffle_buffer=args.shuffle_buffer,
-                          part_bytes=part_bytes, dtype=args.dtype)  # fmt: skip
+    impute = None if getattr(args, "impute", None) in (None, "none") else args.impute
+    stream = table_stream(
+        args.data,
+        args.target,
+        task=task,
+        shuffle_buffer=args.shuffle_buffer,
+        part_bytes=part_bytes,
+        dtype=args.dtype,
+        sep=getattr(args, "sep", None),
+        impute=impute,
+        indicator=bool(getattr(args, "indicator", False)),
+    )
     prep = stream.preprocessing
     net = build_network(args, len(prep.feature_names), prep)
     stream.outputs = net.sizes[-1]
