@@ -278,9 +278,10 @@ def metrics(net: Network, prep: Preprocessing, data: Dataset, rows: np.ndarray) 
     """Loss and scores on some rows: accuracy and macro F1, or R², MAE and RMSE."""
     from sklearn import metrics as sklearn_metrics
 
-    # rows in chunks of at most METRICS_CELLS targets and outputs each: a one-hot target of
-    # 10 000 classes is 10 000 numbers a row, never held for every row at once
-    step = max(1, METRICS_CELLS // net.sizes[-1])
+    # rows in chunks of at most METRICS_CELLS inputs, targets and outputs each: a one-hot
+    # target of 10 000 classes is 10 000 numbers a row, and the standardised inputs of a
+    # split are another copy of it, never held for every row at once
+    step = max(1, METRICS_CELLS // max(net.sizes[0], net.sizes[-1]))
     total, predicted = 0.0, list[Any]()
     for start in range(0, len(rows), step):
         part = rows[start : start + step]

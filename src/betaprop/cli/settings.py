@@ -40,7 +40,7 @@ def split_rows(
     def cut(index: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
         if fraction == 0.0:
             return index, index[:0]
-        strata = None if labels is None else np.array([labels[i] for i in index])
+        strata = None if labels is None else np.asarray(labels)[index]  # no loop over rows
         try:
             kept, taken = train_test_split(
                 index, test_size=fraction, random_state=seed, stratify=strata
