@@ -96,3 +96,50 @@ def test_shares_of_two_ranks_cover_every_row_once():
     rows = np.concatenate([np.concatenate(s) for s in shares])
     np.testing.assert_array_equal(np.sort(rows), np.arange(CUTS[-1]))
     assert set(np.concatenate(shares[1])) == set(range(700, 1005))
+
+
+FIRST_PASS = """
+import json, sys
+from mpi4py import MPI
+from betaprop.files.table_stream import table_stream
+path, out = sys.argv[1], sys.argv[2]
+stream = table_stream(path, part_bytes=1, dtype="float64", impute="median", indicator=True,
+                      comm=MPI.COMM_WORLD)
+rank = MPI.COMM_WORLD.Get_rank()
+with open(f"{out}.{rank}.json", "w") as handle:
+    json.dump({"rows": stream.rows, "prep": stream.preprocessing.to_dict()}, handle)
+"""
+
+
+def test_the_first_pass_on_two_ranks_learns_what_one_process_learns(tmp_path):
+    """Each part read by one rank, statistics agreed by reduction (files.agreement): the
+    same row counts and Preprocessing as one process, a median and categories included."""
+    import json
+
+    import pandas as pd
+
+    pq = pytest.importorskip("pyarrow.parquet")
+    pa = pytest.importorskip("pyarrow")
+    from betaprop.files.table_stream import table_stream
+
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame(rng.normal(size=(3000, 3)) * [1, 50, 1e-2], columns=list("abc"))
+    frame.insert(1, "city", np.where(rng.random(3000) < 0.3, "Paris", "Oslo"))
+    frame.loc[::9, "b"] = np.nan
+    frame["y"] = rng.integers(0, 3, 3000)
+    path = str(tmp_path / "t.parquet")
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=500)
+    out = str(tmp_path / "prep")
+    done = ranks(2, "-c", FIRST_PASS, path, out)
+    assert done.returncode == 0, done.stderr
+    one = table_stream(path, part_bytes=1, dtype="float64", impute="median", indicator=True)
+    expected = one.preprocessing.to_dict()
+    for rank in range(2):
+        with open(f"{out}.{rank}.json") as handle:
+            result = json.load(handle)
+        assert result["rows"] == one.rows
+        for key, value in expected.items():
+            if key in ("mean", "scale"):
+                np.testing.assert_allclose(result["prep"][key], value, rtol=1e-12)
+            else:
+                assert result["prep"][key] == value, key

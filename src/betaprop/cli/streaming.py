@@ -206,6 +206,7 @@ def train_stream(
         sep=getattr(args, "sep", None),
         impute=impute,
         indicator=bool(getattr(args, "indicator", False)),
+        comm=world(),  # under mpiexec: each part read by one rank, statistics agreed
     )
     prep = stream.preprocessing
     net = build_network(args, len(prep.feature_names), prep)

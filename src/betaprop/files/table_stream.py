@@ -70,6 +70,7 @@ def table_stream(
     dtype: str = "float32",
     impute: str | None = None,
     indicator: bool = False,
+    comm: Any = None,
 ) -> TableStream:
     """The training rows of a data file as a ``Stream`` (``fit(net, stream)``).
 
@@ -79,21 +80,31 @@ def table_stream(
     N_Q (default: one per class, 1 for regression); ``part_bytes``: the size of a part
     (Parquet row groups are merged up to it). The stream's ``preprocessing`` is the fitted
     ``Preprocessing`` (for the model file and ``predict``). Raises a one-line ``DataError``.
+    ``comm``: the ranks of an MPI communicator (every rank calls this together): the first
+    pass reads each part on one rank only (``files.parts.owned_parts``), the statistics are
+    agreed by reduction and the row counts gathered, so every rank gets the same stream.
     """
+    from .agreement import Agreement
+    from .parts import owned_parts
+
     parts = plan_parts(path, sep=sep, part_bytes=part_bytes)
+    agreement = Agreement(comm)
+    mine = owned_parts(parts, agreement.rank, agreement.size)
     reader = _Reader(path, target, sep, dtype, impute is not None)
-    rows: list[int] = []
+    counted: dict[int, int] = {}
 
     def datasets() -> Iterator[Dataset]:  # read again by a median's rounds
-        rows.clear()
-        for part in parts:
+        for part in mine:
             data = reader.first(part)
-            rows.append(len(data.X))
+            counted[part.index] = len(data.X)
             yield data
 
-    prep = Preprocessing.fit_parts(datasets, task, target=target, impute=impute,
+    prep = Preprocessing.fit_parts(datasets, task, agreement, target=target, impute=impute,
                                    indicator=indicator)  # fmt: skip
-    stream = TableStream(parts, reader, prep, list(rows), shuffle_buffer, dtype)
+    for counts in agreement.gather(counted):
+        counted.update(counts)
+    rows = [counted[part.index] for part in parts]
+    stream = TableStream(parts, reader, prep, rows, shuffle_buffer, dtype)
     if outputs is not None:
         stream.outputs = outputs
     return stream
