@@ -108,7 +108,8 @@ class Stream:
         """A data file's rows (Parquet, CSV, ``.npy``) read in parts and encoded part by part,
         with a ``Preprocessing`` fitted in a first pass over the parts (``stream.preprocessing``;
         ``files.table_stream``: options ``task``, ``shuffle_buffer``, ``part_bytes``, ``sep``,
-        ``outputs``, ``dtype``). Only one part is held at a time."""
+        ``outputs``, ``dtype``, ``impute``, ``indicator``, ``comm``). Only one part is held at
+        a time."""
         from ..files.table_stream import table_stream
 
         return table_stream(path, target, **options)
