@@ -104,6 +104,18 @@ def test_class_weights_are_refused_in_one_line(tmp_path):
         train_stream(args, None, str(tmp_path / "run"), allocators=False)
 
 
+def test_a_buffer_larger_than_memory_is_refused_in_one_line(tmp_path):
+    """The pre-check counts the buffer and a part (not the table): 2^40 rows of buffer
+    cannot fit, and the refusal comes before anything is allocated or written."""
+    path = str(tmp_path / "t.parquet")
+    write_table(path, n=500)
+    args = parse("--data", path, "--stream", "--shuffle-buffer", str(2**40))
+    with pytest.raises(UserError, match=r"--shuffle-buffer 1099511627776 needs about") as error:
+        train_stream(args, None, str(tmp_path / "run"), allocators=False)
+    assert "\n" not in str(error.value) and "a buffer of 1,099,511,627,776 rows" in str(error.value)
+    assert not (tmp_path / "run").exists()
+
+
 def test_held_out_parts_cover_the_file_once():
     rows = [100] * 20
     chosen = held_out_parts(rows, 0.1, 0.2, seed=3)

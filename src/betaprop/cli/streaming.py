@@ -35,7 +35,7 @@ from ..files.datasets import BUNDLED, SYNTHETIC
 from ..files.parts import PART_BYTES
 from ..files.table_stream import Moments, TableStream, table_stream
 from ..training.stream import SHUFFLE_BUFFER
-from .memory import available_bytes, network_bytes
+from .memory import available_bytes, network_bytes, require_memory
 from .options import UserError, int_at_least, positive_float
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "train_stream",
     "held_out_parts",
     "returning_allocators",
+    "require_stream_memory",
 ]
 
 
@@ -152,6 +153,34 @@ def _max() -> Any:
     return mpi().MAX
 
 
+# copies of a part's rows held while it is read and encoded: the reader's table, the raw
+# columns, the encoded rows (the float64 scratch is a block of rows, not a part)
+PART_COPIES = 3
+
+
+def require_stream_memory(args: argparse.Namespace, stream: TableStream) -> None:
+    """The memory pre-check of a streamed run (``cli.memory``): the network and a batch as
+    in memory, and for data the shuffle buffer (S / K rows a rank) and ``PART_COPIES`` of
+    the largest part, instead of the table; refused in one line when it does not fit."""
+    from ..training.distributed import world
+
+    prep = stream.preprocessing
+    width = len(prep.feature_names) + max(prep.n_classes, 1)
+    comm = world()
+    ranks = 1 if comm is None else comm.Get_size()
+    rows = -(-args.shuffle_buffer // ranks) + PART_COPIES * max(stream.rows)
+    sizes = [len(prep.feature_names), *args.hidden, max(prep.n_classes, 1)]
+    needed, n_params = network_bytes(
+        sizes, np.dtype(args.dtype).itemsize, args.batch_size, rows * width
+    )
+    require_memory(
+        f"--shuffle-buffer {args.shuffle_buffer}",
+        needed,
+        f"{n_params:,} parameters in {args.dtype}, batches of {args.batch_size}, a buffer of "
+        f"{args.shuffle_buffer:,} rows and parts of up to {max(stream.rows):,} rows",
+    )
+
+
 def held_out_parts(rows: list[int], val: float, test: float, seed: int) -> dict[str, list[int]]:
     """The parts of each split: test, then validation parts drawn in a seeded order until
     each holds about its fraction of the rows (never every part; none with fewer than three
@@ -209,6 +238,7 @@ def train_stream(
         comm=world(),  # under mpiexec: each part read by one rank, statistics agreed
     )
     prep = stream.preprocessing
+    require_stream_memory(args, stream)
     net = build_network(args, len(prep.feature_names), prep)
     stream.outputs = net.sizes[-1]
     chosen = held_out_parts(stream.rows, args.val_fraction, args.test_fraction, args.seed)
