@@ -319,3 +319,22 @@ def test_fit_takes_a_frame_of_floats_and_numpy_booleans_and_names_a_gap_by_its_i
     )
     with pytest.raises(ValueError, match=r"at row 1 \(index 101\), column 'x'"):
         bp.fit(nets[0], gap, D[:3], epochs=1)
+
+
+@pytest.mark.parametrize("rows", ["1,2,3,4\n4,5,6,7\n7,8,9,1\n", "1,x,3,4\n4,y,6,7\n7,x,9,1\n"],
+                         ids=["numbers", "text"])  # fmt: skip
+def test_rows_with_one_field_more_than_the_header_are_refused_never_read_shifted(
+    tmp_path: Path, rows: str
+) -> None:
+    # pandas silently takes the first column as the index when the first row has one field
+    # more than the header: every column would hold its neighbour's values
+    path = tmp_path / "extra.csv"
+    path.write_text("a,b,c\n" + rows)
+    with pytest.raises(DataError, match="line 2 has 4 fields, but the header has 3"):
+        read_csv(str(path))
+    done = run("train", "--data", path, "--epochs", "1", "--out", tmp_path / "run", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"betaprop: error: {path} line 2 has 4 fields, but the header has 3"
+    ]
+    assert not (tmp_path / "run").exists()

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .kinds import text_levels
-from .reading import open_table, parse_csv
+from .reading import open_table, parse_csv, shifted
 
 __all__ = ["read_numbers", "faithful", "target_cells", "CHUNK_ROWS"]
 
@@ -132,10 +132,12 @@ def _csv_chunks(
     where = None if target is None else position[target]
 
     def chunks() -> Chunks:
+        first = 0  # the chunk's first row
         for chunk in parsed:
-            if chunk.shape[1] != len(header):
-                yield None, None
+            if chunk.shape[1] != len(header) or shifted(chunk, first):  # the general reader
+                yield None, None  # words it
                 return
+            first += len(chunk)
             block = _numbers(chunk, columns, limit)
             label = None
             if block is not None and where is not None:

@@ -144,10 +144,12 @@ def parse_csv(
     numbers parsed by the parser itself (exactly: tests/test_faults_files.py) except in the
     columns at positions ``text``, kept as written; a frame, or with ``chunksize`` an
     iterator of frames. ``decimal`` and ``thousands`` are pandas' (a locale's numbers:
-    "1.205,37" with ``decimal=","``, ``thousands="."``)."""
+    "1.205,37" with ``decimal=","``, ``thousands="."``). A first row with one field more
+    than the header raises ValueError (pandas would read every column shifted); the chunks of
+    a ``chunksize`` read are checked by their reader (``shifted``)."""
     import pandas as pd
 
-    return pd.read_csv(
+    frame = pd.read_csv(
         stream,
         sep=sep,
         engine="c",
@@ -160,6 +162,22 @@ def parse_csv(
         decimal=decimal,
         thousands=thousands,
     )
+    if chunksize is None and shifted(frame):
+        raise ValueError("its first row has more fields than the header")
+    return frame
+
+
+def shifted(frame: Any, first: int = 0) -> bool:
+    """Whether pandas took the first column as the index of ``frame`` (a read, or its chunk
+    whose rows start at ``first``): it does so, silently, when the first row has one field
+    more than the header, and every column then holds its neighbour's values. Such a file is
+    refused (the strict reader names the line), never read shifted; only an index column
+    holding the row numbers themselves (an unnamed index written by pandas) reads as a
+    row index would."""
+    import pandas as pd
+
+    index = frame.index  # pandas makes a RangeIndex of any evenly spaced integers
+    return not (isinstance(index, pd.RangeIndex) and index.step == 1 and index.start == first)
 
 
 def read_table(
