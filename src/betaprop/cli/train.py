@@ -66,16 +66,16 @@ from .runs import (
     write_run,
 )
 from .settings import build_network, optimizer_and_schedule
-from .sharded import balanced_weights, encoded_splits
-from .sharded_metrics import reduced_confusion, reduced_metrics
+from .sharded import encoded_splits
+from .sharded_metrics import reduced_metrics
 from .training import (
-    class_weights,
-    confusion_matrix,
     confusion_split,
+    data_settings,
+    final_confusion,
     fit_network,
     largest_of_ranks,
     require_training_memory,
-    split_arrays,
+    split_inputs,
     training_data,
     training_record,
 )
@@ -275,7 +275,7 @@ def _train_in(
     if shard is not None:  # a table of numbers: standardised in place, no second matrix
         fingerprint = data_digest(prep, data, shard)  # the same whichever rank holds which row
         inputs = encoded_splits(prep, data, shard)
-    X, D = _arrays(net, prep, data, mine["train"], inputs.get("train"))
+    X, D = split_inputs(net, prep, data, mine["train"], inputs.get("train"))
     if shard is None:
         fingerprint = hashlib.sha256(X.tobytes() + D.tobytes()).hexdigest()
     settings: dict[str, Any] = {
@@ -290,33 +290,10 @@ def _train_in(
     lead = is_lead(comm)
     if comm is not None:
         settings["comm"] = comm
-    settings["batch_size"] = min(args.batch_size, len(splits["train"]))
-    if shard is not None:  # each rank its own rows (training.sharding)
-        settings["rows"] = shard.numbers["train"]
-        weighted = getattr(args, "class_weight", None) is not None
-        settings["sample_weight"] = balanced_weights(prep, data, shard) if weighted else None
-    else:
-        settings["sample_weight"] = class_weights(args, prep, data, splits["train"])
-    rows = mine["validation"]
-    validating = len(splits["validation"]) > 0
-    validation = _arrays(net, prep, data, rows, inputs.get("validation"))
-    settings["validation_data"] = validation if validating else None
+    settings.update(data_settings(args, net, prep, data, splits, shard, inputs))
     # (a rank without training rows has no examples to diagnose: nothing to watch)
     diagnostics: Any = Diagnostics(X, D, max_examples=256) if len(X) else _Unwatched()
-    every = getattr(args, "checkpoint_every", None)
-    run_id = saved.metadata.get("run_id") if saved is not None else None
-    run_id = run_id if isinstance(run_id, str) else secrets.token_hex(8)
-    checkpoint = Checkpoint(
-        out,
-        every=every,
-        metadata={
-            "argv": portable_argv(getattr(args, "argv", None)),
-            "data_sha256": fingerprint,
-            "run_id": run_id,
-        },
-        # a resumed run also ends with a checkpoint, so that --resume then says it is finished
-        final=every is not None or saved is not None,
-    )
+    checkpoint, run_id = _checkpoint(args, out, saved, fingerprint)
     bar = None
     if console is not None and not getattr(args, "quiet", False):
         batches = math.ceil(len(splits["train"]) / settings["batch_size"])
@@ -339,7 +316,7 @@ def _train_in(
         else reduced_metrics(net, prep, inputs[name], data.target[mine[name]], comm)
         for name, rows in splits.items()
         if len(rows)
-    }
+    }  # sharded: sums over the ranks' rows
     classification = prep.task == "classification"
     if classification:
         confusion_split(prep, splits)  # saved with the preprocessing
@@ -350,34 +327,36 @@ def _train_in(
     run.metadata["training"]["run_id"] = run_id
     run.metadata["metrics"] = finite(scores)
 
-    def confusion() -> Any:  # after the model and history are written (write_run)
-        run.confusion = confusion_matrix(net, prep, data, splits)
-        return run.confusion
-
-    if shard is not None and classification:  # every rank counts its rows of the split
-        assert comm is not None
-        shown = prep.extra["confusion_split"]
-        target = data.target[mine[shown]]
-        run.confusion = reduced_confusion(net, prep, inputs[shown], target, comm)
+    made = final_confusion(run, shard, inputs, comm) if classification else None
     if lead:
-        made: Any = (lambda: run.confusion) if shard is not None else confusion
-        write_run(out, net, run.metadata, history, confusion=made if classification else None,
-                  prep=prep)  # fmt: skip
+        write_run(out, net, run.metadata, history, confusion=made, prep=prep)
     return run
+
+
+def _checkpoint(args: argparse.Namespace, out: str, saved: Any, fingerprint: str) -> tuple:
+    """The run's checkpoint callback (every --checkpoint-every epochs, and on Ctrl-C) and the
+    run's id (a resumed run keeps its own)."""
+    every = getattr(args, "checkpoint_every", None)
+    run_id = saved.metadata.get("run_id") if saved is not None else None
+    run_id = run_id if isinstance(run_id, str) else secrets.token_hex(8)
+    checkpoint = Checkpoint(
+        out,
+        every=every,
+        metadata={
+            "argv": portable_argv(getattr(args, "argv", None)),
+            "data_sha256": fingerprint,
+            "run_id": run_id,
+        },
+        # a resumed run also ends with a checkpoint, so that --resume then says it is finished
+        final=every is not None or saved is not None,
+    )
+    return checkpoint, run_id
 
 
 class _Unwatched(Callback):
     """Diagnostics of a rank that holds no training rows: no warnings."""
 
     warnings: list = []
-
-
-def _arrays(net: Any, prep: Any, data: Any, rows: Any, inputs: Any) -> tuple[Any, Any]:
-    """X, D of some rows: from the table (``split_arrays``), or, sharded, the split's
-    standardised ``inputs`` with their targets."""
-    if inputs is None or not len(rows):
-        return split_arrays(net, prep, data, rows)
-    return inputs, prep.encode(data.target[rows], net.sizes[-1], net.dtype)
 
 
 def _train_parser() -> argparse.ArgumentParser:

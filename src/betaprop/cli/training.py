@@ -36,7 +36,7 @@ from .runs import (
     TrainRun,
 )
 from .settings import split_rows
-from .sharded import Shard, shardable, sharded_data_and_splits
+from .sharded import Shard, balanced_weights, shardable, sharded_data_and_splits
 
 if TYPE_CHECKING:
     from ..explain.plots import Confusion
@@ -47,10 +47,13 @@ __all__ = [
     "confusion_matrix",
     "confusion_split",
     "data_and_splits",
+    "data_settings",
+    "final_confusion",
     "fit_network",
     "largest_of_ranks",
     "require_training_memory",
     "split_arrays",
+    "split_inputs",
     "training_data",
     "training_record",
 ]
@@ -191,6 +194,51 @@ def split_arrays(
         X[start : start + len(block)] = prep.transform(data.X[block], net.dtype)
         D[start : start + len(block)] = prep.encode(data.target[block], net.sizes[-1], net.dtype)
     return X, D
+
+
+def split_inputs(net: Any, prep: Any, data: Any, rows: Any, inputs: Any) -> tuple[Any, Any]:
+    """X, D of some rows: from the table (``split_arrays``), or, sharded, the split's
+    standardised ``inputs`` with their targets."""
+    if inputs is None or not len(rows):
+        return split_arrays(net, prep, data, rows)
+    return inputs, prep.encode(data.target[rows], net.sizes[-1], net.dtype)
+
+
+def data_settings(
+    args: argparse.Namespace, net: Any, prep: Any, data: Any, splits: Any, shard: Any, inputs: Any
+) -> dict[str, Any]:
+    """``fit``'s arguments about the data besides X, D: the batch size, sharded the global
+    numbers of this rank's training rows, sample weights, and the validation rows."""
+    settings: dict[str, Any] = {"batch_size": min(args.batch_size, len(splits["train"]))}
+    mine = shard.local if shard is not None else splits
+    if shard is not None:  # each rank its own rows (training.sharding)
+        settings["rows"] = shard.numbers["train"]
+        weighted = getattr(args, "class_weight", None) is not None
+        settings["sample_weight"] = balanced_weights(prep, data, shard) if weighted else None
+    else:
+        settings["sample_weight"] = class_weights(args, prep, data, splits["train"])
+    validation = split_inputs(net, prep, data, mine["validation"], inputs.get("validation"))
+    settings["validation_data"] = validation if len(splits["validation"]) else None
+    return settings
+
+
+def final_confusion(run: TrainRun, shard: Any, inputs: Any, comm: Any) -> Any:
+    """What draws the report's confusion matrix once the model is written: counted from the
+    rows (one process), or, sharded, the sums of every rank's counts (taken now, by all)."""
+    net, prep, data, splits = run.net, run.prep, run.data, run.splits
+    if shard is None:
+
+        def confusion() -> Any:  # after the model and history are written (write_run)
+            run.confusion = confusion_matrix(net, prep, data, splits)
+            return run.confusion
+
+        return confusion
+    from .sharded_metrics import reduced_confusion  # (which imports this module)
+
+    shown = prep.extra["confusion_split"]
+    target = data.target[shard.local[shown]]
+    run.confusion = reduced_confusion(net, prep, inputs[shown], target, comm)
+    return lambda: run.confusion
 
 
 def fit_network(
