@@ -395,6 +395,7 @@ def sharded_data_and_splits(
                                 op=_mpi().MIN)  # fmt: skip
         if lowest < 0:
             raise UserError(f"--loss {args.loss} needs a target >= 0 (counts), got {lowest!r}")
+    _same_preprocessing(prep, comm)
 
     def say_notes() -> None:  # --quiet prints nothing
         if not getattr(args, "quiet", False):
@@ -403,6 +404,21 @@ def sharded_data_and_splits(
                 task_note(data, task)
 
     return data, prep, splits, say_notes, shard
+
+
+def _same_preprocessing(prep: Preprocessing, comm: Any) -> None:
+    """The agreement that replaces a checksum of the data: every rank encodes with the same
+    preprocessing (its JSON fields, bit for bit), or every rank stops with one line."""
+    import hashlib
+    import json
+
+    text = json.dumps(prep.to_dict(), sort_keys=True, default=str)
+    digests = comm.allgather(hashlib.sha256(text.encode()).hexdigest())
+    if len(set(digests)) > 1:
+        raise DataError(
+            f"the ranks learned different preprocessing from the data (digests {digests}): "
+            "the file must be read alike by every rank"
+        )
 
 
 def balanced_weights(prep: Preprocessing, data: Dataset, shard: Shard) -> Array:
