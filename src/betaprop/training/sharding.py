@@ -5,7 +5,7 @@ The rows of the training set keep their global numbers 0..n-1; process r holds s
 so every global mini-batch is one process's batch; each of its rows is taken by the process
 that holds it (``Ownership.take``), with weight m_r / B (or w_i m_r / W with sample weights),
 and a process that holds none of the batch's rows joins every sum with zeros
-(``distributed._ShardBatches``). So K processes compute what one process computes on the same
+(``ShardBatches``). So K processes compute what one process computes on the same
 global batches, whatever K and whichever process holds which rows. Shares of a batch are no
 longer balanced to one row but follow the ownership (binomial for contiguous blocks).
 
