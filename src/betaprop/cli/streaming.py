@@ -67,10 +67,11 @@ def add_stream_options(parser: Any) -> None:
     parser.add_argument(
         "--part-size",
         type=positive_float,
-        default=PART_BYTES / 2**20,
+        default=None,
         metavar="MIB",
-        help=f"with --stream: MiB of the file a part holds (default {PART_BYTES // 2**20}; "
-        "Parquet row groups are merged up to it); memory holds a part and the buffer",
+        help=f"with --stream: MiB of the file a part holds (default a 16th of the file, from "
+        f"1 to {PART_BYTES // 2**20}; Parquet row groups are merged up to it); memory holds "
+        "a part and the buffer; validation and test rows are whole parts",
     )
 
 
@@ -80,6 +81,7 @@ def wants_stream(args: argparse.Namespace, available: int | None = None) -> bool
     the memory available (``available``: measured when None); then one line on stderr says
     that it streams. Under mpiexec the ranks agree (any rank short of memory: all stream)."""
     from ..training.distributed import is_lead, world
+    from ..training.launch import node_size
 
     if getattr(args, "stream", False):
         return True
@@ -87,10 +89,14 @@ def wants_stream(args: argparse.Namespace, available: int | None = None) -> bool
         return False
     if not os.path.isfile(args.data):
         return False
-    needed = _table_bytes(args)
     room = available_bytes() if available is None else available
-    short = room is not None and needed is not None and needed > room
     comm = world()
+    share = 1.0 if comm is None else node_size(comm) / comm.Get_size()  # sharded: this node's
+    needed = None  # rows (when K ranks read only their own, cli/sharded.py)
+    if room is not None and _most_bytes(args) * share > room:  # else it surely fits: no scan
+        needed = _table_bytes(args)
+        needed = None if needed is None else int(needed * share)
+    short = room is not None and needed is not None and needed > room
     if comm is not None:
         short = bool(comm.allreduce(short, op=_max()))
     if short and not getattr(args, "quiet", False) and is_lead(comm):
@@ -101,6 +107,20 @@ def wants_stream(args: argparse.Namespace, available: int | None = None) -> bool
             file=sys.stderr,
         )
     return short
+
+
+def _most_bytes(args: argparse.Namespace) -> float:
+    """A bound of ``_table_bytes`` from a CSV file's size alone, so that a file that surely
+    fits is not scanned for its rows: every cell takes at least two bytes (a character and a
+    separator or line end), so the table holds at most size / 2 numbers (counted twice, and
+    256 MiB for the network's work; the pre-check after reading refuses a network that does
+    not fit). A Parquet or gzip file (compressed) has no such bound: infinity."""
+    with open(args.data, "rb") as handle:
+        magic = handle.read(4)
+    if magic == b"PAR1" or magic[:2] == b"\x1f\x8b":
+        return math.inf
+    cells = os.path.getsize(args.data) / 2
+    return 2 * cells * np.dtype(args.dtype).itemsize + 2**28
 
 
 def _table_bytes(args: argparse.Namespace) -> int | None:
@@ -181,6 +201,15 @@ def require_stream_memory(args: argparse.Namespace, stream: TableStream) -> None
     )
 
 
+def _part_bytes(args: argparse.Namespace) -> int:
+    """--part-size in bytes; by default a 16th of the file (at least 1 MiB, at most
+    ``PART_BYTES``): enough parts to hold validation and test parts out of a file that
+    fits in a few parts, never more than a part of ``PART_BYTES`` in memory."""
+    if args.part_size is not None:
+        return max(1, int(args.part_size * 2**20))
+    return int(min(PART_BYTES, max(os.path.getsize(args.data) // 16, 2**20)))
+
+
 def held_out_parts(rows: list[int], val: float, test: float, seed: int) -> dict[str, list[int]]:
     """The parts of each split: test, then validation parts drawn in a seeded order until
     each holds about its fraction of the rows (never every part; none with fewer than three
@@ -223,7 +252,7 @@ def train_stream(
     if allocators:
         returning_allocators()
     task = None if args.task == "auto" else args.task
-    part_bytes = max(1, int(args.part_size * 2**20))
+    part_bytes = _part_bytes(args)
     impute = None if getattr(args, "impute", None) in (None, "none") else args.impute
     stream = table_stream(
         args.data,
@@ -244,6 +273,11 @@ def train_stream(
     chosen = held_out_parts(stream.rows, args.val_fraction, args.test_fraction, args.seed)
     splits = {name: stream.subset(parts) for name, parts in chosen.items() if parts}
     comm = world()
+    held_out = args.val_fraction + args.test_fraction > 0
+    if held_out and len(splits) == 1 and is_lead(comm) and not getattr(args, "quiet", False):
+        print(f"betaprop: note: {args.data} streams as {len(stream.rows)} part(s), too few to "
+              "hold whole parts out: no validation or test scores (a smaller --part-size, or "
+              "more Parquet row groups, makes more parts)", file=sys.stderr)  # fmt: skip
     started = time.perf_counter()
     history, optimizer, run_id = _fit(args, net, splits["train"], out, saved, comm)
     seconds = time.perf_counter() - started

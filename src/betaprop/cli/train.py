@@ -68,6 +68,7 @@ from .runs import (
 from .settings import build_network, optimizer_and_schedule
 from .sharded import encoded_splits
 from .sharded_metrics import reduced_metrics
+from .streaming import add_stream_options, train_stream, wants_stream
 from .training import (
     confusion_split,
     data_settings,
@@ -127,6 +128,7 @@ def add_command(commands: Any) -> None:
     )
     add_layer_options(train, past_seed=True)  # --batch-norm, --layer-norm, --residual, ...
     _add_training_options(train)
+    add_stream_options(train)
     train.set_defaults(handler=_cmd_train)
 
 
@@ -264,6 +266,8 @@ def _train_in(
     """``train_run`` once the run folder is owned: data, network, training, the folder."""
     from ..explain.diagnostics import Diagnostics
 
+    if wants_stream(args):  # --stream, or a table larger than memory: part by part
+        return train_stream(args, console, out, saved)  # (cli/streaming.py)
     comm = world()  # mpiexec -n K python -m mpi4py -m betaprop train: data parallel
     data, prep, splits, say_notes, shard = training_data(args, comm)
     mine = shard.local if shard is not None else splits  # the rows this process holds
