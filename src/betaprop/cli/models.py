@@ -74,9 +74,10 @@ def locale_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def print_notes(data: Dataset) -> None:
-    """What reading did to the table (rows without a target, dates as numbers), on stderr."""
-    for note in data.notes:
+def print_notes(data: Dataset | list[str]) -> None:
+    """What reading did to the table (rows without a target, dates as numbers), on stderr:
+    a dataset's notes, or the notes themselves."""
+    for note in data if isinstance(data, list) else data.notes:
         print(f"betaprop: note: {note}", file=sys.stderr)
 
 

@@ -30,7 +30,7 @@ from ..files.datasets import (
     BUNDLED,
     SYNTHETIC,
 )
-from ..training.distributed import is_lead, world
+from ..training.distributed import array_bytes, is_lead, world
 from ..training.optimizers import OPTIMIZERS
 from ..training.schedules import SCHEDULES
 from ..training.state import Callback, DivergenceError
@@ -281,7 +281,10 @@ def _train_in(
         inputs = encoded_splits(prep, data, shard)
     X, D = split_inputs(net, prep, data, mine["train"], inputs.get("train"))
     if shard is None:
-        fingerprint = hashlib.sha256(X.tobytes() + D.tobytes()).hexdigest()
+        digest = hashlib.sha256()  # of X's bytes, then D's: never a copy of them
+        for A in (X, D):
+            digest.update(array_bytes(A))
+        fingerprint = digest.hexdigest()
     settings: dict[str, Any] = {
         "optimizer": optimizer,
         "epochs": args.epochs,

@@ -92,18 +92,21 @@ def data_and_splits(
     prep = Preprocessing.fit(
         data, task, splits["train"], impute=impute, indicator=getattr(args, "indicator", False)
     )
-    read = data
-
-    def say_notes() -> None:  # --quiet prints nothing
-        if not getattr(args, "quiet", False):
-            print_notes(read)
-            if args.task == "auto" and read.task is None:
-                task_note(read, task)
-            table_notes(read, prep, impute)
-
+    # the notes' words now: the table as read (its frame) is let go once encoded
+    notes, filled = list(data.notes), filled_note(data, impute)
     if prep.columns is not None:  # a table: from here on, its encoded features
         data = Dataset(prep.encode_table(data), data.target, list(prep.feature_names),
                        data.target_name, data.source, data.task)  # fmt: skip
+    encoded = data
+
+    def say_notes() -> None:  # --quiet prints nothing
+        if not getattr(args, "quiet", False):
+            print_notes(notes)
+            if args.task == "auto" and encoded.task is None:
+                task_note(encoded, task)  # the target and its name, as read
+            if filled:
+                print(filled, file=sys.stderr)
+
     if args.loss and LOSSES[args.loss].targets == "counts":  # the log link needs them as they are
         prep.target_mean, prep.target_scale = 0.0, 1.0
         lowest = min(float(v) for v in data.target) if task == "regression" else 0.0
@@ -151,20 +154,20 @@ def task_note(data: Dataset, task: str) -> None:
     )
 
 
-def table_notes(data: Dataset, prep: Preprocessing, impute: str | None) -> None:
-    """One line on stderr saying which gaps were filled, and with what."""
+def filled_note(data: Dataset, impute: str | None) -> str | None:
+    """The line saying which gaps were filled, and with what; None when none were."""
     if impute is None or data.frame is None:
-        return
+        return None
     gaps = data.frame.isna().sum()
     filled = [(name, int(gaps[name])) for name in data.feature_names if gaps[name]]
-    if filled:
-        shown = ", ".join(f"{name} ({count})" for name, count in filled[:6])
-        more = f" and {len(filled) - 6} more columns" if len(filled) > 6 else ""
-        print(
-            f"betaprop: note: filled {sum(c for _, c in filled)} missing values ({impute}; "
-            f"categories: the most frequent) in {shown}{more}; --impute none refuses them",
-            file=sys.stderr,
-        )
+    if not filled:
+        return None
+    shown = ", ".join(f"{name} ({count})" for name, count in filled[:6])
+    more = f" and {len(filled) - 6} more columns" if len(filled) > 6 else ""
+    return (
+        f"betaprop: note: filled {sum(c for _, c in filled)} missing values ({impute}; "
+        f"categories: the most frequent) in {shown}{more}; --impute none refuses them"
+    )
 
 
 def class_weights(

@@ -63,6 +63,7 @@ from .sharding import Ownership, ShardBatches, evaluate_own, shard
 __all__ = [
     "DataParallel",
     "world",
+    "array_bytes",
     "shard",
     "run_main",
     "INSTALL",
@@ -125,7 +126,7 @@ class DataParallel:
         if self.owner is None:  # the same data on every rank (n and a checksum)
             self.n = X.shape[0]
             data = X.data if scipy.sparse.issparse(X) else X
-            crc = zlib.crc32(_bytes(data), zlib.crc32(_bytes(D)))
+            crc = zlib.crc32(array_bytes(data), zlib.crc32(array_bytes(D)))
             settings = dict(settings, n=self.n, data=crc)
         else:  # each rank its own rows: the same columns (n is their total)
             self.n = self.owner.n
@@ -278,7 +279,7 @@ class DataParallel:
         _agreed_signal = signal
 
 
-def _bytes(a: Array) -> memoryview:
+def array_bytes(a: Array) -> memoryview:
     """The bytes of an array, without a copy when it is contiguous."""
     return memoryview(np.ascontiguousarray(a).view(np.uint8).reshape(-1))  # type: ignore[arg-type]
 
