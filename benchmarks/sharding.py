@@ -12,8 +12,9 @@ modules: the baseline) and its peak (VmHWM) once reading, training and the final
 metrics are done (before rank 0 writes the run folder and draws its report); the data part
 of its peak is the difference. Printed: per rank and for the one process, that data part next to
 the matrix of the rows it holds (n_r x p float32), their ratio (the goal: <= 2.5 under K = 2),
-and the test accuracy of both runs. Medians over the rounds; the load average before and
-after (this machine is shared: timings are not the point, memory and accuracy are).
+and the test accuracy of both runs, and each command's wall time. Medians over the rounds;
+the load average before and after (this machine is shared: timings are rough, memory and
+accuracy are the point).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from statistics import median
 
 import numpy as np
@@ -93,13 +95,15 @@ def run(k: int, data: str, out: str, record: str, epochs: int) -> list[dict]:
         command = [mpiexec, "-n", str(k), sys.executable, "-m", "mpi4py", "-c", RANK, ROOT,
                    record, *args]  # fmt: skip
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    began = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
+    wall = time.perf_counter() - began
     if done.returncode:
         raise SystemExit(f"k = {k} failed:\n{done.stderr[-3000:]}")
     records = []
     for rank in range(k):
         with open(f"{record}.{rank}") as handle:
-            records.append(json.load(handle))
+            records.append(dict(json.load(handle), wall=wall))
     return records
 
 
@@ -153,7 +157,9 @@ def main() -> None:
                   f"{data_part / matrix:>8.2f}{peak / MiB:>10.1f}")  # fmt: skip
     print(
         f"test accuracy: K=2 sharded {median(scores['K=2']):.4f}, one process "
-        f"{median(scores['K=1']):.4f}"
+        f"{median(scores['K=1']):.4f}; wall time of the whole command (start, read, train, "
+        f"write): K=2 {median(r[0]['wall'] for r in figures['K=2']):.1f} s, one process "
+        f"{median(r[0]['wall'] for r in figures['K=1']):.1f} s"
     )
 
 

@@ -142,8 +142,11 @@ comm = world()
 args = _train_parser().parse_args(["train", "--data", sys.argv[2], "--target", "label",
                                    "--dtype", "float64"])
 data, shard = sharded_data(args, comm)
+early = shard.early  # Parquet: the split drawn from the target column alone
 np.savez(f"{sys.argv[3]}.{comm.Get_rank()}", X=data.X, target=data.target.astype(str),
-         first=shard.first, n=shard.n)
+         first=shard.first, n=shard.n, early=early is not None,
+         train=early[4]["train"] if early else [], test=early[4]["test"] if early else [],
+         fractions=[args.val_fraction, args.test_fraction, args.seed])
 """
 
 
@@ -174,6 +177,14 @@ def test_each_rank_reads_its_own_block_of_rows(tmp_path, suffix, k):
         )
         assert list(mine["target"]) == list(whole["label"][start : start + m])
         start += m
+        assert bool(mine["early"]) == (suffix == ".parquet")
+        if suffix == ".parquet":  # drawn before the matrix: one process's split
+            from betaprop.cli.settings import split_rows
+
+            val, test, seed = mine["fractions"]
+            one = split_rows(len(whole), list(whole["label"]), val, test, int(seed))
+            np.testing.assert_array_equal(mine["train"], one["train"])
+            np.testing.assert_array_equal(mine["test"], one["test"])
     assert start == len(whole)
 
 
@@ -184,14 +195,31 @@ def test_codes_stratify_as_the_labels_do():
     from betaprop.cli.sharded import strata
 
     rng = np.random.default_rng(3)
-    for names in (["9", "10", "100", "x"], [f"c{j}" for j in range(12)], ["b", "a"]):
+    for names in (["9", "10", "100", "x"], [f"c{j}" for j in range(12)], ["b", "a"], ["z"]):
         labels = [names[j] for j in rng.integers(0, len(names), 700)]
+        if names == ["z"]:  # a class of one row: too rare to stratify, both fall back
+            labels = ["lone", *(["a", "b"] * 350)]
         distinct = sorted(set(labels))
         codes = np.array([distinct.index(label) for label in labels], dtype=np.int32)
         one = split_rows(len(labels), labels, 0.15, 0.2, 5)
         shared = split_rows(len(labels), strata(codes), 0.15, 0.2, 5)
         for name in one:
             np.testing.assert_array_equal(one[name], shared[name])
+
+
+def test_an_early_split_is_kept_only_for_the_same_labels():
+    """The split drawn from a Parquet target column alone is kept only where the task, the
+    classes, every row's code and the row count are those read with the rows."""
+    from betaprop.cli.sharded import _same_labels
+
+    codes = np.array([0, 1, 2, 1], dtype=np.int32)
+    early = ("classification", ["a", "b", "c"], codes, 4, {})
+    assert _same_labels(early, ("classification", ["a", "b", "c"], codes.copy(), 4))
+    assert not _same_labels(early, ("classification", ["a", "b", "c"], codes[::-1].copy(), 4))
+    assert not _same_labels(early, ("classification", ["a", "b", "d"], codes, 4))
+    assert not _same_labels(early, ("classification", ["a", "b", "c"], codes, 5))
+    assert not _same_labels(early, ("regression", None, None, 4))
+    assert _same_labels(("regression", None, None, 4, {}), ("regression", None, None, 4))
 
 
 CHANGING = """

@@ -290,3 +290,43 @@ def test_a_file_changed_after_its_plan_is_refused_not_misnumbered(tmp_path):
     Path(path).write_text("a,b\n" + "".join(f"{i},{i}\n1,1\n" for i in range(100)))
     with pytest.raises(DataError, match="changed after its parts were planned"):
         read_part(path, parts[1])
+
+
+def test_parquet_part_is_what_to_pandas_makes_of_its_row_groups(tmp_path):
+    """``read_part`` reads a Parquet part a few columns at a time (bounded memory) and gives
+    the frame pyarrow's ``to_pandas`` makes of its row groups: pandas' index left out,
+    categories, nullable integers, time zones, text with gaps, names stripped; ``columns``
+    reads only those; Arrow's default pool is the same afterwards."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    from betaprop.files.parts import parquet_columns
+
+    rng = np.random.default_rng(4)
+    n = 300
+    frame = pd.DataFrame(
+        {f"x{j}": rng.normal(size=n) for j in range(11)}
+        | {
+            "c": pd.Categorical(rng.choice(["u", "v"], n)),
+            "i": pd.array(
+                np.where(rng.random(n) < 0.1, None, rng.integers(0, 5, n)), dtype="Int64"
+            ),  # fmt: skip
+            "t": pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC"),
+            " w ": np.where(rng.random(n) < 0.2, None, rng.choice(["a", "b"], n)),
+            "label": rng.choice(["p", "q", "r"], n),
+        },
+        index=pd.Index(np.arange(n) * 3, name="id"),
+    )
+    path = str(tmp_path / "d.parquet")
+    frame.to_parquet(path, row_group_size=40)
+    pool = pa.default_memory_pool().backend_name
+    assert parquet_columns(path) == [*(f"x{j}" for j in range(11)), "c", "i", "t", "w", "label"]
+    for size in (1, 5000, 10**9):
+        for part in plan_parts(path, part_bytes=size):
+            got, first = read_part(path, part)
+            want = pq.ParquetFile(path).read_row_groups(range(part.start, part.stop)).to_pandas()
+            want.columns = [str(c).strip() for c in want.columns]
+            want.index = range(first, first + len(want))
+            pd.testing.assert_frame_equal(got, want)
+            only, _ = read_part(path, part, columns=["label", "x3"])
+            pd.testing.assert_frame_equal(only, want[["x3", "label"]])
+    assert pa.default_memory_pool().backend_name == pool

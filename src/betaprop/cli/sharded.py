@@ -68,6 +68,7 @@ class Shard:
     numbers: dict[str, Array] = field(default_factory=dict)
     raw: Any = None  # a table to encode: this rank's rows as read (pandas, with the target)
     table: bool = False  # some rank's rows need encoding (text categories, gaps)
+    early: Any = None  # (task, classes, codes, n, splits) drawn from the target alone
 
 
 def shardable(args: argparse.Namespace, comm: Any) -> bool:
@@ -82,6 +83,7 @@ def sharded_data(args: argparse.Namespace, comm: Any) -> tuple[Dataset, Shard] |
     """This rank's rows of --data as a ``Dataset``, and where they lie; None where a table
     to encode lost rows (a missing target: read whole). Collective: every rank calls it."""
     before = _identity(args.data)
+    _release_freed_memory()  # what the memory pre-check's read of a part left
     # parts of about size / 8K bytes (at most PART_BYTES): each rank a block of about 8
     # parts, so that the blocks are balanced to about a part (Parquet: to a row group)
     size = -(-before[0] // (8 * comm.Get_size()))
@@ -90,6 +92,8 @@ def sharded_data(args: argparse.Namespace, comm: Any) -> tuple[Dataset, Shard] |
     # every rank plans together: each scans 1/K of a CSV file's bytes (Parquet: the footer)
     parts = plan_parts(args.data, sep=sep, part_bytes=part_bytes, agreement=Agreement(comm))
     mine = owned_parts(parts, comm.Get_rank(), comm.Get_size())
+    early = _early_split(args, comm, parts, mine)
+    _release_freed_memory()  # what the split's temporaries left, before the matrix exists
     data, raw = _read(args, mine), None
     plain = data is None or data.frame is None
     table = not comm.allreduce(plain, op=_mpi().LAND)
@@ -108,7 +112,74 @@ def sharded_data(args: argparse.Namespace, comm: Any) -> tuple[Dataset, Shard] |
                        np.empty(0, dtype=object), features, target_name, args.data)  # fmt: skip
     m = len(data.X)
     first = int(comm.exscan(m) or 0)  # (None on rank 0)
-    return data, Shard(comm, first, int(comm.allreduce(m)), raw=raw, table=table)
+    return data, Shard(comm, first, int(comm.allreduce(m)), raw=raw, table=table, early=early)
+
+
+def _early_split(args: argparse.Namespace, comm: Any, parts: list, mine: list) -> Any:
+    """(task, classes, codes, n, splits) from the target column alone (Parquet), drawn before
+    the matrix is read: scikit-learn's stratified split holds about 75 bytes a row of all n
+    rows for a moment (a list of NumPy integers), which then never stacks on the matrix.
+    None (on every rank) for other files or where the column alone does not give the
+    labels; the caller checks them against the labels read with the rows."""
+    from .settings import split_rows
+
+    target = _target_alone(args, parts, mine)
+    if not comm.allreduce(target is not None, op=_mpi().LAND) or target is None:
+        return None
+    task, distinct, codes = _labels(args, target, comm)
+    del target
+    n = sum(part.rows or 0 for part in parts)
+    stratify = None if codes is None else strata(codes)
+    try:
+        splits = split_rows(n, stratify, args.val_fraction, args.test_fraction, args.seed)
+    except UserError:  # (every rank alike) the split after the read says it
+        return None
+    return task, distinct, codes, n, splits
+
+
+def _target_alone(args: argparse.Namespace, parts: list, mine: list) -> Array | None:
+    """This rank's target cells as ``from_frame`` makes them (``target_cells``), read from
+    the target column of its Parquet parts alone; None for any other file, a target that is
+    not a column, or one with a gap (rows left out: the read decides)."""
+    from ..files.kinds import MAX_MAGNITUDE, MISSING
+    from ..files.numbers import target_cells
+    from ..files.parts import parquet_columns
+
+    if not parts or parts[0].kind != "parquet":
+        return None
+    names = parquet_columns(args.data)
+    name = args.target if args.target is not None else names[-1]
+    if name not in names or len(names) < 2:
+        return None
+    na_values = table_options(args)["na_values"]
+    missing = tuple(MISSING) + tuple(str(v).strip().lower() for v in na_values)
+    pieces = []
+    for part in mine:
+        cells = target_cells(read_part(args.data, part, columns=[name])[0][name],
+                             MAX_MAGNITUDE, missing)  # fmt: skip
+        if cells is None:
+            return None
+        pieces.append(cells)
+    if not pieces:
+        return np.empty(0, dtype=object)
+    return np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+
+
+def _labels(args: argparse.Namespace, target: Array, comm: Any) -> tuple[str, Any, Any]:
+    """The task (--task, or inferred from all ranks' targets), and for classification the
+    sorted classes and every row's code (``all_labels``)."""
+    task = infer_task_of_ranks(target, comm) if args.task == "auto" else args.task
+    distinct, codes = all_labels(target, comm) if task == "classification" else (None, None)
+    return task, distinct, codes
+
+
+def _same_labels(early: tuple, now: tuple) -> bool:
+    """Whether the early split's task, classes, codes and row count are those read with the
+    rows (the same on every rank: all are global)."""
+    codes_alike = (early[2] is None and now[2] is None) or (
+        early[2] is not None and now[2] is not None and np.array_equal(early[2], now[2])
+    )
+    return early[0] == now[0] and early[1] == now[1] and early[3] == now[3] and codes_alike
 
 
 def _read(args: argparse.Namespace, parts: list) -> Dataset | None:
@@ -235,10 +306,10 @@ def _mpi() -> Any:
 
 
 # ----------------------------------------------------------------------------- splits
-def all_labels(data: Dataset, comm: Any) -> tuple[list[str], Array]:
-    """Every rank's class labels: the sorted distinct labels, and the code of each row of
-    all ranks in global order (an ``Allgatherv`` of int32 codes)."""
-    mine = class_labels(data.target)
+def all_labels(target: Array, comm: Any) -> tuple[list[str], Array]:
+    """Every rank's class labels (``target``: this rank's): the sorted distinct labels, and
+    the code of each row of all ranks in global order (an ``Allgatherv`` of int32 codes)."""
+    mine = class_labels(target)
     distinct = sorted(set().union(*comm.allgather(set(mine))))
     code = {label: j for j, label in enumerate(distinct)}
     local = np.fromiter((code[label] for label in mine), dtype=np.int32, count=len(mine))
@@ -248,13 +319,14 @@ def all_labels(data: Dataset, comm: Any) -> tuple[list[str], Array]:
     return distinct, codes
 
 
-def strata(codes: Array) -> list[str]:
-    """Labels for ``split_rows`` that sort as the codes do (the codes follow the labels'
-    sorted order, so scikit-learn's stratified split sees the same classes in the same
-    order as one process does)."""
-    width = len(str(int(codes.max()))) if len(codes) else 1
-    names = [f"{j:0{width}d}" for j in range(int(codes.max()) + 1 if len(codes) else 0)]
-    return [names[c] for c in codes.tolist()]  # n references to a few strings
+def strata(codes: Array) -> Any:
+    """What ``split_rows`` stratifies by: the codes themselves (int32). scikit-learn's
+    stratified split sees only ``np.unique(y, return_inverse=True)``, and codes that follow
+    the labels' sorted order give the same classes in the same order as the labels do, so
+    the split is one process's; no n-sized list of strings (8 bytes a row) and its ``<U``
+    copy exist. (Typed ``Any``: ``split_rows`` takes labels, and uses them only through
+    ``np.asarray``.)"""
+    return codes
 
 
 def place(shard: Shard, splits: dict[str, Array], m: int) -> None:
@@ -266,13 +338,13 @@ def place(shard: Shard, splits: dict[str, Array], m: int) -> None:
         shard.numbers[name] = np.arange(a, b)
 
 
-def infer_task_of_ranks(data: Dataset, comm: Any) -> str:
-    """``infer_task`` over all ranks' targets: classification for text labels, or integers
-    with at most ``MAX_INTEGER_CLASSES`` distinct values."""
+def infer_task_of_ranks(target: Array, comm: Any) -> str:
+    """``infer_task`` over all ranks' targets (``target``: this rank's): classification for
+    text labels, or integers with at most ``MAX_INTEGER_CLASSES`` distinct values."""
     from ..files.datasets import MAX_INTEGER_CLASSES
 
-    numbers = numeric_labels(data.target)
-    text = numbers is None and len(data.target) > 0
+    numbers = numeric_labels(target)
+    text = numbers is None and len(target) > 0
     integral = numbers is None or bool(np.all(numbers == np.round(numbers)))
     few = set() if numbers is None else set(np.unique(numbers)[: MAX_INTEGER_CLASSES + 1].tolist())
     gathered = comm.allgather((text, integral, few))
@@ -377,11 +449,15 @@ def sharded_data_and_splits(
     if read is None:
         return None
     data, shard = read
-    task = infer_task_of_ranks(data, comm) if args.task == "auto" else args.task
-    distinct, codes = all_labels(data, comm) if task == "classification" else (None, None)
-    stratify = None if codes is None else strata(codes)
-    splits = split_rows(shard.n, stratify, args.val_fraction, args.test_fraction, args.seed)
-    del stratify, codes
+    task, distinct, codes = _labels(args, data.target, comm)
+    early, shard.early = shard.early, None
+    if early is not None and _same_labels(early, (task, distinct, codes, shard.n)):
+        splits = early[4]  # drawn before the matrix was read, from the same labels
+    else:
+        stratify = None if codes is None else strata(codes)
+        splits = split_rows(shard.n, stratify, args.val_fraction, args.test_fraction, args.seed)
+        del stratify
+    del codes, early
     place(shard, splits, len(data.X))
     _release_freed_memory()  # what the split's temporaries left in the C heap
     if shard.table:

@@ -22,9 +22,10 @@ widening (``files.agreement``).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,12 +35,13 @@ from .errors import DataError
 from .reading import open_table, parse_csv
 from .streams import open_data
 
-__all__ = ["Part", "plan_parts", "read_part", "owned_parts", "PART_BYTES"]
+__all__ = ["Part", "plan_parts", "read_part", "owned_parts", "parquet_columns", "PART_BYTES"]
 
 PART_BYTES = 64 * 2**20  # a part's nominal size (Dask's default block size)
 _SCAN = 4 * 2**20  # bytes of a CSV file scanned at a time by the plan
 _QUOTE, _LF, _CR, _SPACE, _TAB = 34, 10, 13, 32, 9
 _END = 256  # "no byte": past the end of the file
+_COLUMNS = 8  # Parquet columns read at a time by read_part (threads decode them together)
 
 
 @dataclass(frozen=True)
@@ -100,18 +102,20 @@ def read_part(
     text: Sequence[str] = (),
     decimal: str = ".",
     thousands: str | None = None,
+    columns: Sequence[str] | None = None,
 ) -> tuple[Any, int]:
     """The rows of ``part`` and the global number of its first row.
 
     A DataFrame as ``read_table`` reads it (``text``: columns kept as written; ``decimal``,
     ``thousands``: the locale of numbers), or for ``.npy`` a read-only view of the mapped
-    rows. Only the part's bytes (and a CSV file's header) are read.
+    rows. Only the part's bytes (and a CSV file's header) are read; of a Parquet file, only
+    ``columns`` (stripped names, at least one of the file's; None: all).
     """
     if part.kind == "npy":
         array = np.load(path, mmap_mode="r")
         return array[part.start : part.stop], part.first_row
     if part.kind == "parquet":
-        return _read_row_groups(path, part), part.first_row
+        return _read_row_groups(path, part, columns), part.first_row
     if part.stop is None:  # one part: the whole file
         from .reading import read_table
 
@@ -264,22 +268,76 @@ def _check_schema(schema: Any, path: str) -> None:
     check_header(path, names, ",".join(names), ",")
 
 
-def _read_row_groups(path: str, part: Part) -> Any:
+def parquet_columns(path: str) -> list[str]:
+    """The stripped names of a Parquet file's columns as ``read_part`` gives them (pandas'
+    index columns left out), from its footer."""
     import pyarrow.parquet as pq
 
     handle, _ = open_data(path)
     with handle:
+        schema = pq.ParquetFile(handle).schema_arrow
+    index = (schema.pandas_metadata or {}).get("index_columns", [])
+    return [str(name).strip() for name in schema.names if name not in index]
+
+
+def _read_row_groups(path: str, part: Part, wanted: Sequence[str] | None = None) -> Any:
+    """The part's row groups as ``to_pandas`` makes them, ``_COLUMNS`` columns at a time (read
+    and converted with their pandas metadata, then let go), so that the peak is the frame
+    plus a few columns, not the part twice over (Arrow's table and the frame); the columns
+    stay separate blocks (no consolidated copy). Arrow allocates from its system pool while
+    reading (``_returning_pool``): freed buffers go back at once."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    handle, _ = open_data(path)
+    with handle, _returning_pool():
         try:
-            table = pq.ParquetFile(handle).read_row_groups(range(part.start, part.stop or 0))
+            source = pq.ParquetFile(handle, buffer_size=1 << 20, pre_buffer=False)
+            index = (source.schema_arrow.pandas_metadata or {}).get("index_columns", [])
+            chosen = [  # pandas' index kept as a column: to_pandas makes it the index,
+                name  # which the part's row numbers replace
+                for name in source.schema_arrow.names
+                if name not in index and (wanted is None or str(name).strip() in wanted)
+            ]
+            columns, names = [], []
+            for k in range(0, len(chosen), _COLUMNS):
+                table = source.read_row_groups(
+                    range(part.start, part.stop or 0), columns=chosen[k : k + _COLUMNS]
+                )
+                piece = table.to_pandas(split_blocks=True, self_destruct=True)
+                del table
+                columns += [piece.iloc[:, j] for j in range(piece.shape[1])]
+                names += [str(name).strip() for name in piece.columns]
+                del piece
         except Exception as error:
             first = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
             raise DataError(f"{path}: not a readable Parquet file ({first})") from None
-    frame = table.to_pandas()
+    frame = pd.DataFrame(dict(enumerate(columns)), copy=False)
+    del columns
     frame.attrs["format"] = "parquet"
-    frame.columns = [str(c).strip() for c in frame.columns]
+    frame.columns = names
     _planned_rows(path, part, len(frame))
     frame.index = range(part.first_row, part.first_row + len(frame))
     return frame
+
+
+@contextlib.contextmanager
+def _returning_pool() -> Iterator[None]:
+    """pyarrow's system memory pool as its default while the block runs (mimalloc, its usual
+    default, keeps a part's freed pages); the previous pool afterwards. Buffers remember
+    their pool, so those allocated here are freed to it whenever they go."""
+    import pyarrow as pa
+
+    before = pa.default_memory_pool()
+    try:
+        pa.set_memory_pool(pa.system_memory_pool())
+    except Exception:  # a build without it: the default pool
+        yield
+        return
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(before)
 
 
 def _header_names(head: bytes, sep: str) -> list[str]:
