@@ -153,6 +153,23 @@ def test_locale_numbers_are_refused_naming_the_option_then_read_with_it(tmp_path
                                   [1205.5, 2000.25])  # fmt: skip
 
 
+@pytest.mark.parametrize("thousands", [None, "."])
+def test_locale_numbers_with_a_gap_read_as_pandas_reads_them(tmp_path, thousands):
+    # a gap leaves the column as text to pandas' parser (no NaN guessing): read it in the
+    # locale given all the same; the oracle is pandas reading the file with its own NaNs
+    path = tmp_path / "gap.csv"
+    path.write_text("x;z;y\n1.205,37;a;u\n;b;v\n-0,25;a;u\n2,5;b;v\n" if thousands else
+                    "x;z;y\n1,37;a;u\n;b;v\n-0,25;a;u\n2,5;b;v\n")  # fmt: skip
+    want = pd.read_csv(path, sep=";", decimal=",", thousands=thousands)["x"].to_numpy()
+    got = read_csv(str(path), sep=";", decimal=",", thousands=thousands, allow_missing=True)
+    np.testing.assert_array_equal(got.X[:, 0], want)
+    assert "x" not in got.categorical
+    stray = tmp_path / "stray.csv"  # a point that is neither mark: not a number, as to pandas
+    stray.write_text("x;y\n1.37;u\n;v\n2,5;u\n")
+    with pytest.raises(DataError, match=r"line 2, column 'x': '1.37' is not a number"):
+        read_csv(str(stray), sep=";", decimal=",", allow_missing=True)
+
+
 def test_locale_options_in_the_command(tmp_path, capsys):
     rng = np.random.default_rng(1)
     rows = [f"{v:.2f}".replace(".", ",") + f";{'ab'[i % 2]}" for i, v in enumerate(rng.random(40))]

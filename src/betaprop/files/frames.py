@@ -27,6 +27,7 @@ from .kinds import (
     feature_kinds,
     feature_table,
     missing_mask,
+    number_spelling,
 )
 from .numbers import faithful, target_cells
 from .reading import DataError, maybe_ragged, refuse
@@ -130,8 +131,9 @@ def from_frame(
     frame, untargeted = _rows_with_target(frame, wanted, source, missing_cells, notes)
     dates: list[str] = []
     kinds, numeric, problems, ragged = feature_kinds(
-        frame, names, declared, detect, allow_missing, missing_cells, source, notes, dates
-    )
+        frame, names, declared, detect, allow_missing, missing_cells, source, notes, dates,
+        number_spelling(decimal, thousands),
+    )  # fmt: skip
     labels = None
     if has_target:
         labels = target_cells(frame[target_name], MAX_MAGNITUDE, missing_cells)
@@ -274,13 +276,14 @@ def _faithful(column: Array, dtype: str) -> bool:
 
 
 def _locale_number(decimal: str, thousands: str | None) -> Any:
-    """``as_number`` for cells written with ``decimal`` and ``thousands`` (None: as is)."""
-    if decimal == "." and thousands is None:
+    """``as_number`` for cells written with ``decimal`` and ``thousands`` (None: as is), read
+    as ``feature_kinds`` reads them (``number_spelling``)."""
+    spelling = number_spelling(decimal, thousands)
+    if spelling is None:
         return None
 
     def number(cell: str) -> float | None:
-        text = cell.replace(thousands, "") if thousands else cell
-        return as_number(text.replace(decimal, ".") if decimal != "." else text)
+        return as_number(cell.translate(spelling))
 
     return number
 

@@ -102,10 +102,12 @@ def feature_kinds(
     source: str,
     notes: list[str],
     dates: list[str],
+    spelling: dict[int, str | None] | None = None,
 ) -> tuple[dict[str, str], dict[str, Array], bool, bool]:
     """Each feature column's kind ("numeric" or "categorical"), the numbers of the numeric
     ones, whether any cell is a problem the strict reader must word, whether any is missing;
     the columns of dates (read as seconds) are added to ``dates``, and a note to ``notes``.
+    ``spelling``: how a text cell's number is read in another locale (``number_spelling``).
     One pass of vectorised pandas/NumPy operations per column, no Python loop over cells."""
 
     numeric: dict[str, Array] = {}
@@ -134,6 +136,8 @@ def feature_kinds(
             problems |= bool((np.abs(values) > MAX_MAGNITUDE).any())
         else:
             _nested(column, missing)
+            if spelling:  # "1,37" where the parser left a column as text (it has a gap)
+                levels = levels.str.translate(spelling)
             kinds[name], values, bad = _text_kind(codes, levels, gap, name, detect, source, notes)
             if values is not None:
                 numeric[name] = values
@@ -149,6 +153,21 @@ def feature_kinds(
             "for durations"
         )
     return kinds, numeric, problems, ragged
+
+
+def number_spelling(decimal: str, thousands: str | None) -> dict[int, str | None] | None:
+    """A ``str.translate`` table that spells numbers written with ``decimal`` and
+    ``thousands`` (pandas' options: "1.205,37" with "," and ".") as Python reads them
+    ("1205.37"); a "." that is neither is made unreadable, as pandas' parser would not read
+    it. None for Python's own spelling. pandas' parser reads such numbers itself, but leaves
+    a column with a gap as text, which ``feature_kinds`` then reads with this table."""
+    if decimal == "." and thousands is None:
+        return None
+    table: dict[int, str | None] = {ord("."): "\x00"}
+    if thousands is not None:
+        table[ord(thousands)] = None
+    table[ord(decimal)] = "."
+    return table
 
 
 MANY_LEVELS = 50  # a text column with more levels, or more than half its cells distinct
