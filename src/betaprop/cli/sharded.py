@@ -2,13 +2,14 @@
 
 The file is cut into parts (``files.parts``: Parquet row groups, CSV byte ranges at record
 starts), planned by the ranks together (each scans 1/K of a CSV file's bytes); rank r reads
-only its contiguous block of parts
-(``owned_parts``). The rows keep their global numbers 0..n-1 (rank r's first is the sum of
-the rows before it, an ``Exscan``). Then, as one process does on the whole table:
+only its contiguous block of parts (``owned_parts``). The rows keep their global numbers
+0..n-1 (rank r's first is the sum of the rows before it, an ``Exscan``). Then, as one
+process does on the whole table:
 
 - the split: every rank gathers the class labels as codes (4 bytes a row; codes in the
   order of the sorted labels, so that ``split_rows`` stratifies exactly as on the labels)
-  and draws the same ``split_rows`` as one process;
+  and draws the same ``split_rows`` as one process (Parquet: from the target column alone,
+  before the matrix is read, then checked against the labels read with the rows);
 - the preprocessing: means and standard deviations of the training rows from each rank's
   count, mean and sum of squared deviations, combined pairwise (Chan et al.), never from
   sum x and sum x^2; the classes: the union of the ranks' labels;
@@ -176,10 +177,8 @@ def _labels(args: argparse.Namespace, target: Array, comm: Any) -> tuple[str, An
 def _same_labels(early: tuple, now: tuple) -> bool:
     """Whether the early split's task, classes, codes and row count are those read with the
     rows (the same on every rank: all are global)."""
-    codes_alike = (early[2] is None and now[2] is None) or (
-        early[2] is not None and now[2] is not None and np.array_equal(early[2], now[2])
-    )
-    return early[0] == now[0] and early[1] == now[1] and early[3] == now[3] and codes_alike
+    codes = (early[2] is None) == (now[2] is None) and np.array_equal(early[2], now[2])
+    return early[0] == now[0] and early[1] == now[1] and early[3] == now[3] and codes
 
 
 def _read(args: argparse.Namespace, parts: list) -> Dataset | None:
@@ -357,32 +356,6 @@ def infer_task_of_ranks(target: Array, comm: Any) -> str:
 
 
 # ----------------------------------------------------------------------------- statistics
-def reduced_statistics(X: Array, rows: Array, comm: Any) -> tuple[Array, Array]:
-    """Mean and standard deviation (ddof 0) of every column over all ranks' ``rows`` of X,
-    in float64: each rank's count, mean and sum of squared deviations M2 (two passes over
-    blocks of its rows, never a copy of them all), combined pairwise (Chan, Golub and
-    LeVeque): M2 = M2_a + M2_b + (mean_b - mean_a)^2 n_a n_b / (n_a + n_b)."""
-    m, step = len(rows), 8192
-    mean = np.zeros(X.shape[1])
-    for start in range(0, m, step):
-        mean += X[rows[start : start + step]].sum(axis=0, dtype=np.float64)
-    mean /= max(m, 1)
-    squares = np.zeros(X.shape[1])
-    for start in range(0, m, step):
-        block = X[rows[start : start + step]].astype(np.float64) - mean
-        squares += np.square(block, out=block).sum(axis=0)
-    n, total_mean, total_m2 = 0, np.zeros(X.shape[1]), np.zeros(X.shape[1])
-    for count, mean_r, m2_r in comm.allgather((m, mean, squares)):
-        if not count:
-            continue
-        delta = mean_r - total_mean
-        both = n + count
-        total_m2 = total_m2 + m2_r + delta**2 * (n * count / both)
-        total_mean = total_mean + delta * (count / both)
-        n = both
-    return total_mean, np.sqrt(total_m2 / max(n, 1))
-
-
 def table_preprocessing(
     args: argparse.Namespace, data: Dataset, task: str, shard: Shard
 ) -> tuple[Dataset, Preprocessing]:
@@ -415,6 +388,8 @@ def sharded_preprocessing(
 ) -> Preprocessing:
     """``Preprocessing.fit`` on the training rows of all ranks (a table of numbers): means
     and scales reduced over the ranks, the classes of every rank's labels."""
+    from .sharded_metrics import reduced_statistics  # (it imports cli.training, which imports this)
+
     comm, rows = shard.comm, shard.local["train"]
     mean, scale = reduced_statistics(data.X, rows, comm)
     scale[scale == 0.0] = 1.0

@@ -1,4 +1,6 @@
-"""The final metrics of a sharded ``betaprop train``: sums over the ranks' own rows.
+"""The final metrics of a sharded ``betaprop train``, and the preprocessing's moments
+(``reduced_statistics``: counts, means and squared deviations combined pairwise): sums over
+the ranks' own rows.
 
 Each rank passes only its rows of a split forward; what ``cli.models.metrics`` computes on
 all rows at once is rebuilt from sums all-reduced:
@@ -26,7 +28,7 @@ from ..training.loop import evaluate
 from .models import METRICS_CELLS
 from .training import BLOCK_ROWS
 
-__all__ = ["reduced_metrics", "reduced_confusion"]
+__all__ = ["reduced_metrics", "reduced_confusion", "reduced_statistics"]
 
 Array = np.ndarray
 
@@ -123,3 +125,29 @@ def _mpi() -> Any:
     from ..training.launch import mpi
 
     return mpi()
+
+
+def reduced_statistics(X: Array, rows: Array, comm: Any) -> tuple[Array, Array]:
+    """Mean and standard deviation (ddof 0) of every column over all ranks' ``rows`` of X,
+    in float64: each rank's count, mean and sum of squared deviations M2 (two passes over
+    blocks of its rows, never a copy of them all), combined pairwise (Chan, Golub and
+    LeVeque): M2 = M2_a + M2_b + (mean_b - mean_a)^2 n_a n_b / (n_a + n_b)."""
+    m, step = len(rows), 8192
+    mean = np.zeros(X.shape[1])
+    for start in range(0, m, step):
+        mean += X[rows[start : start + step]].sum(axis=0, dtype=np.float64)
+    mean /= max(m, 1)
+    squares = np.zeros(X.shape[1])
+    for start in range(0, m, step):
+        block = X[rows[start : start + step]].astype(np.float64) - mean
+        squares += np.square(block, out=block).sum(axis=0)
+    n, total_mean, total_m2 = 0, np.zeros(X.shape[1]), np.zeros(X.shape[1])
+    for count, mean_r, m2_r in comm.allgather((m, mean, squares)):
+        if not count:
+            continue
+        delta = mean_r - total_mean
+        both = n + count
+        total_m2 = total_m2 + m2_r + delta**2 * (n * count / both)
+        total_mean = total_mean + delta * (count / both)
+        n = both
+    return total_mean, np.sqrt(total_m2 / max(n, 1))
