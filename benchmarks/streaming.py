@@ -10,8 +10,10 @@ rows) is trained on for two epochs (network 40-32-2, batch 256, Adam, float32) b
   matrix and one-hot targets, ``fit(net, X, D)``;
 - ``stream``: ``Stream.from_file`` (parts of 4 MiB, a buffer of 8 192 rows; its first pass
   fits the preprocessing) and ``fit(net, stream)``;
-- ``stream+alloc``: the same with allocators that hand freed memory back
-  (``ARROW_DEFAULT_MEMORY_POOL=system``, ``MALLOC_MMAP_THRESHOLD_=65536``).
+- ``stream+alloc``: the same with allocators that hand freed memory back, as ``train
+  --stream`` sets them (``ARROW_DEFAULT_MEMORY_POOL=system``,
+  ``MALLOC_MMAP_THRESHOLD_=262144``: a part's MiB-sized arrays are unmapped when freed,
+  smaller blocks stay on the heap; ``cli.streaming.returning_allocators``).
 
 Each run is a fresh process (contenders alternating, ``--repeats`` rounds); it warms up on
 a 1 000-row file first (readers' and BLAS's code in memory), then resets Linux's peak
@@ -76,7 +78,7 @@ print(json.dumps({"peak": status("VmHWM:") - before, "prepare": prepared_s, "fit
 CONTENDERS = {
     "memory": {},
     "stream": {},
-    "stream+alloc": {"ARROW_DEFAULT_MEMORY_POOL": "system", "MALLOC_MMAP_THRESHOLD_": "65536"},
+    "stream+alloc": {"ARROW_DEFAULT_MEMORY_POOL": "system", "MALLOC_MMAP_THRESHOLD_": "262144"},
 }
 
 

@@ -188,7 +188,12 @@ def test_streaming_600k_rows_holds_under_half_the_matrix(big_parquet):
     threshold: by default both keep freed pages, which a later part reuses). Under the
     default allocators the bound is the whole matrix (in-memory training holds ~8 x)."""
     path, warm, nbytes = big_parquet
-    returning = {"ARROW_DEFAULT_MEMORY_POOL": "system", "MALLOC_MMAP_THRESHOLD_": "65536"}
+    from betaprop.cli.streaming import MMAP_THRESHOLD
+
+    returning = {
+        "ARROW_DEFAULT_MEMORY_POOL": "system",
+        "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD),
+    }
     result = probe((path, warm), returning)
     assert result["peak"] - result["base"] <= 0.5 * nbytes, result
     assert result["loss"] < 0.6  # it trained (ln 2 = 0.69 at the start)
@@ -208,3 +213,26 @@ def test_a_part_changed_after_the_first_pass_is_checked_again(tmp_path):
     with pytest.raises(DataError) as error:
         stream.read(stream.parts[2])
     assert "\n" not in str(error.value) and "'b'" in str(error.value)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("moved", ["all", "first", "none"])
+def test_a_part_is_standardised_as_transform_does_through_one_scratch(monkeypatch, dtype, moved):
+    """The epoch reads standardise a part block by block in one reused float64 scratch
+    (no temporaries a block): bit for bit Preprocessing.transform, one-hot-like columns
+    (mean 0, scale 1 after the last moved one) cast as they are; blocks of 5 rows here."""
+    import betaprop.files.table_stream as table_stream
+    from betaprop.files.preprocessing import Preprocessing
+
+    frame = table(1003)
+    prep = Preprocessing.fit(frame)
+    if moved == "first":
+        prep.mean, prep.scale = [prep.mean[0], 0.0, 0.0, 0.0], [prep.scale[0], 1.0, 1.0, 1.0]
+    elif moved == "none":
+        prep.mean, prep.scale = [0.0] * 4, [1.0] * 4
+    raw = frame[list("abcd")].to_numpy(dtype="float32")
+    monkeypatch.setattr(table_stream, "_SCRATCH_BYTES", 5 * 8 * 4)
+    X = np.empty(raw.shape, dtype=dtype)
+    table_stream._standardised(raw, prep, X)
+    expected = prep.transform(raw, dtype)
+    assert X.dtype == expected.dtype and np.array_equal(X, expected)

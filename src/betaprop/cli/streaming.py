@@ -44,6 +44,7 @@ __all__ = [
     "train_stream",
     "held_out_parts",
     "returning_allocators",
+    "MMAP_THRESHOLD",
     "require_stream_memory",
 ]
 
@@ -142,10 +143,17 @@ def _table_bytes(args: argparse.Namespace) -> int | None:
 def returning_allocators() -> None:
     """Allocators that hand freed memory back, for this command's process: pyarrow's system
     pool instead of mimalloc (which keeps a part's freed pages), and glibc's mmap threshold
-    fixed at 64 KiB (it grows to the largest block freed, after which a part's arrays come
-    from a heap that is not returned). Measured on a 600 000 x 40 Parquet file: the data's
-    share of the peak 0.71 x the matrix before, 0.30 x after. Process-wide settings, so the
-    command sets them, never the library (docs/streaming.md says how to set them there)."""
+    fixed at ``MMAP_THRESHOLD`` = 256 KiB (by default it grows to the largest block freed,
+    after which a part's arrays come from a heap that is not returned). A part's arrays are
+    MiB-sized: they are mapped, and unmapped when the part is dropped; smaller blocks (a
+    batch's temporaries, a column's read buffers of ~100 KiB, ``table_stream``'s 128 KiB
+    scratch) stay on the heap, where the next part reuses them. At 64 KiB, as before, every
+    read buffer was an mmap, its page faults and a munmap: 10 000 page faults a part
+    against 4 000, a part read in about twice the time, and the streamed epochs at 0.4 x
+    the in-memory samples/s (0.6 x with the default allocators). Measured on a 600 000 x 40
+    Parquet file (benchmarks/streaming.py): the data's share of the peak 0.25 x the matrix
+    (0.39 x with the default allocators). Process-wide settings, so the command sets them,
+    never the library (docs/streaming.md says how to set them there)."""
     import ctypes
     import ctypes.util
 
@@ -159,11 +167,14 @@ def returning_allocators() -> None:
     try:
         libc = ctypes.CDLL(name) if name else None
         if libc is not None and hasattr(libc, "mallopt"):
-            libc.mallopt(_M_MMAP_THRESHOLD, 64 * 1024)
+            libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
     except OSError:  # not glibc: its own allocator's rules
         pass
 
 
+# glibc's fixed mmap threshold under returning_allocators (the environment's
+# MALLOC_MMAP_THRESHOLD_): blocks of at least this many bytes are mapped, unmapped when freed
+MMAP_THRESHOLD = 2**18
 _M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 
 
