@@ -15,6 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from betaprop.files.model import read_model
+from betaprop.files.preprocessing import Preprocessing
+
 COMMAND = [sys.executable, "-m", "betaprop"]
 
 
@@ -74,3 +77,75 @@ def test_train_stream_on_two_ranks_writes_one_model_that_learned(tmp_path: Path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("wrote ") == 1  # rank 0 alone writes
     assert learned(out) > 0.95
+
+
+def saved_preprocessing(folder: Path) -> Preprocessing:
+    return Preprocessing.from_dict(
+        read_model(folder / "model.safetensors").metadata["preprocessing"]
+    )
+
+
+def test_train_stream_takes_the_table_options_as_in_memory(tmp_path: Path) -> None:
+    # --drop, --categorical, --na-values and --impute as the user gave them; every part
+    # trains (no held-out parts), so the oracle is pandas over the whole file
+    rng = np.random.default_rng(3)
+    n = 3000
+    x = rng.normal(size=n).round(3)
+    x[rng.random(n) < 0.1] = -999.0  # a sentinel for a gap
+    code = rng.choice([1, 2, 3], size=n)
+    frame = pd.DataFrame({"id": np.arange(n), "code": code, "x": x,
+                          "label": np.where(code == 2, "yes", "no")})  # fmt: skip
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    args = ["train", "--data", "t.csv", "--stream", "--part-size", "0.005", "--epochs", "1",
+            "--drop", "id", "--categorical", "code", "--na-values", "-999", "--impute", "median",
+            "--val-fraction", "0", "--test-fraction", "0", "--out", "run"]  # fmt: skip
+    done = subprocess.run([*COMMAND, *args], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    prep = saved_preprocessing(tmp_path / "run")
+    assert prep.columns == ["code", "x"]  # id dropped
+    assert prep.categories == {"code": ["1", "2", "3"]}  # declared: a category, not a number
+    present = x[x != -999.0]
+    assert prep.fill["x"] == np.median(present)
+    filled = np.where(x == -999.0, np.median(present), x)
+    j = prep.feature_names.index("x")
+    np.testing.assert_allclose([prep.mean[j], prep.scale[j]], [filled.mean(), filled.std()],
+                               rtol=1e-9)  # fmt: skip
+
+
+def test_train_stream_fits_the_preprocessing_on_the_training_parts_only(tmp_path: Path) -> None:
+    from betaprop.cli.streaming import held_out_parts
+    from betaprop.files.parts import plan_parts
+
+    frame = table(6000, seed=4)
+    frame["a"] += np.linspace(0, 30, len(frame))  # a drift: each part's mean differs
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    args = ["train", "--data", "t.csv", "--stream", "--part-size", "0.02", "--epochs", "1",
+            "--seed", "5", "--out", "run"]  # fmt: skip
+    done = subprocess.run([*COMMAND, *args], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    plan = plan_parts(str(tmp_path / "t.csv"), part_bytes=int(0.02 * 2**20))
+    train = held_out_parts([part.rows or 0 for part in plan], 0.1, 0.2, 5)["train"]
+    rows = np.concatenate([np.arange(plan[k].first_row, plan[k].first_row + (plan[k].rows or 0))
+                           for k in train])  # fmt: skip
+    assert 0 < len(rows) < len(frame)
+    prep = saved_preprocessing(tmp_path / "run")
+    j = prep.feature_names.index("a")
+    assert prep.mean[j] == pytest.approx(frame["a"].to_numpy()[rows].mean(), rel=1e-9)
+    assert prep.mean[j] != pytest.approx(frame["a"].mean(), rel=1e-3)  # not every part's
+
+
+def test_train_stream_with_a_count_loss_keeps_the_counts(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(4000, 3))
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    frame["count"] = rng.poisson(np.exp(0.5 * X[:, 0]))
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    args = ["train", "--data", "t.csv", "--stream", "--part-size", "0.02", "--epochs", "3",
+            "--task", "regression", "--loss", "poisson", "--out", "run"]  # fmt: skip
+    done = subprocess.run([*COMMAND, *args], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    prep = saved_preprocessing(tmp_path / "run")
+    assert (prep.target_mean, prep.target_scale) == (0.0, 1.0)  # the log link's own units

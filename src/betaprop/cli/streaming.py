@@ -31,11 +31,14 @@ from typing import Any
 
 import numpy as np
 
+from ..engine.losses import LOSSES
+from ..files.agreement import Agreement
 from ..files.datasets import BUNDLED, SYNTHETIC
-from ..files.parts import PART_BYTES
+from ..files.parts import PART_BYTES, plan_parts
 from ..files.table_stream import Moments, TableStream, table_stream
 from ..training.stream import SHUFFLE_BUFFER
 from .memory import available_bytes, network_bytes, require_memory
+from .models import table_options
 from .options import UserError, int_at_least, positive_float
 
 __all__ = [
@@ -265,6 +268,12 @@ def train_stream(
     task = None if args.task == "auto" else args.task
     part_bytes = _part_bytes(args)
     impute = None if getattr(args, "impute", None) in (None, "none") else args.impute
+    reading = table_options(args)  # --categorical, --drop, --na-values, --decimal, ...
+    sep = reading.pop("sep", None)
+    reading.pop("allow_missing", None)  # (a stream fills gaps only with --impute)
+    plan = plan_parts(args.data, sep=sep, part_bytes=part_bytes, agreement=Agreement(world()))
+    chosen = held_out_parts([part.rows or 0 for part in plan], args.val_fraction,
+                            args.test_fraction, args.seed)  # fmt: skip
     stream = table_stream(
         args.data,
         args.target,
@@ -272,16 +281,20 @@ def train_stream(
         shuffle_buffer=args.shuffle_buffer,
         part_bytes=part_bytes,
         dtype=args.dtype,
-        sep=getattr(args, "sep", None),
+        sep=sep,
         impute=impute,
         indicator=bool(getattr(args, "indicator", False)),
         comm=world(),  # under mpiexec: each part read by one rank, statistics agreed
+        reading=reading,
+        parts=plan,
+        fit_on=chosen["train"],  # the held-out parts stay unseen, as in memory
     )
     prep = stream.preprocessing
+    if args.loss and LOSSES[args.loss].targets == "counts":  # the log link needs them as they are
+        prep.target_mean, prep.target_scale = 0.0, 1.0
     require_stream_memory(args, stream)
     net = build_network(args, len(prep.feature_names), prep)
     stream.outputs = net.sizes[-1]
-    chosen = held_out_parts(stream.rows, args.val_fraction, args.test_fraction, args.seed)
     splits = {name: stream.subset(parts) for name, parts in chosen.items() if parts}
     comm = world()
     held_out = args.val_fraction + args.test_fraction > 0

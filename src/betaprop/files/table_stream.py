@@ -13,7 +13,7 @@ A ``.npy`` array's last column is the target, the others its features.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -75,6 +75,9 @@ def table_stream(
     impute: str | None = None,
     indicator: bool = False,
     comm: Any = None,
+    reading: dict[str, Any] | None = None,
+    parts: list[Part] | None = None,
+    fit_on: Sequence[int] | None = None,
 ) -> TableStream:
     """The training rows of a data file as a ``Stream`` (``fit(net, stream)``).
 
@@ -87,18 +90,28 @@ def table_stream(
     ``comm``: the ranks of an MPI communicator (every rank calls this together): the first
     pass reads each part on one rank only (``files.parts.owned_parts``), the statistics are
     agreed by reduction and the row counts gathered, so every rank gets the same stream.
+    ``reading``: ``from_frame``'s table options (categorical, drop, na_values, decimal,
+    thousands); ``parts``: the file's plan (``plan_parts``; default: planned here);
+    ``fit_on``: the indices of the parts the preprocessing is fitted on (the training
+    parts, so that held-out parts stay unseen; default: every part).
     """
     from .agreement import Agreement
     from .parts import owned_parts
 
-    parts = plan_parts(path, sep=sep, part_bytes=part_bytes)
+    if parts is None:
+        parts = plan_parts(path, sep=sep, part_bytes=part_bytes)
     agreement = Agreement(comm)
     mine = owned_parts(parts, agreement.rank, agreement.size)
-    reader = _Reader(path, target, sep, dtype, impute is not None)
+    reader = _Reader(path, target, sep, dtype, impute is not None, reading or {})
+    fitted = set(range(len(parts)) if fit_on is None else fit_on)
     counted: dict[int, int] = {}
 
     def datasets() -> Iterator[Dataset]:  # read again by a median's rounds
         for part in mine:
+            if part.index not in fitted:  # held out: only its rows counted, once
+                if part.index not in counted:
+                    counted[part.index] = len(reader.first(part).X)
+                continue
             data = reader.first(part)
             counted[part.index] = len(data.X)
             yield data
@@ -152,7 +165,8 @@ class TableStream(Stream):
         goes through ``from_frame`` again, with its one-line errors."""
         prep = self.preprocessing
         frame = self.reader.frame(part)
-        raw, target = _plain(frame, prep, self.dtype)
+        raw, target = (None, None) if self.reader.na_values else _plain(frame, prep, self.dtype)
+        # (a sentinel among numbers, --na-values -999, is a gap only to from_frame)
         if raw is None:
             data = self.reader.checked(frame, prep)
             raw, target = prep.columns_of(data), data.target
@@ -198,17 +212,35 @@ def _plain(frame: Any, prep: Preprocessing, dtype: str) -> tuple[Array | None, A
     return raw, target.to_numpy()
 
 
+# What to do about a gap that a stream refuses (its imputation is named, never the default)
+STREAM_GAPS = (
+    "fill them in, drop those rows, or impute them (betaprop train --stream: --impute median)"
+)
+
+
 class _Reader:
     """A part of the file as a DataFrame, and as a checked ``Dataset``."""
 
     def __init__(
-        self, path: str, target: str | None, sep: str | None, dtype: str, gaps: bool
+        self,
+        path: str,
+        target: str | None,
+        sep: str | None,
+        dtype: str,
+        gaps: bool,
+        reading: dict[str, Any],
     ) -> None:
         self.path, self.target, self.sep, self.dtype, self.gaps = path, target, sep, dtype, gaps
+        declared = reading.get("categorical", "auto")
+        self.declared = [] if isinstance(declared, str) else list(declared)
+        self.drop = list(reading.get("drop", ()))
+        self.locale = {key: reading[key] for key in ("decimal", "thousands") if key in reading}
+        self.na_values = list(reading.get("na_values", ()))
 
     def frame(self, part: Part) -> Any:
-        """A part read as a DataFrame (a ``.npy`` part's last column named "target")."""
-        frame, _ = read_part(self.path, part, sep=self.sep)
+        """A part read as a DataFrame (a ``.npy`` part's last column named "target"); declared
+        categories as written, numbers in the locale given."""
+        frame, _ = read_part(self.path, part, sep=self.sep, text=self.declared, **self.locale)
         if part.kind == "parquet":  # pyarrow's pool (mimalloc) keeps freed pages otherwise:
             import pyarrow as pa  # part after part, they added up to 2-3 parts' worth
 
@@ -224,9 +256,11 @@ class _Reader:
         """A part as ``fit_parts`` takes it: every column, its kinds found on its own rows."""
         frame = self.frame(part)
         name = self.target if self.target is not None else str(frame.columns[-1])
-        features = [str(c) for c in frame.columns if str(c) != name]
+        features = [str(c) for c in frame.columns if str(c) not in (name, *self.drop)]
         return from_frame(frame, name, source=self.path, features=features,
-                          allow_missing=self.gaps, dtype=self.dtype)  # fmt: skip
+                          categorical=self.declared or "auto", allow_missing=self.gaps,
+                          dtype=self.dtype, na_values=self.na_values, gaps=STREAM_GAPS,
+                          **self.locale)  # fmt: skip
 
     def checked(self, frame: Any, prep: Preprocessing) -> Dataset:
         """A part's DataFrame read as the model's table (its columns and categories)."""
@@ -238,4 +272,7 @@ class _Reader:
             categorical=list(prep.categories),
             allow_missing=prep.impute is not None,
             dtype=self.dtype,
+            na_values=self.na_values,
+            gaps=STREAM_GAPS,
+            **self.locale,
         )
