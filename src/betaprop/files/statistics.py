@@ -13,7 +13,7 @@ __all__ = ["column_statistics"]
 
 Array = np.ndarray
 
-_BLOCK_ROWS = 65536  # rows of a float32 table converted to float64 at a time
+_BLOCK_CELLS = 2**20  # numbers of a float32 table converted to float64 at a time (8 MiB)
 
 
 def column_statistics(X: Array, names: Sequence[str]) -> tuple[Array, Array]:
@@ -28,8 +28,9 @@ def column_statistics(X: Array, names: Sequence[str]) -> tuple[Array, Array]:
         else:
             mean = X.sum(axis=0, dtype=np.float64) / len(X)
             squares = np.zeros(X.shape[1])
-            for start in range(0, len(X), _BLOCK_ROWS):
-                block = X[start : start + _BLOCK_ROWS].astype(np.float64) - mean
+            rows = max(1, _BLOCK_CELLS // max(X.shape[1], 1))
+            for start in range(0, len(X), rows):
+                block = X[start : start + rows].astype(np.float64) - mean
                 squares += np.square(block, out=block).sum(axis=0)
             std = np.sqrt(squares / len(X))
     bad = ~(np.isfinite(mean) & np.isfinite(std))
