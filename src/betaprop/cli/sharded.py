@@ -194,12 +194,7 @@ def _read(args: argparse.Namespace, parts: list) -> Dataset | None:
             args.data, part, sep=options["sep"], text=declared,
             decimal=options["decimal"], thousands=options["thousands"],
         )  # fmt: skip
-        piece = from_frame(
-            frame, args.target, source=args.data, categorical=options["categorical"],
-            drop=options["drop"], allow_missing=options["allow_missing"], sep=options["sep"],
-            dtype=args.dtype, na_values=options["na_values"], decimal=options["decimal"],
-            thousands=options["thousands"],
-        )  # fmt: skip
+        piece = from_frame(frame, args.target, source=args.data, dtype=args.dtype, **options)
         del frame
         if piece.frame is not None:  # a table to encode: read whole (the caller's fallback)
             return piece
@@ -239,12 +234,7 @@ def _read_table(args: argparse.Namespace, parts: list) -> tuple[Dataset | None, 
         return None, None
     raw = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     raw.index = range(len(raw))
-    data = from_frame(
-        raw, args.target, source=args.data, categorical=options["categorical"],
-        drop=options["drop"], allow_missing=options["allow_missing"], sep=options["sep"],
-        dtype=args.dtype, na_values=options["na_values"], decimal=options["decimal"],
-        thousands=options["thousands"],
-    )  # fmt: skip
+    data = from_frame(raw, args.target, source=args.data, dtype=args.dtype, **options)
     return (data, raw) if len(data.target) == len(raw) else (None, False)
 
 
