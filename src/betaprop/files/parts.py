@@ -22,16 +22,17 @@ widening (``files.agreement``).
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .errors import DataError
+from .parquet_parts import parquet_columns as parquet_columns  # re-exported
+from .parquet_parts import plan_row_groups, read_row_groups
 from .reading import open_table, parse_csv
 from .streams import open_data
 
@@ -41,7 +42,6 @@ PART_BYTES = 64 * 2**20  # a part's nominal size (Dask's default block size)
 _SCAN = 4 * 2**20  # bytes of a CSV file scanned at a time by the plan
 _QUOTE, _LF, _CR, _SPACE, _TAB = 34, 10, 13, 32, 9
 _END = 256  # "no byte": past the end of the file
-_COLUMNS = 8  # Parquet columns read at a time by read_part (threads decode them together)
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,8 @@ def plan_parts(
         return _plan_npy(path, part_bytes)
     with open_table(path, sep) as (stream, header, separator):
         if header is None:
-            return _plan_parquet(stream, path, part_bytes)
+            groups = plan_row_groups(stream, path, part_bytes)
+            return [Part(k, "parquet", *where) for k, where in enumerate(groups)]
         handle, size = open_data(path)
         with handle:
             if handle.read(2) == b"\x1f\x8b":  # gzip cannot be split
@@ -115,7 +116,10 @@ def read_part(
         array = np.load(path, mmap_mode="r")
         return array[part.start : part.stop], part.first_row
     if part.kind == "parquet":
-        return _read_row_groups(path, part, columns), part.first_row
+        frame = read_row_groups(path, part.start, part.stop or 0, columns)
+        _planned_rows(path, part, len(frame))
+        frame.index = range(part.first_row, part.first_row + len(frame))
+        return frame, part.first_row
     if part.stop is None:  # one part: the whole file
         from .reading import read_table
 
@@ -218,122 +222,6 @@ def _plan_npy(path: str, part_bytes: int) -> list[Part]:
         Part(k, "npy", a, min(a + step, n), a, min(a + step, n) - a)
         for k, a in enumerate(range(0, n, step))
     ]
-
-
-def _plan_parquet(handle: Any, path: str, part_bytes: int) -> list[Part]:
-    """Row groups merged while their bytes stay within ``part_bytes`` (footer only)."""
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise DataError(
-            f"{path}: reading Parquet needs pyarrow: pip install 'betaprop[parquet]'"
-        ) from None
-    try:
-        meta = pq.ParquetFile(handle).metadata
-        schema = pq.ParquetFile(handle).schema_arrow
-    except Exception as error:  # pyarrow's ArrowInvalid, OSError, ...
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DataError(f"{path}: not a readable Parquet file ({first})") from None
-    if meta.num_rows == 0 or meta.num_columns == 0:
-        raise DataError(f"{path} has no rows or no columns")
-    _check_schema(schema, path)
-    parts: list[Part] = []
-    group = row = rows = size = 0
-    for g in range(meta.num_row_groups):
-        block = meta.row_group(g)
-        if rows and size + block.total_byte_size > part_bytes:
-            parts.append(Part(len(parts), "parquet", group, g, row, rows))
-            group, row, rows, size = g, row + rows, 0, 0
-        rows += block.num_rows
-        size += block.total_byte_size
-    parts.append(Part(len(parts), "parquet", group, meta.num_row_groups, row, rows))
-    return parts
-
-
-def _check_schema(schema: Any, path: str) -> None:
-    """Refuse columns that hold no single value per cell (``read_table``'s rule)."""
-    import pyarrow as pa
-
-    from .header import check_header
-
-    for column in schema:
-        kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
-        if pa.types.is_nested(kind) or pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
-            raise DataError(
-                f"{path}: column {column.name!r} holds {column.type} values, not numbers or "
-                "text; betaprop reads one value per cell: flatten it into columns, or leave it "
-                "out with --drop"
-            )
-    names = [str(name).strip() for name in schema.names]
-    check_header(path, names, ",".join(names), ",")
-
-
-def parquet_columns(path: str) -> list[str]:
-    """The stripped names of a Parquet file's columns as ``read_part`` gives them (pandas'
-    index columns left out), from its footer."""
-    import pyarrow.parquet as pq
-
-    handle, _ = open_data(path)
-    with handle:
-        schema = pq.ParquetFile(handle).schema_arrow
-    index = (schema.pandas_metadata or {}).get("index_columns", [])
-    return [str(name).strip() for name in schema.names if name not in index]
-
-
-def _read_row_groups(path: str, part: Part, wanted: Sequence[str] | None = None) -> Any:
-    """The part's row groups as ``to_pandas`` makes them, ``_COLUMNS`` columns at a time (read
-    and converted with their pandas metadata, then let go), so that the peak is the frame
-    plus a few columns, not the part twice over (Arrow's table and the frame); the columns
-    stay separate blocks (no consolidated copy). Arrow allocates from its system pool while
-    reading (``_returning_pool``): freed buffers go back at once."""
-    import pandas as pd
-    import pyarrow.parquet as pq
-
-    handle, _ = open_data(path)
-    with handle, _returning_pool():
-        try:
-            source = pq.ParquetFile(handle, buffer_size=1 << 20, pre_buffer=False)
-            index = (source.schema_arrow.pandas_metadata or {}).get("index_columns", [])
-            chosen = [  # pandas' index kept as a column: to_pandas makes it the index,
-                name  # which the part's row numbers replace
-                for name in source.schema_arrow.names
-                if name not in index and (wanted is None or str(name).strip() in wanted)
-            ]
-            columns, names = [], []
-            for k in range(0, len(chosen), _COLUMNS):
-                table = source.read_row_groups(
-                    range(part.start, part.stop or 0), columns=chosen[k : k + _COLUMNS]
-                )
-                piece = table.to_pandas(split_blocks=True, self_destruct=True)
-                del table
-                columns += [piece.iloc[:, j] for j in range(piece.shape[1])]
-                names += [str(name).strip() for name in piece.columns]
-                del piece
-        except Exception as error:
-            first = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
-            raise DataError(f"{path}: not a readable Parquet file ({first})") from None
-    frame = pd.DataFrame(dict(enumerate(columns)), copy=False)
-    del columns
-    frame.attrs["format"] = "parquet"
-    frame.columns = names
-    _planned_rows(path, part, len(frame))
-    frame.index = range(part.first_row, part.first_row + len(frame))
-    return frame
-
-
-@contextlib.contextmanager
-def _returning_pool() -> Iterator[None]:
-    """pyarrow's system memory pool as its default while the block runs (mimalloc, its usual
-    default, keeps a part's freed pages); the previous pool afterwards. Buffers remember
-    their pool, so those allocated here are freed to it whenever they go."""
-    import pyarrow as pa
-
-    before = pa.default_memory_pool()
-    pa.set_memory_pool(pa.system_memory_pool())
-    try:
-        yield
-    finally:
-        pa.set_memory_pool(before)
 
 
 def _header_names(head: bytes, sep: str) -> list[str]:
