@@ -192,7 +192,7 @@ def test_codes_stratify_as_the_labels_do():
     """``split_rows`` on the gathered codes (``strata``) draws the split that it draws on the
     labels themselves, also where text order and numeric order differ ("10" < "9")."""
     from betaprop.cli.settings import split_rows
-    from betaprop.cli.sharded import strata
+    from betaprop.cli.sharded_labels import strata
 
     rng = np.random.default_rng(3)
     for names in (["9", "10", "100", "x"], [f"c{j}" for j in range(12)], ["b", "a"], ["z"]):
@@ -207,19 +207,19 @@ def test_codes_stratify_as_the_labels_do():
             np.testing.assert_array_equal(one[name], shared[name])
 
 
-def test_an_early_split_is_kept_only_for_the_same_labels():
+def test_an_early_split_is_kept_only_for_thesame_labels():
     """The split drawn from a Parquet target column alone is kept only where the task, the
     classes, every row's code and the row count are those read with the rows."""
-    from betaprop.cli.sharded import _same_labels
+    from betaprop.cli.sharded_labels import same_labels
 
     codes = np.array([0, 1, 2, 1], dtype=np.int32)
     early = ("classification", ["a", "b", "c"], codes, 4, {})
-    assert _same_labels(early, ("classification", ["a", "b", "c"], codes.copy(), 4))
-    assert not _same_labels(early, ("classification", ["a", "b", "c"], codes[::-1].copy(), 4))
-    assert not _same_labels(early, ("classification", ["a", "b", "d"], codes, 4))
-    assert not _same_labels(early, ("classification", ["a", "b", "c"], codes, 5))
-    assert not _same_labels(early, ("regression", None, None, 4))
-    assert _same_labels(("regression", None, None, 4, {}), ("regression", None, None, 4))
+    assert same_labels(early, ("classification", ["a", "b", "c"], codes.copy(), 4))
+    assert not same_labels(early, ("classification", ["a", "b", "c"], codes[::-1].copy(), 4))
+    assert not same_labels(early, ("classification", ["a", "b", "d"], codes, 4))
+    assert not same_labels(early, ("classification", ["a", "b", "c"], codes, 5))
+    assert not same_labels(early, ("regression", None, None, 4))
+    assert same_labels(("regression", None, None, 4, {}), ("regression", None, None, 4))
 
 
 CHANGING = """

@@ -36,13 +36,14 @@ import numpy as np
 
 from ..engine.losses import LOSSES
 from ..files.agreement import Agreement
-from ..files.datasets import Dataset, class_labels, numeric_labels
+from ..files.datasets import Dataset, numeric_labels
 from ..files.frames import from_frame
 from ..files.parts import PART_BYTES, owned_parts, plan_parts, read_part
 from ..files.preprocessing import Preprocessing
 from ..files.reading import DataError
 from .models import table_options
 from .options import UserError
+from .sharded_labels import same_labels, strata, task_and_labels
 
 __all__ = [
     "Shard",
@@ -127,7 +128,7 @@ def _early_split(args: argparse.Namespace, comm: Any, parts: list, mine: list) -
     target = _target_alone(args, parts, mine)
     if not comm.allreduce(target is not None, op=_mpi().LAND) or target is None:
         return None
-    task, distinct, codes = _labels(args, target, comm)
+    task, distinct, codes = task_and_labels(args, target, comm)
     del target
     n = sum(part.rows or 0 for part in parts)
     stratify = None if codes is None else strata(codes)
@@ -164,21 +165,6 @@ def _target_alone(args: argparse.Namespace, parts: list, mine: list) -> Array | 
     if not pieces:
         return np.empty(0, dtype=object)
     return np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
-
-
-def _labels(args: argparse.Namespace, target: Array, comm: Any) -> tuple[str, Any, Any]:
-    """The task (--task, or inferred from all ranks' targets), and for classification the
-    sorted classes and every row's code (``all_labels``)."""
-    task = infer_task_of_ranks(target, comm) if args.task == "auto" else args.task
-    distinct, codes = all_labels(target, comm) if task == "classification" else (None, None)
-    return task, distinct, codes
-
-
-def _same_labels(early: tuple, now: tuple) -> bool:
-    """Whether the early split's task, classes, codes and row count are those read with the
-    rows (the same on every rank: all are global)."""
-    codes = (early[2] is None) == (now[2] is None) and np.array_equal(early[2], now[2])
-    return early[0] == now[0] and early[1] == now[1] and early[3] == now[3] and codes
 
 
 def _read(args: argparse.Namespace, parts: list) -> Dataset | None:
@@ -294,30 +280,6 @@ def _mpi() -> Any:
     return mpi()
 
 
-# ----------------------------------------------------------------------------- splits
-def all_labels(target: Array, comm: Any) -> tuple[list[str], Array]:
-    """Every rank's class labels (``target``: this rank's): the sorted distinct labels, and
-    the code of each row of all ranks in global order (an ``Allgatherv`` of int32 codes)."""
-    mine = class_labels(target)
-    distinct = sorted(set().union(*comm.allgather(set(mine))))
-    code = {label: j for j, label in enumerate(distinct)}
-    local = np.fromiter((code[label] for label in mine), dtype=np.int32, count=len(mine))
-    counts = comm.allgather(len(local))
-    codes = np.empty(sum(counts), dtype=np.int32)
-    comm.Allgatherv(local, [codes, counts])
-    return distinct, codes
-
-
-def strata(codes: Array) -> Any:
-    """What ``split_rows`` stratifies by: the codes themselves (int32). scikit-learn's
-    stratified split sees only ``np.unique(y, return_inverse=True)``, and codes that follow
-    the labels' sorted order give the same classes in the same order as the labels do, so
-    the split is one process's; no n-sized list of strings (8 bytes a row) and its ``<U``
-    copy exist. (Typed ``Any``: ``split_rows`` takes labels, and uses them only through
-    ``np.asarray``.)"""
-    return codes
-
-
 def place(shard: Shard, splits: dict[str, Array], m: int) -> None:
     """This rank's rows of each split (sorted global rows): where they are in its data and
     their numbers within the split."""
@@ -325,24 +287,6 @@ def place(shard: Shard, splits: dict[str, Array], m: int) -> None:
         a, b = np.searchsorted(rows, [shard.first, shard.first + m])
         shard.local[name] = rows[a:b] - shard.first
         shard.numbers[name] = np.arange(a, b)
-
-
-def infer_task_of_ranks(target: Array, comm: Any) -> str:
-    """``infer_task`` over all ranks' targets (``target``: this rank's): classification for
-    text labels, or integers with at most ``MAX_INTEGER_CLASSES`` distinct values."""
-    from ..files.datasets import MAX_INTEGER_CLASSES
-
-    numbers = numeric_labels(target)
-    text = numbers is None and len(target) > 0
-    integral = numbers is None or bool(np.all(numbers == np.round(numbers)))
-    few = set() if numbers is None else set(np.unique(numbers)[: MAX_INTEGER_CLASSES + 1].tolist())
-    gathered = comm.allgather((text, integral, few))
-    if any(t for t, _, _ in gathered):
-        return "classification"
-    values = set().union(*(f for _, _, f in gathered))
-    if all(i for _, i, _ in gathered) and len(values) <= MAX_INTEGER_CLASSES:
-        return "classification"
-    return "regression"
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -414,9 +358,9 @@ def sharded_data_and_splits(
     if read is None:
         return None
     data, shard = read
-    task, distinct, codes = _labels(args, data.target, comm)
+    task, distinct, codes = task_and_labels(args, data.target, comm)
     early, shard.early = shard.early, None
-    if early is not None and _same_labels(early, (task, distinct, codes, shard.n)):
+    if early is not None and same_labels(early, (task, distinct, codes, shard.n)):
         splits = early[4]  # drawn before the matrix was read, from the same labels
     else:
         stratify = None if codes is None else strata(codes)
