@@ -102,17 +102,11 @@ def reduced_confusion(
     classes = list(prep.classes or ())
     _, predicted = (0.0, []) if not len(inputs) else _passes(net, prep, inputs, target)
     t, p = _codes(prep, prep.labels(target)), _codes(prep, predicted)
-    frequency = np.bincount(t[t >= 0], minlength=len(classes)).astype(np.int64)
-    comm.Allreduce(_mpi().IN_PLACE, frequency)
-    shown = np.sort(np.argsort(-frequency, kind="stable")[:MOST_CLASSES])
-    position = np.full(len(classes) + 1, -1, dtype=np.intp)  # slot -1: a label not known
-    position[shown] = np.arange(len(shown))
-    r, c = position[t], position[p]
-    kept = (r >= 0) & (c >= 0)
-    counts = np.zeros((len(shown), len(shown)), dtype=np.int64)
-    np.add.at(counts, (r[kept], c[kept]), 1)
-    comm.Allreduce(_mpi().IN_PLACE, counts)
-    return Confusion(counts, [str(classes[j]) for j in shown], len(classes))
+
+    def total(a: Array) -> None:
+        comm.Allreduce(_mpi().IN_PLACE, a)
+
+    return Confusion.of_codes(t, p, classes, MOST_CLASSES, total)
 
 
 def _codes(prep: Preprocessing, labels: Any) -> Array:

@@ -13,7 +13,7 @@ classes (10 000 classes: a 10 000 x 10 000 matrix is 763 MiB, 20 000 tick labels
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +56,23 @@ class Confusion:
         index = {label: j for j, label in enumerate(classes)}
         t = np.fromiter((index.get(v, -1) for v in truth), dtype=np.intp, count=len(truth))
         p = np.fromiter((index.get(v, -1) for v in predicted), dtype=np.intp, count=len(truth))
-        frequency = np.bincount(t[t >= 0], minlength=len(classes))
+        return cls.of_codes(t, p, classes, most)
+
+    @classmethod
+    def of_codes(
+        cls,
+        t: np.ndarray,
+        p: np.ndarray,
+        classes: Sequence[str],
+        most: int = MOST_CLASSES,
+        total: Callable[[np.ndarray], None] | None = None,
+    ) -> Confusion:
+        """``of`` from the labels' indices in ``classes`` (-1: not a class). ``total`` sums
+        an int64 array in place over the processes that hold the other rows (data parallel:
+        an ``Allreduce``): the class counts that choose the classes shown, then the block."""
+        frequency = np.bincount(t[t >= 0], minlength=len(classes)).astype(np.int64)
+        if total is not None:
+            total(frequency)
         shown = np.sort(np.argsort(-frequency, kind="stable")[:most])  # in the model's order
         position = np.full(len(classes) + 1, -1, dtype=np.intp)  # slot -1: a label not known
         position[shown] = np.arange(len(shown))
@@ -64,6 +80,8 @@ class Confusion:
         kept = (rows >= 0) & (columns >= 0)
         counts = np.zeros((len(shown), len(shown)), dtype=np.int64)
         np.add.at(counts, (rows[kept], columns[kept]), 1)
+        if total is not None:
+            total(counts)
         return cls(counts, [str(classes[j]) for j in shown], len(classes))
 
     @classmethod

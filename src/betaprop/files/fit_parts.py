@@ -390,15 +390,10 @@ def _target(prep: Preprocessing, total: _Summary) -> None:
     scale; the fill values checked finite."""
     import math
 
-    from .preprocessing import _sorted_classes
+    from .preprocessing import classes_of
 
     if prep.task == "classification":
-        prep.classes = _sorted_classes(sorted(total.labels))
-        if len(prep.classes) < 2:
-            raise DataError(
-                f"target {prep.target_name!r} must have at least 2 classes for "
-                f"classification, got {prep.classes}"
-            )
+        prep.classes = classes_of(sorted(total.labels), prep.target_name)
     else:
         if total.text_target or total.target is None:
             raise DataError(

@@ -7,7 +7,8 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .errors import DataError
+from .errors import DataError, first_line
+from .reading import parquet_module
 from .streams import open_data
 
 __all__ = ["plan_row_groups", "read_row_groups", "parquet_columns"]
@@ -18,17 +19,12 @@ _COLUMNS = 8  # Parquet columns read at a time by read_part (threads decode them
 def plan_row_groups(handle: Any, path: str, part_bytes: int) -> list[tuple[int, int, int, int]]:
     """Row groups merged while their bytes stay within ``part_bytes`` (footer only): each
     part's (first row group, row group past its last, first row, rows)."""
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise DataError(
-            f"{path}: reading Parquet needs pyarrow: pip install 'betaprop[parquet]'"
-        ) from None
+    pq = parquet_module(path)
     try:
         meta = pq.ParquetFile(handle).metadata
         schema = pq.ParquetFile(handle).schema_arrow
     except Exception as error:  # pyarrow's ArrowInvalid, OSError, ...
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first = first_line(error)
         raise DataError(f"{path}: not a readable Parquet file ({first})") from None
     if meta.num_rows == 0 or meta.num_columns == 0:
         raise DataError(f"{path} has no rows or no columns")

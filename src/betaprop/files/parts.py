@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, first_line
 from .parquet_parts import parquet_columns as parquet_columns  # re-exported
 from .parquet_parts import plan_row_groups, read_row_groups
 from .reading import open_table, parse_csv
@@ -143,7 +143,7 @@ def read_part(
             "be decoded); save it as UTF-8 CSV"
         ) from None
     except Exception as error:  # pandas' ParserError, ...
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first = first_line(error)
         raise DataError(
             f"{path}: malformed CSV in bytes {part.start}-{part.stop} (rows from "
             f"{part.first_row + 1}): {first}"

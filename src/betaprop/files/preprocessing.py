@@ -131,12 +131,7 @@ class Preprocessing:
         prep.mean = [float(v) for v in mean]
         prep.scale = [float(v) for v in scale]
         if task == "classification":
-            prep.classes = _sorted_classes(class_labels(data.target))
-            if len(prep.classes) < 2:
-                raise DataError(
-                    f"target {data.target_name!r} must have at least 2 classes for "
-                    f"classification, got {prep.classes}"
-                )
+            prep.classes = classes_of(class_labels(data.target), data.target_name)
         else:
             numbers = numeric_labels(data.target)
             if numbers is None:
@@ -427,6 +422,17 @@ class Preprocessing:
             raise ValueError(
                 f"the preprocessing has {self.n_classes} classes for N_Q = {outputs} outputs"
             )
+
+
+def classes_of(labels: Sequence[str], target_name: str) -> list[str]:
+    """The classes of a classification target, sorted (``_sorted_classes``); at least 2, or
+    a one-line ``DataError``."""
+    classes = _sorted_classes(labels)
+    if len(classes) < 2:
+        raise DataError(
+            f"target {target_name!r} must have at least 2 classes for classification, got {classes}"
+        )
+    return classes
 
 
 def _sorted_classes(labels: Sequence[str]) -> list[str]:

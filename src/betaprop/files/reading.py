@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, first_line
 
 # `name as name`: re-exported, this module's names before streams.py and header.py
 from .header import FORMATS as FORMATS
@@ -297,19 +297,25 @@ def too_large(path: str, sep: str | None, itemsize: int) -> DataError:
     )
 
 
-def _read_parquet(handle: Any, path: str) -> Any:
+def parquet_module(path: str) -> Any:
+    """``pyarrow.parquet``, or a one-line ``DataError`` naming the extra that installs it."""
     try:
         import pyarrow.parquet as pq
     except ImportError:
         raise DataError(
             f"{path}: reading Parquet needs pyarrow: pip install 'betaprop[parquet]'"
         ) from None
+    return pq
+
+
+def _read_parquet(handle: Any, path: str) -> Any:
+    pq = parquet_module(path)
     import pyarrow as pa
 
     try:
         table = pq.read_table(handle)
     except Exception as error:  # pyarrow's ArrowInvalid, OSError, ...
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first = first_line(error)
         raise DataError(f"{path}: not a readable Parquet file ({first})") from None
     for column in table.schema:
         kind = column.type
